@@ -1,0 +1,104 @@
+// Package model holds the GraphQL-only types: scalars and the types gqlgen
+// generates for inputs, payloads and connections.
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/money"
+)
+
+// MarshalDecimal writes an amount as a JSON string with two decimals.
+func MarshalDecimal(a money.Amount) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		io.WriteString(w, strconv.Quote(a.String()))
+	})
+}
+
+// UnmarshalDecimal reads an amount from a string or an integer. Floats are
+// refused even when they look whole: a float has already lost exactness.
+func UnmarshalDecimal(v any) (money.Amount, error) {
+	bad := errs.E(errs.BadUserInput,
+		"a Decimal is a string or an integer with at most two decimals and a magnitude of at most 1000000000000, such as \"1250.00\"")
+	switch v := v.(type) {
+	case string:
+		a, err := money.Parse(v)
+		if err != nil {
+			return 0, bad
+		}
+		return a, nil
+	case json.Number:
+		i, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return 0, bad
+		}
+		return fromUnits(i, bad)
+	case int64:
+		return fromUnits(v, bad)
+	case int:
+		return fromUnits(int64(v), bad)
+	}
+	return 0, bad
+}
+
+func fromUnits(i int64, bad error) (money.Amount, error) {
+	a, err := money.FromUnits(i)
+	if err != nil {
+		return 0, bad
+	}
+	return a, nil
+}
+
+// MarshalID writes a numeric id as a GraphQL ID (a string).
+func MarshalID(id uint) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		io.WriteString(w, strconv.Quote(strconv.FormatUint(uint64(id), 10)))
+	})
+}
+
+// UnmarshalID reads an id given as a string or an integer.
+func UnmarshalID(v any) (uint, error) {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case json.Number:
+		s = string(v)
+	case int64:
+		s = strconv.FormatInt(v, 10)
+	case int:
+		s = strconv.Itoa(v)
+	default:
+		return 0, errs.E(errs.BadUserInput, "an ID is a string of digits")
+	}
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 || id > uint64(^uint(0)>>1) {
+		return 0, errs.E(errs.BadUserInput, "%q is not an ID", s)
+	}
+	return uint(id), nil
+}
+
+// MarshalTime writes an instant in RFC 3339, in UTC.
+func MarshalTime(t time.Time) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		io.WriteString(w, strconv.Quote(t.UTC().Format(time.RFC3339Nano)))
+	})
+}
+
+// UnmarshalTime reads an RFC 3339 instant.
+func UnmarshalTime(v any) (time.Time, error) {
+	s, ok := v.(string)
+	if ok {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, errs.E(errs.BadUserInput, "a Time is an RFC 3339 string such as \"2026-01-31T12:00:00Z\": got %s", fmt.Sprint(v))
+}

@@ -1,0 +1,211 @@
+// Package accounts manages partners, their customers and API keys, and answers
+// the questions about them: who may see what, listings, purchase checks.
+// Changes of credit are the ledger's job.
+package accounts
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"regexp"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/input"
+	"github.com/cloudreseller/credit/internal/money"
+	"github.com/cloudreseller/credit/models"
+)
+
+// Service manages partners, customers and API keys.
+type Service struct {
+	db *gorm.DB
+	// adminToken, when set, is a bearer token that acts as ADMIN without a stored key.
+	adminToken string
+}
+
+// New returns a Service on db. adminToken may be empty.
+func New(db *gorm.DB, adminToken string) *Service {
+	return &Service{db: db, adminToken: adminToken}
+}
+
+// AdminTokenName is the operator name recorded for changes made with ADMIN_TOKEN.
+const AdminTokenName = "ADMIN_TOKEN"
+
+// Authenticate resolves a presented key to its principal.
+func (s *Service) Authenticate(ctx context.Context, key string) (auth.Principal, error) {
+	if s.adminToken != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.adminToken)) == 1 {
+		return auth.Principal{Role: auth.RoleAdmin, KeyName: AdminTokenName}, nil
+	}
+	var k models.APIKey
+	err := s.db.WithContext(ctx).Where("hash = ?", auth.HashKey(key)).Take(&k).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return auth.Principal{}, errs.E(errs.Unauthenticated, "unknown API key")
+	case err != nil:
+		return auth.Principal{}, err
+	case k.RevokedAt != nil:
+		return auth.Principal{}, errs.E(errs.Unauthenticated, "this API key has been revoked")
+	}
+	p := auth.Principal{Role: k.Role, KeyID: k.ID, KeyName: k.Name}
+	if k.PartnerID != nil {
+		p.PartnerID = *k.PartnerID
+	}
+	return p, nil
+}
+
+// NewPartner is the input of CreatePartner.
+type NewPartner struct {
+	Name       string
+	CreditLine money.Amount
+	Currency   string
+}
+
+var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// CreatePartner creates a partner (ADMIN).
+func (s *Service) CreatePartner(ctx context.Context, in NewPartner) (*models.Partner, error) {
+	if err := requireRole(ctx, auth.RoleAdmin); err != nil {
+		return nil, err
+	}
+	name, err := input.Required("name", in.Name, 200)
+	if err != nil {
+		return nil, err
+	}
+	if in.CreditLine < 0 {
+		return nil, errs.E(errs.BadUserInput, "creditLine must not be negative")
+	}
+	if in.Currency == "" {
+		in.Currency = "USD"
+	}
+	if !currencyCode.MatchString(in.Currency) {
+		return nil, errs.E(errs.BadUserInput, "currency must be a three-letter ISO 4217 code such as USD")
+	}
+	p := &models.Partner{Name: name, CreditLine: in.CreditLine, Currency: in.Currency}
+	if err := s.db.WithContext(ctx).Create(p).Error; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Partner returns a partner: for a PARTNER key its own (id, if given, must be
+// it), for ADMIN the one named. It returns nil when there is no such partner the
+// caller may see.
+func (s *Service) Partner(ctx context.Context, id *uint) (*models.Partner, error) {
+	pid, err := s.partnerScope(ctx, id)
+	if err != nil || pid == 0 {
+		if errs.CodeOf(err) == errs.NotFound {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return s.PartnerByID(ctx, pid)
+}
+
+// PartnerByID returns the partner with the id, or nil. It checks no permission:
+// callers have established that the caller may see it.
+func (s *Service) PartnerByID(ctx context.Context, id uint) (*models.Partner, error) {
+	var p models.Partner
+	err := s.db.WithContext(ctx).Take(&p, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// partnerScope returns the partner a request is about: a PARTNER key's own
+// partner (naming another is NOT_FOUND, as if it did not exist), or for ADMIN the
+// named one, which must exist (0 when none is named). Other roles are FORBIDDEN.
+func (s *Service) partnerScope(ctx context.Context, named *uint) (uint, error) {
+	p, err := auth.FromContext(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
+		return 0, err
+	}
+	if p.Role == auth.RolePartner {
+		if named != nil && *named != p.PartnerID {
+			return 0, errs.E(errs.NotFound, "no such partner")
+		}
+		return p.PartnerID, nil
+	}
+	if named == nil {
+		return 0, nil
+	}
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&models.Partner{}).Where("id = ?", *named).Count(&n).Error; err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, errs.E(errs.NotFound, "no such partner")
+	}
+	return *named, nil
+}
+
+// NewCustomer is the input of CreateCustomer.
+type NewCustomer struct {
+	Name              string
+	Email             *string
+	Remark            *string
+	BillingPermission bool
+	PartnerID         *uint
+}
+
+// CreateCustomer creates a customer with no credit (ADMIN names the partner).
+func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (*models.Customer, error) {
+	partnerID, err := s.partnerScope(ctx, in.PartnerID)
+	if err != nil {
+		return nil, err
+	}
+	if partnerID == 0 {
+		return nil, errs.E(errs.BadUserInput, "partnerId is required with an ADMIN key")
+	}
+	c := &models.Customer{PartnerID: partnerID, BillingPermission: in.BillingPermission}
+	if c.Name, err = input.Required("name", in.Name, 200); err != nil {
+		return nil, err
+	}
+	if c.Email, err = input.Email(in.Email); err != nil {
+		return nil, err
+	}
+	if c.Remark, err = input.Optional("remark", in.Remark, 1000); err != nil {
+		return nil, err
+	}
+	c.Refresh()
+	if err := s.db.WithContext(ctx).Create(c).Error; err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func requireRole(ctx context.Context, roles ...auth.Role) error {
+	p, err := auth.FromContext(ctx)
+	if err != nil {
+		return err
+	}
+	return p.Require(roles...)
+}
+
+
+// PartnerByName returns the oldest partner with the name, or nil.
+func (s *Service) PartnerByName(ctx context.Context, name string) (*models.Partner, error) {
+	var rows []models.Partner
+	if err := s.db.WithContext(ctx).Where("name = ?", name).Order("id").Limit(1).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	return &rows[0], nil
+}
+
+// IsEmpty tells whether the store has no partners yet.
+func (s *Service) IsEmpty(ctx context.Context) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&models.Partner{}).Count(&n).Error
+	return n == 0, err
+}

@@ -1,0 +1,254 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/credit"
+	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/money"
+	"github.com/cloudreseller/credit/internal/page"
+	"github.com/cloudreseller/credit/models"
+)
+
+// CustomerFilter narrows a customer listing. Zero fields do not filter.
+type CustomerFilter struct {
+	// Search matches an id exactly, or a substring of name, email or remark.
+	Search *string
+	Status *credit.Status
+	IDs    []uint
+}
+
+// CustomerOrderField is what customers can be sorted by.
+type CustomerOrderField string
+
+// The sort fields.
+const (
+	OrderCreatedAt    CustomerOrderField = "CREATED_AT"
+	OrderName         CustomerOrderField = "NAME"
+	OrderCredit       CustomerOrderField = "CREDIT"
+	OrderAvailable    CustomerOrderField = "AVAILABLE"
+	OrderUsagePercent CustomerOrderField = "USAGE_PERCENT"
+)
+
+// CustomerOrder is a sort order; the zero value is newest first.
+type CustomerOrder struct {
+	Field CustomerOrderField
+	Desc  bool
+}
+
+// sortKey says how to sort customers by one field and how its cursor value is
+// written and read back.
+type sortKey struct {
+	column string
+	value  func(*models.Customer) string
+	parse  func(string) (any, error)
+}
+
+func intKey(column string, get func(*models.Customer) int64) sortKey {
+	return sortKey{
+		column: column,
+		value:  func(c *models.Customer) string { return strconv.FormatInt(get(c), 10) },
+		parse:  func(s string) (any, error) { return strconv.ParseInt(s, 10, 64) },
+	}
+}
+
+var sortKeys = map[CustomerOrderField]sortKey{
+	OrderCreatedAt: {
+		column: "created_at",
+		value:  func(c *models.Customer) string { return c.CreatedAt.UTC().Format(time.RFC3339Nano) },
+		parse: func(s string) (any, error) {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			return t.UTC(), err
+		},
+	},
+	OrderName: {
+		column: "name",
+		value:  func(c *models.Customer) string { return c.Name },
+		parse:  func(s string) (any, error) { return s, nil },
+	},
+	OrderCredit:       intKey("credit", func(c *models.Customer) int64 { return int64(c.Credit) }),
+	OrderAvailable:    intKey("available", func(c *models.Customer) int64 { return int64(c.Available) }),
+	OrderUsagePercent: intKey("usage_basis_points", func(c *models.Customer) int64 { return c.UsageBasisPoints }),
+}
+
+// Customers lists customers: a PARTNER key's own, or for ADMIN those of the named
+// partner or of all partners.
+func (s *Service) Customers(ctx context.Context, partnerID *uint, f CustomerFilter, order CustomerOrder, args page.Args) (page.Result[*models.Customer], error) {
+	var none page.Result[*models.Customer]
+	scope, err := s.partnerScope(ctx, partnerID)
+	if err != nil {
+		return none, err
+	}
+	req, err := args.Parse()
+	if err != nil {
+		return none, err
+	}
+	q, err := customerQuery(s.db.WithContext(ctx), scope, f)
+	if err != nil {
+		return none, err
+	}
+	var total int64
+	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+		return none, err
+	}
+	if order.Field == "" {
+		order = CustomerOrder{Field: OrderCreatedAt, Desc: true}
+	}
+	key, ok := sortKeys[order.Field]
+	if !ok {
+		return none, errs.E(errs.BadUserInput, "cannot sort customers by %s", order.Field)
+	}
+	var after any
+	if req.After != nil {
+		if after, err = key.parse(req.After.Value); err != nil {
+			return none, errs.E(errs.BadUserInput, "after is not a cursor of this ordering")
+		}
+	}
+	q = database.Seek(q, key.column, order.Desc, req.After != nil, after, req.AfterID())
+	var rows []*models.Customer
+	if err := q.Limit(req.Limit + 1).Find(&rows).Error; err != nil {
+		return none, err
+	}
+	return page.Build(rows, req, total, func(c *models.Customer) page.Cursor {
+		return page.Cursor{Value: key.value(c), ID: c.ID}
+	}), nil
+}
+
+
+// customerQuery selects the customers of a partner (0: all) that match f.
+func customerQuery(db *gorm.DB, partnerID uint, f CustomerFilter) (*gorm.DB, error) {
+	q := db.Model(&models.Customer{})
+	if partnerID != 0 {
+		q = q.Where("partner_id = ?", partnerID)
+	}
+	if f.Status != nil {
+		q = q.Where("status = ?", *f.Status)
+	}
+	if f.IDs != nil {
+		if len(f.IDs) > 100 {
+			return nil, errs.E(errs.BadUserInput, "filter.ids takes at most 100 ids")
+		}
+		q = q.Where("id IN ?", append([]uint{0}, f.IDs...))
+	}
+	if f.Search != nil && *f.Search != "" {
+		like := "%" + escapeLike(*f.Search) + "%"
+		cond := "name LIKE ? ESCAPE '!' OR email LIKE ? ESCAPE '!' OR remark LIKE ? ESCAPE '!'"
+		if id, err := strconv.ParseUint(*f.Search, 10, 64); err == nil {
+			q = q.Where("id = ? OR "+cond, id, like, like, like)
+		} else {
+			q = q.Where(cond, like, like, like)
+		}
+	}
+	return q, nil
+}
+
+// escapeLike makes s match literally inside a LIKE pattern with ESCAPE '!'.
+func escapeLike(s string) string {
+	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s)
+}
+
+// Customer returns the customer with the id, or nil when it does not exist or
+// the caller may not see it.
+func (s *Service) Customer(ctx context.Context, id uint) (*models.Customer, error) {
+	c, err := s.visibleCustomer(ctx, id)
+	if errs.CodeOf(err) == errs.NotFound {
+		return nil, nil
+	}
+	return c, err
+}
+
+// visibleCustomer returns the customer, or NOT_FOUND when it does not exist or
+// belongs to another partner than a PARTNER caller's (the two look the same).
+func (s *Service) visibleCustomer(ctx context.Context, id uint) (*models.Customer, error) {
+	p, err := auth.FromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
+		return nil, err
+	}
+	var c models.Customer
+	err = s.db.WithContext(ctx).Take(&c, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && p.Role == auth.RolePartner && c.PartnerID != p.PartnerID) {
+		return nil, errs.E(errs.NotFound, "no customer with id %d", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// CustomersByID loads customers by id, in the order asked, with nil for a
+// missing one. It checks no permission: it serves data loaders that resolve
+// references from records the caller could already see.
+func (s *Service) CustomersByID(ctx context.Context, ids []uint) ([]*models.Customer, error) {
+	var rows []*models.Customer
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	byID := make(map[uint]*models.Customer, len(rows))
+	for _, c := range rows {
+		byID[c.ID] = c
+	}
+	out := make([]*models.Customer, len(ids))
+	for i, id := range ids {
+		out[i] = byID[id]
+	}
+	return out, nil
+}
+
+// SetNonStopPrivilege grants or removes a customer's non-stop privilege (ADMIN).
+func (s *Service) SetNonStopPrivilege(ctx context.Context, id uint, enabled bool) (*models.Customer, error) {
+	if err := requireRole(ctx, auth.RoleAdmin); err != nil {
+		return nil, err
+	}
+	var c models.Customer
+	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		if err := database.LockByID(tx, &c, id); err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return errs.E(errs.NotFound, "no customer with id %d", id)
+			}
+			return err
+		}
+		c.NonStopPrivilege = enabled
+		c.Refresh()
+		return tx.Model(&c).Select("non_stop_privilege", "status", "updated_at").Updates(&c).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// PurchaseCheck tells whether a customer may buy something costing amount now.
+type PurchaseCheck struct {
+	Allowed   bool
+	Reason    *string
+	Available money.Amount
+	Status    credit.Status
+}
+
+// CheckPurchase answers whether the customer may buy something costing amount.
+func (s *Service) CheckPurchase(ctx context.Context, customerID uint, amount money.Amount) (*PurchaseCheck, error) {
+	if amount <= 0 {
+		return nil, errs.E(errs.BadUserInput, "amount must be greater than zero")
+	}
+	c, err := s.visibleCustomer(ctx, customerID)
+	if err != nil {
+		return nil, err
+	}
+	allowed, reason := credit.CheckPurchase(amount, c.Balance(), c.Status)
+	pc := &PurchaseCheck{Allowed: allowed, Available: c.Available, Status: c.Status}
+	if reason != "" {
+		pc.Reason = &reason
+	}
+	return pc, nil
+}

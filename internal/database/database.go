@@ -1,0 +1,207 @@
+// Package database opens the store (MySQL in production, an embedded SQLite file
+// otherwise), migrates its schema, and runs transactions with retries.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	gosqlite "github.com/glebarez/go-sqlite"
+	mysqldriver "github.com/go-sql-driver/mysql"
+	"gorm.io/driver/mysql"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/cloudreseller/credit/models"
+)
+
+// Config says which store to open.
+type Config struct {
+	// MySQLDSN, when set, selects MySQL (a go-sql-driver DSN).
+	MySQLDSN string
+	// SQLitePath is the embedded database file used without MySQLDSN.
+	SQLitePath string
+}
+
+// Open connects to the configured store and migrates its schema.
+func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
+	var (
+		db  *gorm.DB
+		err error
+	)
+	if cfg.MySQLDSN != "" {
+		db, err = openMySQL(cfg.MySQLDSN)
+	} else {
+		db, err = openSQLite(cfg.SQLitePath)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := db.WithContext(ctx).AutoMigrate(models.All()...); err != nil {
+		return nil, fmt.Errorf("migrate schema: %w", err)
+	}
+	return db, nil
+}
+
+func gormConfig() *gorm.Config {
+	return &gorm.Config{
+		// Microseconds survive a round trip through both stores, so a time read
+		// back equals the time written (cursors depend on it).
+		NowFunc:        func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		TranslateError: true,
+		Logger:         logger.Default.LogMode(logger.Silent),
+	}
+}
+
+func openMySQL(dsn string) (*gorm.DB, error) {
+	cfg, err := mysqldriver.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("MYSQL_DSN: %w", err)
+	}
+	// Times are stored and read in UTC whatever the DSN says.
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["charset"] = "utf8mb4"
+	if err := createDatabaseIfMissing(cfg); err != nil {
+		return nil, err
+	}
+	db, err := gorm.Open(mysql.Open(cfg.FormatDSN()), gormConfig())
+	if err != nil {
+		return nil, fmt.Errorf("open MySQL: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxOpenConns(50)
+	sqlDB.SetMaxIdleConns(10)
+	sqlDB.SetConnMaxLifetime(5 * time.Minute)
+	return db, nil
+}
+
+// createDatabaseIfMissing creates the DSN's database when the server says it does
+// not exist, so that pointing the service at a fresh MySQL just works.
+func createDatabaseIfMissing(cfg *mysqldriver.Config) error {
+	if cfg.DBName == "" {
+		return errors.New("MYSQL_DSN names no database (…/credit?parseTime=true)")
+	}
+	probe, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer probe.Close()
+	err = probe.Ping()
+	var me *mysqldriver.MySQLError
+	if err == nil || !errors.As(err, &me) || me.Number != 1049 { // 1049: unknown database
+		return err
+	}
+	server := *cfg
+	server.DBName = ""
+	conn, err := sql.Open("mysql", server.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = conn.Exec("CREATE DATABASE IF NOT EXISTS `" + cfg.DBName + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+	if err == nil {
+		slog.Info("created MySQL database", "database", cfg.DBName)
+	}
+	return err
+}
+
+func openSQLite(path string) (*gorm.DB, error) {
+	if path == "" {
+		path = "credit.db"
+	}
+	q := url.Values{}
+	// WAL lets readers go on while one transaction writes; IMMEDIATE takes the write
+	// lock when a transaction begins, so two writers queue (busy_timeout) instead of
+	// failing halfway through.
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	q.Set("_time_format", "sqlite")
+	db, err := gorm.Open(sqlite.Open("file:"+path+"?"+q.Encode()), gormConfig())
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// IsMySQL tells whether db is a MySQL store.
+func IsMySQL(db *gorm.DB) bool { return db.Dialector.Name() == "mysql" }
+
+// Transact runs fn in a transaction and commits it if fn returns nil. A
+// transaction that loses a deadlock or a lock wait is run again from the start (a
+// few times, after a short random pause), so callers see it only when it keeps
+// failing. On MySQL it runs at READ COMMITTED, so that what a transaction reads
+// after taking a row lock is the latest committed state.
+func Transact(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
+	var opts *sql.TxOptions
+	if IsMySQL(db) {
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	const attempts = 8
+	var err error
+	for i := range attempts {
+		err = db.WithContext(ctx).Transaction(fn, opts)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		pause := time.Duration(1+rand.IntN(10*(i+1))) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+	return err
+}
+
+// retryable tells whether a transaction failed only because of concurrency.
+func retryable(err error) bool {
+	var me *mysqldriver.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205 // deadlock, lock wait timeout
+	}
+	var se *gosqlite.Error
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// IsDuplicate tells whether err is a unique-key violation.
+func IsDuplicate(err error) bool { return errors.Is(err, gorm.ErrDuplicatedKey) }
+
+// Ping checks that the store answers.
+func Ping(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Close closes the store's connections.
+func Close(db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}

@@ -1,0 +1,27 @@
+package database
+
+import (
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Seek orders q by column then id, both ascending or both descending, and when
+// after is true keeps only rows that come after (value, id) in that order.
+// column must be a trusted column name, never client text.
+func Seek(q *gorm.DB, column string, desc bool, after bool, value any, id uint) *gorm.DB {
+	dir, cmp := " ASC", " > "
+	if desc {
+		dir, cmp = " DESC", " < "
+	}
+	if after {
+		q = q.Where("("+column+cmp+"?) OR ("+column+" = ? AND id"+cmp+"?)", value, value, id)
+	}
+	return q.Order(column + dir).Order("id" + dir)
+}
+
+// LockByID reads the row with the id into dest and locks it until the end of the
+// transaction (SELECT … FOR UPDATE on MySQL; SQLite transactions here already hold
+// the database's write lock from their start).
+func LockByID(tx *gorm.DB, dest any, id uint) error {
+	return tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(dest, id).Error
+}

@@ -1,0 +1,100 @@
+// Package demo fills an empty store with a demo partner, customers and credit
+// changes, so that a newcomer can explore the API at once.
+package demo
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/ledger"
+	"github.com/cloudreseller/credit/internal/money"
+)
+
+// PartnerName names the demo partner.
+const PartnerName = "Demo Reseller"
+
+// Keys are the demo keys, shown once at start-up.
+type Keys struct {
+	Partner string
+	Billing string
+}
+
+type customer struct {
+	name, email, remark string
+	billing             bool
+	credit              int64 // whole units
+}
+
+var customers = []customer{
+	{"Acme Corp", "ops@acme.example", "enterprise plan", true, 5000},
+	{"Globex Ltd", "billing@globex.example", "", false, 1200},
+	{"Initech", "it@initech.example", "trial, 50% off", false, 300},
+	{"Umbrella Labs", "", "pays monthly", true, 0},
+	{"Stark Industries", "cloud@stark.example", "", false, 2500},
+}
+
+// Ensure makes sure the demo partner exists, creating it with Seed when it does
+// not, and otherwise issuing fresh demo keys for it (keys are shown only once, so
+// a restart that wants to print keys must make new ones).
+func Ensure(ctx context.Context, acc *accounts.Service, led *ledger.Ledger) (Keys, error) {
+	p, err := acc.PartnerByName(ctx, PartnerName)
+	if err != nil {
+		return Keys{}, err
+	}
+	if p == nil {
+		return Seed(ctx, acc, led)
+	}
+	return issueKeys(ctx, acc, p.ID)
+}
+
+// Seed creates the demo partner (credit line 100,000.00), its customers and
+// allocations, and a PARTNER and a BILLING key.
+func Seed(ctx context.Context, acc *accounts.Service, led *ledger.Ledger) (Keys, error) {
+	admin := auth.WithPrincipal(ctx, auth.Principal{Role: auth.RoleAdmin, KeyName: "demo-seed"})
+	line, _ := money.FromUnits(100_000)
+	p, err := acc.CreatePartner(admin, accounts.NewPartner{Name: PartnerName, CreditLine: line, Currency: "USD"})
+	if err != nil {
+		return Keys{}, fmt.Errorf("demo partner: %w", err)
+	}
+	for _, c := range customers {
+		email, remark := optional(c.email), optional(c.remark)
+		cust, err := acc.CreateCustomer(admin, accounts.NewCustomer{
+			Name: c.name, Email: email, Remark: remark, BillingPermission: c.billing, PartnerID: &p.ID,
+		})
+		if err != nil {
+			return Keys{}, fmt.Errorf("demo customer: %w", err)
+		}
+		if c.credit == 0 {
+			continue
+		}
+		amount, _ := money.FromUnits(c.credit)
+		remark = optional("initial credit")
+		if _, err := led.SetCredit(admin, ledger.Change{CustomerID: cust.ID, Amount: &amount, Remark: remark}); err != nil {
+			return Keys{}, fmt.Errorf("demo credit: %w", err)
+		}
+	}
+	return issueKeys(ctx, acc, p.ID)
+}
+
+func issueKeys(ctx context.Context, acc *accounts.Service, partnerID uint) (Keys, error) {
+	var (
+		keys Keys
+		err  error
+	)
+	if keys.Partner, _, err = acc.IssueAPIKey(ctx, accounts.NewAPIKey{Name: "demo-partner", Role: auth.RolePartner, PartnerID: &partnerID}); err != nil {
+		return Keys{}, err
+	}
+	if keys.Billing, _, err = acc.IssueAPIKey(ctx, accounts.NewAPIKey{Name: "demo-billing", Role: auth.RoleBilling}); err != nil {
+		return Keys{}, err
+	}
+	return keys, nil
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

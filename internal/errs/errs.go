@@ -1,0 +1,53 @@
+// Package errs defines the one error type the service returns to its callers.
+//
+// Every error a client may see carries a Code, which the GraphQL layer exposes as
+// extensions.code, and a Message written for people. Callers decide what to do by
+// the Code, never by the text. Anything that is not an *Error is an internal
+// failure: it is logged, and the client only learns that something went wrong.
+package errs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error for clients.
+type Code string
+
+// The codes a client may see.
+const (
+	Unauthenticated             Code = "UNAUTHENTICATED"
+	Forbidden                   Code = "FORBIDDEN"
+	NotFound                    Code = "NOT_FOUND"
+	BadUserInput                Code = "BAD_USER_INPUT"
+	InsufficientAvailableCredit Code = "INSUFFICIENT_AVAILABLE_CREDIT"
+	PartnerCreditExceeded       Code = "PARTNER_CREDIT_EXCEEDED"
+	IdempotencyConflict         Code = "IDEMPOTENCY_CONFLICT"
+	Internal                    Code = "INTERNAL_SERVER_ERROR"
+)
+
+// Error is an error meant for the client: its Message is safe to show.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// E returns an *Error with the code and a message formatted as by fmt.Sprintf.
+func E(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the code of the first *Error in err's chain, or Internal when
+// there is none (and "" for a nil error).
+func CodeOf(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}

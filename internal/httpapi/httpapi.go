@@ -1,0 +1,123 @@
+// Package httpapi serves the GraphQL API over HTTP: the /graphql endpoint with
+// its transports, the GraphiQL playground, and the health check.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/graph"
+	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/ledger"
+	"github.com/cloudreseller/credit/internal/loaders"
+	"github.com/cloudreseller/credit/resolvers"
+)
+
+// ComplexityLimit bounds the work one operation may ask for.
+const ComplexityLimit = 5000
+
+// Services are what the API serves.
+type Services struct {
+	DB       *gorm.DB
+	Accounts *accounts.Service
+	Ledger   *ledger.Ledger
+	Logger   *slog.Logger
+}
+
+// New returns the service's HTTP handler.
+func New(s Services) http.Handler {
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	gql := handler.New(graph.NewExecutableSchema(graph.Config{
+		Resolvers: &resolvers.Resolver{Accounts: s.Accounts, Ledger: s.Ledger},
+	}))
+	gql.AddTransport(transport.Options{})
+	gql.AddTransport(transport.GET{})
+	gql.AddTransport(transport.POST{})
+	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	gql.Use(extension.Introspection{})
+	gql.Use(extension.FixedComplexityLimit(ComplexityLimit))
+	gql.SetErrorPresenter(presentError(s.Logger))
+	gql.SetRecoverFunc(func(ctx context.Context, v any) error {
+		s.Logger.ErrorContext(ctx, "panic while resolving", "panic", v, "stack", string(debug.Stack()))
+		return errors.New("panic") // presented as INTERNAL_SERVER_ERROR
+	})
+
+	api := auth.Middleware(s.Accounts, loaders.Middleware(s.Accounts, gql))
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", api)
+	mux.Handle("GET /{$}", playground.Handler("Credit API", "/graphql"))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := database.Ping(ctx, s.DB); err != nil {
+			s.Logger.WarnContext(ctx, "health check failed", "err", err)
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// presentError gives every error an extensions.code. Errors of the service keep
+// their code and message; gqlgen's own parse and validation errors keep theirs;
+// anything else is logged and shown only as an internal error, so that no SQL,
+// driver text or stack reaches a client.
+func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
+		var e *errs.Error
+		if errors.As(err, &e) {
+			gqlErr.Message = e.Message
+			setCode(gqlErr, string(e.Code))
+			return gqlErr
+		}
+		if _, ok := gqlErr.Extensions["code"]; ok {
+			return gqlErr
+		}
+		if gqlErr.Err == nil && isRequestError(gqlErr.Message) {
+			gqlErr.Message = "the request body is not a GraphQL request in JSON"
+			setCode(gqlErr, "GRAPHQL_PARSE_FAILED")
+			return gqlErr
+		}
+		log.ErrorContext(ctx, "internal error", "err", err, "path", gqlErr.Path.String())
+		gqlErr.Message = "internal server error"
+		gqlErr.Err = nil
+		setCode(gqlErr, string(errs.Internal))
+		return gqlErr
+	}
+}
+
+func setCode(e *gqlerror.Error, code string) {
+	if e.Extensions == nil {
+		e.Extensions = map[string]any{}
+	}
+	e.Extensions["code"] = code
+}
+
+// isRequestError recognises the errors gqlgen's transports raise for a body they
+// cannot decode (they carry no code, and echo the body).
+func isRequestError(msg string) bool {
+	return strings.HasPrefix(msg, "json request body could not be decoded") ||
+		strings.HasPrefix(msg, "could not read request body")
+}

@@ -1,0 +1,44 @@
+// Package input checks free text that clients send: names, remarks, e-mail
+// addresses, keys. Each check returns a BAD_USER_INPUT error naming the field.
+package input
+
+import (
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cloudreseller/credit/internal/errs"
+)
+
+// Required trims s and checks that it is not empty and at most max characters.
+func Required(field, s string, max int) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", errs.E(errs.BadUserInput, "%s must not be empty", field)
+	}
+	if utf8.RuneCountInString(s) > max {
+		return "", errs.E(errs.BadUserInput, "%s must be at most %d characters", field, max)
+	}
+	return s, nil
+}
+
+// Optional is Required for text that may be left out: nil or blank gives nil.
+func Optional(field string, s *string, max int) (*string, error) {
+	if s == nil || strings.TrimSpace(*s) == "" {
+		return nil, nil
+	}
+	t, err := Required(field, *s, max)
+	return &t, err
+}
+
+// Email checks an optional e-mail address (a bare address, no display name).
+func Email(s *string) (*string, error) {
+	e, err := Optional("email", s, 254)
+	if err != nil || e == nil {
+		return e, err
+	}
+	if a, perr := mail.ParseAddress(*e); perr != nil || a.Address != *e {
+		return nil, errs.E(errs.BadUserInput, "email is not a valid address")
+	}
+	return e, nil
+}

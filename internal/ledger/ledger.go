@@ -1,0 +1,219 @@
+// Package ledger changes customers' credit. Every change runs in one transaction
+// that locks the partner and then the customer row, checks the credit rules,
+// updates both balances and writes exactly one allocation record; a refused
+// change writes nothing.
+//
+// Lock order is always partner, then customer, so concurrent changes queue
+// instead of deadlocking; database.Transact retries the rare deadlock MySQL
+// still reports (for example against usage ingestion).
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strconv"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/credit"
+	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/input"
+	"github.com/cloudreseller/credit/internal/money"
+	"github.com/cloudreseller/credit/models"
+)
+
+// Ledger applies credit changes.
+type Ledger struct {
+	db *gorm.DB
+}
+
+// New returns a Ledger on db.
+func New(db *gorm.DB) *Ledger { return &Ledger{db: db} }
+
+// Change is a request to change a customer's credit.
+type Change struct {
+	CustomerID uint
+	// Amount is the signed change for SetCredit; for WithdrawCredit the positive
+	// amount to take back, or nil for all the available credit.
+	Amount         *money.Amount
+	Remark         *string
+	IdempotencyKey *string
+}
+
+// Result is a change made (or, for a repeated idempotency key, the change made
+// the first time) and the customer as it is now.
+type Result struct {
+	Allocation *models.CreditAllocation
+	Customer   *models.Customer
+}
+
+// SetCredit changes a customer's credit by a signed, non-zero amount: positive
+// allocates from the partner's line, negative takes back available credit.
+func (l *Ledger) SetCredit(ctx context.Context, in Change) (*Result, error) {
+	if in.Amount == nil || *in.Amount == 0 {
+		return nil, errs.E(errs.BadUserInput, "amount must not be zero")
+	}
+	delta := *in.Amount
+	return l.apply(ctx, "setCredit", in, func(credit.Balance) (money.Amount, error) { return delta, nil })
+}
+
+// WithdrawCredit takes back a positive amount of a customer's available credit,
+// or all of it when no amount is given.
+func (l *Ledger) WithdrawCredit(ctx context.Context, in Change) (*Result, error) {
+	if in.Amount != nil && *in.Amount <= 0 {
+		return nil, errs.E(errs.BadUserInput, "amount must be greater than zero")
+	}
+	return l.apply(ctx, "withdrawCredit", in, func(b credit.Balance) (money.Amount, error) {
+		if in.Amount != nil {
+			return -*in.Amount, nil
+		}
+		if b.Available() == 0 {
+			return 0, errs.E(errs.InsufficientAvailableCredit, "the customer has no available credit to take back")
+		}
+		return -b.Available(), nil
+	})
+}
+
+// apply runs one credit change. delta computes the signed change from the
+// customer's locked balance.
+func (l *Ledger) apply(ctx context.Context, op string, in Change, delta func(credit.Balance) (money.Amount, error)) (*Result, error) {
+	p, err := auth.FromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
+		return nil, err
+	}
+	if in.Remark, err = input.Optional("remark", in.Remark, 1000); err != nil {
+		return nil, err
+	}
+	if in.IdempotencyKey != nil {
+		if *in.IdempotencyKey, err = input.Required("idempotencyKey", *in.IdempotencyKey, 128); err != nil {
+			return nil, err
+		}
+	}
+	tx := change{p: p, op: op, in: in, delta: delta, hash: fingerprint(op, in)}
+	err = database.Transact(ctx, l.db, tx.run)
+	if database.IsDuplicate(err) {
+		// Another request with the same idempotency key committed first; run
+		// again to return its result.
+		tx.res = Result{}
+		err = database.Transact(ctx, l.db, tx.run)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &tx.res, nil
+}
+
+// change is one credit change in flight.
+type change struct {
+	p     auth.Principal
+	op    string
+	in    Change
+	delta func(credit.Balance) (money.Amount, error)
+	hash  string
+	res   Result
+}
+
+func (c *change) run(tx *gorm.DB) error {
+	var cust models.Customer
+	err := tx.Take(&cust, c.in.CustomerID).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && c.p.Role == auth.RolePartner && cust.PartnerID != c.p.PartnerID) {
+		return errs.E(errs.NotFound, "no customer with id %d", c.in.CustomerID)
+	}
+	if err != nil {
+		return err
+	}
+	var partner models.Partner
+	if err := database.LockByID(tx, &partner, cust.PartnerID); err != nil {
+		return err
+	}
+	if c.in.IdempotencyKey != nil {
+		done, err := c.replay(tx, partner.ID)
+		if done || err != nil {
+			return err
+		}
+	}
+	if err := database.LockByID(tx, &cust, cust.ID); err != nil {
+		return err
+	}
+	before := cust.Balance()
+	delta, err := c.delta(before)
+	if err != nil {
+		return err
+	}
+	if err := credit.CheckChange(delta, before, partner.RemainingCredit()); err != nil {
+		return err
+	}
+	cust.SetBalance(credit.Balance{Credit: before.Credit + delta, Used: before.Used})
+	if err := tx.Model(&cust).Select("credit", "available", "usage_basis_points", "status", "updated_at").Updates(&cust).Error; err != nil {
+		return err
+	}
+	if err := tx.Model(&partner).Update("allocated", partner.Allocated+delta).Error; err != nil {
+		return err
+	}
+	a := &models.CreditAllocation{
+		PartnerID:      partner.ID,
+		CustomerID:     cust.ID,
+		Kind:           credit.KindOf(delta),
+		Amount:         delta,
+		CreditBefore:   before.Credit,
+		CreditAfter:    cust.Credit,
+		AvailableAfter: cust.Available,
+		Operator:       c.p.KeyName,
+		Remark:         c.in.Remark,
+		IdempotencyKey: c.in.IdempotencyKey,
+		RequestHash:    c.hash,
+	}
+	if c.p.KeyID != 0 {
+		a.APIKeyID = &c.p.KeyID
+	}
+	if err := tx.Create(a).Error; err != nil {
+		return err
+	}
+	c.res = Result{Allocation: a, Customer: &cust}
+	return nil
+}
+
+// replay looks for an earlier change with the same idempotency key. It reports
+// done with the earlier result when the input is the same, and
+// IDEMPOTENCY_CONFLICT when it is not.
+func (c *change) replay(tx *gorm.DB, partnerID uint) (done bool, err error) {
+	var a models.CreditAllocation
+	err = tx.Where("partner_id = ? AND idempotency_key = ?", partnerID, *c.in.IdempotencyKey).Take(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if a.RequestHash != c.hash {
+		return true, errs.E(errs.IdempotencyConflict,
+			"idempotencyKey %q was already used with a different input", *c.in.IdempotencyKey)
+	}
+	var cust models.Customer
+	if err := tx.Take(&cust, a.CustomerID).Error; err != nil {
+		return true, err
+	}
+	c.res = Result{Allocation: &a, Customer: &cust}
+	return true, nil
+}
+
+// fingerprint identifies the input of a change for idempotency checks.
+func fingerprint(op string, in Change) string {
+	amount := "all"
+	if in.Amount != nil {
+		amount = in.Amount.String()
+	}
+	remark := ""
+	if in.Remark != nil {
+		remark = *in.Remark
+	}
+	sum := sha256.Sum256([]byte(op + "\x00" + strconv.FormatUint(uint64(in.CustomerID), 10) + "\x00" + amount + "\x00" + remark))
+	return hex.EncodeToString(sum[:])
+}

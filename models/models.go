@@ -1,0 +1,121 @@
+// Package models holds the GORM models: what the service stores.
+//
+// Money columns are BIGINT minor units (money.Amount). Customer rows also store
+// figures derived from credit and used (available, usage, status) so that
+// listings can filter and sort on them with indexes; Customer.SetBalance is the
+// only place that writes them, so they cannot drift.
+package models
+
+import (
+	"time"
+
+	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/credit"
+	"github.com/cloudreseller/credit/internal/money"
+)
+
+// Partner is a reseller with a credit line to allocate to its customers.
+type Partner struct {
+	ID         uint         `gorm:"primaryKey"`
+	Name       string       `gorm:"size:200;not null"`
+	Currency   string       `gorm:"size:3;not null"`
+	CreditLine money.Amount `gorm:"not null"`
+	// Allocated is the sum of the partner's customers' credit, kept in the same
+	// transaction as every change to it.
+	Allocated money.Amount `gorm:"not null;default:0"`
+	CreatedAt time.Time    `gorm:"precision:6;not null"`
+}
+
+// RemainingCredit is what the partner may still allocate.
+func (p *Partner) RemainingCredit() money.Amount { return p.CreditLine - p.Allocated }
+
+// Customer is a partner's customer with its credit and usage.
+type Customer struct {
+	ID                uint    `gorm:"primaryKey;index:idx_customers_partner_created,priority:3"`
+	PartnerID         uint    `gorm:"not null;index:idx_customers_partner_created,priority:1"`
+	Name              string  `gorm:"size:200;not null"`
+	Email             *string `gorm:"size:254"`
+	Remark            *string `gorm:"size:1000"`
+	BillingPermission bool    `gorm:"not null;default:false"`
+	NonStopPrivilege  bool    `gorm:"not null;default:false"`
+
+	Credit money.Amount `gorm:"not null;default:0"`
+	Used   money.Amount `gorm:"not null;default:0"`
+	// Derived from the fields above by SetBalance.
+	Available        money.Amount  `gorm:"not null;default:0"`
+	UsageBasisPoints int64         `gorm:"not null;default:0"`
+	Status           credit.Status `gorm:"size:20;not null"`
+
+	CreatedAt time.Time `gorm:"precision:6;not null;index:idx_customers_partner_created,priority:2"`
+	UpdatedAt time.Time `gorm:"precision:6"`
+}
+
+// Balance returns the customer's credit and usage.
+func (c *Customer) Balance() credit.Balance {
+	return credit.Balance{Credit: c.Credit, Used: c.Used}
+}
+
+// SetBalance sets credit and used and recomputes what follows from them.
+func (c *Customer) SetBalance(b credit.Balance) {
+	c.Credit, c.Used = b.Credit, b.Used
+	c.Refresh()
+}
+
+// Refresh recomputes available credit, usage and status, after a change of
+// balance or privileges.
+func (c *Customer) Refresh() {
+	b := c.Balance()
+	c.Available = b.Available()
+	c.UsageBasisPoints = b.UsageBasisPoints()
+	c.Status = credit.StatusOf(c.Available, c.NonStopPrivilege, c.BillingPermission)
+}
+
+// UsagePercent is used / credit * 100, rounded down to two decimals.
+func (c *Customer) UsagePercent() float64 {
+	return credit.PercentFromBasisPoints(c.UsageBasisPoints)
+}
+
+// CreditAllocation records one change of a customer's credit.
+type CreditAllocation struct {
+	ID         uint         `gorm:"primaryKey"`
+	PartnerID  uint         `gorm:"not null;index:idx_allocations_partner_created,priority:1;uniqueIndex:idx_allocations_idempotency,priority:1"`
+	CustomerID uint         `gorm:"not null;index:idx_allocations_customer_created,priority:1"`
+	Kind       credit.Kind  `gorm:"size:10;not null"`
+	Amount     money.Amount `gorm:"not null"`
+
+	CreditBefore   money.Amount `gorm:"not null"`
+	CreditAfter    money.Amount `gorm:"not null"`
+	AvailableAfter money.Amount `gorm:"not null"`
+
+	// Operator is the name of the key that made the change, kept even if the key
+	// is later revoked.
+	Operator string  `gorm:"size:100;not null"`
+	APIKeyID *uint   // nil for the bootstrap ADMIN_TOKEN
+	Remark   *string `gorm:"size:1000"`
+
+	// IdempotencyKey is unique per partner; RequestHash fingerprints the input it
+	// was first used with.
+	IdempotencyKey *string `gorm:"size:128;uniqueIndex:idx_allocations_idempotency,priority:2"`
+	RequestHash    string  `gorm:"size:64;not null;default:''"`
+
+	CreatedAt time.Time `gorm:"precision:6;not null;index:idx_allocations_partner_created,priority:2;index:idx_allocations_customer_created,priority:2"`
+}
+
+// APIKey is a stored API key: only the hash of its secret is kept.
+type APIKey struct {
+	ID        uint       `gorm:"primaryKey"`
+	Name      string     `gorm:"size:100;not null"`
+	Role      auth.Role  `gorm:"size:10;not null"`
+	PartnerID *uint      `gorm:"index"`
+	Hash      string     `gorm:"size:64;not null;uniqueIndex"`
+	CreatedAt time.Time  `gorm:"precision:6;not null"`
+	RevokedAt *time.Time `gorm:"precision:6"`
+}
+
+// TableName keeps the table name readable ("api_keys", not "api_k_eys").
+func (APIKey) TableName() string { return "api_keys" }
+
+// All lists every model, for migrations.
+func All() []any {
+	return []any{&Partner{}, &Customer{}, &CreditAllocation{}, &APIKey{}}
+}

@@ -1,0 +1,48 @@
+package resolvers
+
+import (
+	"github.com/cloudreseller/credit/graph/model"
+	"github.com/cloudreseller/credit/internal/ledger"
+	"github.com/cloudreseller/credit/internal/page"
+	"github.com/cloudreseller/credit/models"
+)
+
+// edges pairs each item of a page with its cursor.
+func edges[T, E any](r page.Result[T], edge func(cursor string, node T) E) []E {
+	out := make([]E, len(r.Items))
+	for i, item := range r.Items {
+		out[i] = edge(r.Cursors[i], item)
+	}
+	return out
+}
+
+func pageInfo[T any](r page.Result[T]) *model.PageInfo {
+	return &model.PageInfo{HasNextPage: r.HasNextPage, EndCursor: r.EndCursor()}
+}
+
+func allocationConnection(res page.Result[*models.CreditAllocation]) *model.CreditAllocationConnection {
+	return &model.CreditAllocationConnection{
+		Edges: edges(res, func(c string, n *models.CreditAllocation) *model.CreditAllocationEdge {
+			return &model.CreditAllocationEdge{Cursor: c, Node: n}
+		}),
+		Nodes:      res.Items,
+		PageInfo:   pageInfo(res),
+		TotalCount: int(res.TotalCount),
+	}
+}
+
+func changePayload(res *ledger.Result, err error) (*model.CreditChangePayload, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &model.CreditChangePayload{Allocation: res.Allocation, Customer: res.Customer}, nil
+}
+
+// deref returns *p, or the zero value for nil.
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

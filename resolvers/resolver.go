@@ -1,0 +1,14 @@
+// Package resolvers translates GraphQL operations into calls on the services and
+// their results back into GraphQL types. The rules live in the services.
+package resolvers
+
+import (
+	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/ledger"
+)
+
+// Resolver is the root resolver: the services the operations call.
+type Resolver struct {
+	Accounts *accounts.Service
+	Ledger   *ledger.Ledger
+}

@@ -1,0 +1,149 @@
+// Command credit serves the credit allocation API for cloud resellers.
+//
+// Configuration comes from the environment (flags mirror it); see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/demo"
+	"github.com/cloudreseller/credit/internal/httpapi"
+	"github.com/cloudreseller/credit/internal/ledger"
+)
+
+// config is the server's configuration.
+type config struct {
+	Port       string
+	MySQLDSN   string
+	SQLitePath string
+	AdminToken string
+	// Demo is nil when DEMO is unset: seed only a new, empty embedded store.
+	Demo *bool
+}
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	slog.SetDefault(log)
+	cfg, err := loadConfig(os.Args[1:])
+	if err != nil {
+		log.Error("configuration", "err", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("server stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func loadConfig(args []string) (config, error) {
+	cfg := config{
+		Port:       envOr("PORT", "8080"),
+		MySQLDSN:   os.Getenv("MYSQL_DSN"),
+		SQLitePath: envOr("SQLITE_PATH", "credit.db"),
+		AdminToken: os.Getenv("ADMIN_TOKEN"),
+	}
+	demoFlag := os.Getenv("DEMO")
+	fs := flag.NewFlagSet("credit", flag.ContinueOnError)
+	fs.StringVar(&cfg.Port, "port", cfg.Port, "HTTP port (PORT)")
+	fs.StringVar(&cfg.MySQLDSN, "mysql-dsn", cfg.MySQLDSN, "MySQL DSN; when set, MySQL is used (MYSQL_DSN)")
+	fs.StringVar(&cfg.SQLitePath, "sqlite-path", cfg.SQLitePath, "embedded database file without MySQL (SQLITE_PATH)")
+	fs.StringVar(&demoFlag, "demo", demoFlag, "seed demo data: true or false (DEMO; default: only a new embedded database)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if demoFlag != "" {
+		v, err := strconv.ParseBool(demoFlag)
+		if err != nil {
+			return cfg, fmt.Errorf("DEMO must be true or false, not %q", demoFlag)
+		}
+		cfg.Demo = &v
+	}
+	if cfg.AdminToken != "" && len(cfg.AdminToken) < 32 {
+		return cfg, errors.New("ADMIN_TOKEN must be at least 32 characters (try: openssl rand -hex 32)")
+	}
+	return cfg, nil
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath})
+	if err != nil {
+		return err
+	}
+	defer database.Close(db)
+	store := "SQLite " + cfg.SQLitePath
+	if cfg.MySQLDSN != "" {
+		store = "MySQL"
+	}
+	log.Info("store ready", "store", store)
+
+	acc := accounts.New(db, cfg.AdminToken)
+	led := ledger.New(db)
+	if err := seedDemo(ctx, cfg, acc, led, log); err != nil {
+		return err
+	}
+
+	srv := &http.Server{
+		Addr:              ":" + cfg.Port,
+		Handler:           httpapi.New(httpapi.Services{DB: db, Accounts: acc, Ledger: led, Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("listening", "playground", "http://localhost:"+cfg.Port+"/", "graphql", "http://localhost:"+cfg.Port+"/graphql")
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+// seedDemo seeds demo data when DEMO says so, or by default on a new, empty
+// embedded store, and prints the demo keys.
+func seedDemo(ctx context.Context, cfg config, acc *accounts.Service, led *ledger.Ledger, log *slog.Logger) error {
+	want := cfg.Demo != nil && *cfg.Demo
+	if cfg.Demo == nil && cfg.MySQLDSN == "" {
+		empty, err := acc.IsEmpty(ctx)
+		if err != nil {
+			return err
+		}
+		want = empty
+	}
+	if !want {
+		return nil
+	}
+	keys, err := demo.Ensure(ctx, acc, led)
+	if err != nil {
+		return err
+	}
+	log.Info("demo data ready: partner " + demo.PartnerName + "; these keys are shown only now")
+	fmt.Fprintf(os.Stderr, "\n  demo PARTNER key: %s\n  demo BILLING key: %s\n\n  In the playground, add the header {\"Authorization\": \"Bearer %s\"}\n\n",
+		keys.Partner, keys.Billing, keys.Partner)
+	return nil
+}
