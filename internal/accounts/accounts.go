@@ -190,7 +190,6 @@ func requireRole(ctx context.Context, roles ...auth.Role) error {
 	return p.Require(roles...)
 }
 
-
 // PartnerByName returns the oldest partner with the name, or nil.
 func (s *Service) PartnerByName(ctx context.Context, name string) (*models.Partner, error) {
 	var rows []models.Partner

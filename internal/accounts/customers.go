@@ -122,7 +122,6 @@ func (s *Service) Customers(ctx context.Context, partnerID *uint, f CustomerFilt
 	}), nil
 }
 
-
 // customerQuery selects the customers of a partner (0: all) that match f.
 func customerQuery(db *gorm.DB, partnerID uint, f CustomerFilter) (*gorm.DB, error) {
 	q := db.Model(&models.Customer{})

@@ -12,8 +12,8 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	gosqlite "github.com/glebarez/go-sqlite"
+	"github.com/glebarez/sqlite"
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
