@@ -132,8 +132,10 @@ func openSQLite(path string) (*gorm.DB, error) {
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// Times are written as "2006-01-02 15:04:05.999999999-07:00", the driver's
+	// default; always in UTC, so they compare in time order as text. (Do not add
+	// _time_format: this driver then ignores _txlock.)
 	q.Set("_txlock", "immediate")
-	q.Set("_time_format", "sqlite")
 	db, err := gorm.Open(sqlite.Open("file:"+path+"?"+q.Encode()), gormConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite %s: %w", path, err)
