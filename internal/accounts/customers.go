@@ -47,7 +47,7 @@ type CustomerOrder struct {
 // sortKey says how to sort customers by one field and how its cursor value is
 // written and read back.
 type sortKey struct {
-	column string
+	column string // a trusted SQL expression
 	value  func(*models.Customer) string
 	parse  func(string) (any, error)
 }
@@ -70,9 +70,10 @@ var sortKeys = map[CustomerOrderField]sortKey{
 		},
 	},
 	OrderName: {
-		column: "name",
+		// Case-insensitive on both stores (SQLite compares bytes by default).
+		column: "LOWER(name)",
 		value:  func(c *models.Customer) string { return c.Name },
-		parse:  func(s string) (any, error) { return s, nil },
+		parse:  func(s string) (any, error) { return gorm.Expr("LOWER(?)", s), nil },
 	},
 	OrderCredit:       intKey("credit", func(c *models.Customer) int64 { return int64(c.Credit) }),
 	OrderAvailable:    intKey("available", func(c *models.Customer) int64 { return int64(c.Available) }),
