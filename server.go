@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -43,7 +44,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
+	if err := run(ctx, cfg, log, os.Stderr); err != nil {
 		log.Error("server stopped", "err", err)
 		os.Exit(1)
 	}
@@ -85,7 +86,8 @@ func envOr(name, fallback string) string {
 	return fallback
 }
 
-func run(ctx context.Context, cfg config, log *slog.Logger) error {
+// run serves until ctx ends. Demo keys, when made, are printed to out.
+func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error {
 	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath})
 	if err != nil {
 		return err
@@ -99,7 +101,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	acc := accounts.New(db, cfg.AdminToken)
 	led := ledger.New(db)
-	if err := seedDemo(ctx, cfg, acc, led, log); err != nil {
+	if err := seedDemo(ctx, cfg, acc, led, log, out); err != nil {
 		return err
 	}
 
@@ -126,7 +128,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 
 // seedDemo seeds demo data when DEMO says so, or by default on a new, empty
 // embedded store, and prints the demo keys.
-func seedDemo(ctx context.Context, cfg config, acc *accounts.Service, led *ledger.Ledger, log *slog.Logger) error {
+func seedDemo(ctx context.Context, cfg config, acc *accounts.Service, led *ledger.Ledger, log *slog.Logger, out io.Writer) error {
 	want := cfg.Demo != nil && *cfg.Demo
 	if cfg.Demo == nil && cfg.MySQLDSN == "" {
 		empty, err := acc.IsEmpty(ctx)
@@ -143,7 +145,7 @@ func seedDemo(ctx context.Context, cfg config, acc *accounts.Service, led *ledge
 		return err
 	}
 	log.Info("demo data ready: partner " + demo.PartnerName + "; these keys are shown only now")
-	fmt.Fprintf(os.Stderr, "\n  demo PARTNER key: %s\n  demo BILLING key: %s\n\n  In the playground, add the header {\"Authorization\": \"Bearer %s\"}\n\n",
+	fmt.Fprintf(out, "\n  demo PARTNER key: %s\n  demo BILLING key: %s\n\n  In the playground, add the header {\"Authorization\": \"Bearer %s\"}\n\n",
 		keys.Partner, keys.Billing, keys.Partner)
 	return nil
 }

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudreseller/credit/internal/testenv"
+)
+
+// syncBuffer is a buffer the server writes to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+// start runs the server as `go run .` would with cfg, waits until it answers,
+// and returns its base URL and what it printed.
+func start(t *testing.T, cfg config) (string, *syncBuffer) {
+	t.Helper()
+	cfg.Port = freePort(t)
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, slog.New(slog.NewTextHandler(out, nil)), out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server stopped with %v", err)
+		}
+	})
+	base := "http://127.0.0.1:" + cfg.Port
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if res, err := http.Get(base + "/healthz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return base, out
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %s", out)
+		}
+	}
+}
+
+var partnerKey = regexp.MustCompile(`demo PARTNER key: (ck_\S+)`)
+
+func customerCount(t *testing.T, base, key string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(`{"query":"{ customers { totalCount } }"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	var out struct {
+		Data struct{ Customers struct{ TotalCount int } }
+	}
+	if err := json.Unmarshal(body, &out); err != nil || strings.Contains(string(body), "errors") {
+		t.Fatalf("customers: %s", body)
+	}
+	return out.Data.Customers.TotalCount
+}
+
+func TestFirstRunSeedsDemoData(t *testing.T) {
+	cfg := config{SQLitePath: filepath.Join(t.TempDir(), "credit.db")}
+
+	base, out := start(t, cfg)
+	m := partnerKey.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no demo PARTNER key printed:\n%s", out)
+	}
+	if n := customerCount(t, base, m[1]); n < 3 {
+		t.Fatalf("demo partner has %d customers", n)
+	}
+	if !regexp.MustCompile(`playground=http://localhost:\d+/`).MatchString(out.String()) {
+		t.Fatalf("playground URL not printed:\n%s", out)
+	}
+}
+
+func TestRestartDoesNotSeedAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "credit.db")
+	_, first := start(t, config{SQLitePath: path})
+	key := partnerKey.FindStringSubmatch(first.String())[1]
+
+	base, again := start(t, config{SQLitePath: path})
+	if partnerKey.MatchString(again.String()) {
+		t.Fatal("a store with data was seeded again")
+	}
+	n := customerCount(t, base, key)
+
+	yes := true
+	base, forced := start(t, config{SQLitePath: path, Demo: &yes})
+	m := partnerKey.FindStringSubmatch(forced.String())
+	if m == nil {
+		t.Fatal("DEMO=true printed no fresh key")
+	}
+	if got := customerCount(t, base, m[1]); got != n {
+		t.Fatalf("DEMO=true on seeded data: %d customers, had %d", got, n)
+	}
+}
+
+func TestMySQLIsNotSeededByDefault(t *testing.T) {
+	dsn := testenv.MySQLDSN(t)
+	_, out := start(t, config{MySQLDSN: dsn})
+	if partnerKey.MatchString(out.String()) {
+		t.Fatal("MySQL was seeded without DEMO=true")
+	}
+	yes := true
+	_, out = start(t, config{MySQLDSN: dsn, Demo: &yes})
+	if !partnerKey.MatchString(out.String()) {
+		t.Fatal("DEMO=true did not seed MySQL")
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Setenv("PORT", "9999")
+	t.Setenv("DEMO", "false")
+	t.Setenv("ADMIN_TOKEN", "")
+	cfg, err := loadConfig(nil)
+	if err != nil || cfg.Port != "9999" || cfg.Demo == nil || *cfg.Demo || cfg.SQLitePath != "credit.db" {
+		t.Fatalf("config = %+v, %v", cfg, err)
+	}
+	if cfg, _ := loadConfig([]string{"-port", "7000"}); cfg.Port != "7000" {
+		t.Fatalf("flag did not override: %+v", cfg)
+	}
+	t.Setenv("DEMO", "maybe")
+	if _, err := loadConfig(nil); err == nil {
+		t.Fatal("DEMO=maybe accepted")
+	}
+	t.Setenv("DEMO", "")
+	t.Setenv("ADMIN_TOKEN", "short")
+	if _, err := loadConfig(nil); err == nil {
+		t.Fatal("a short ADMIN_TOKEN accepted")
+	}
+}
