@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/demo"
 	"github.com/cloudreseller/credit/internal/httpapi"
@@ -100,17 +102,29 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	log.Info("store ready", "store", store)
 
 	acc := accounts.New(db, cfg.AdminToken)
-	led := ledger.New(db)
+	alertSvc := alerts.New(db, alerts.Options{}, log)
+	led := ledger.New(db, alertSvc.Wake)
 	if err := seedDemo(ctx, cfg, acc, led, log, out); err != nil {
 		return err
 	}
 
+	tailCtx, stopTail := context.WithCancel(context.Background())
+	tailDone := make(chan struct{})
+	go func() { alertSvc.Run(tailCtx); close(tailDone) }()
+	defer func() { stopTail(); <-tailDone }()
+
 	srv := &http.Server{
 		Addr:              ":" + cfg.Port,
-		Handler:           httpapi.New(httpapi.Services{DB: db, Accounts: acc, Ledger: led, Logger: log}),
+		Handler:           httpapi.New(httpapi.Services{DB: db, Accounts: acc, Ledger: led, Alerts: alertSvc, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	// Shutdown does not wait for hijacked (WebSocket) connections: end their
+	// subscriptions through the base context instead.
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.RegisterOnShutdown(cancelBase)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("listening", "playground", "http://localhost:"+cfg.Port+"/", "graphql", "http://localhost:"+cfg.Port+"/graphql")

@@ -115,7 +115,50 @@ type APIKey struct {
 // TableName keeps the table name readable ("api_keys", not "api_k_eys").
 func (APIKey) TableName() string { return "api_keys" }
 
+// UsageEvent is one usage record from the billing feed, counted at list price.
+type UsageEvent struct {
+	ID uint `gorm:"primaryKey"`
+	// EventID is the feed's own id: an event is applied once, however often it
+	// is sent.
+	EventID     string       `gorm:"size:64;not null;uniqueIndex"`
+	PartnerID   uint         `gorm:"not null;index"`
+	CustomerID  uint         `gorm:"not null;index"`
+	Amount      money.Amount `gorm:"not null"`
+	Description *string      `gorm:"size:500"`
+	OccurredAt  time.Time    `gorm:"precision:6;not null"`
+	CreatedAt   time.Time    `gorm:"precision:6;not null"`
+}
+
+// Alert records that a customer's usage crossed a threshold.
+//
+// IDs are not auto-increment: each comes from the AlertSequence row, locked
+// until the raising transaction commits, so alert ids become visible in id
+// order. That is what lets every process tail the table with "id > last seen"
+// and lets a listener resume after an id without missing anything.
+type Alert struct {
+	ID               uint         `gorm:"primaryKey;autoIncrement:false"`
+	PartnerID        uint         `gorm:"not null;index:idx_alerts_partner,priority:1"`
+	CustomerID       uint         `gorm:"not null;index:idx_alerts_customer,priority:1"`
+	Threshold        int          `gorm:"not null"`
+	UsageBasisPoints int64        `gorm:"not null"`
+	Used             money.Amount `gorm:"not null"`
+	Credit           money.Amount `gorm:"not null"`
+	Available        money.Amount `gorm:"not null"`
+	CreatedAt        time.Time    `gorm:"precision:6;not null;index"`
+}
+
+// UsagePercent is the customer's usage right after the change that raised the alert.
+func (a *Alert) UsagePercent() float64 {
+	return credit.PercentFromBasisPoints(a.UsageBasisPoints)
+}
+
+// AlertSequence is a one-row counter that hands out alert ids in commit order.
+type AlertSequence struct {
+	ID     uint `gorm:"primaryKey;autoIncrement:false"`
+	LastID uint `gorm:"not null"`
+}
+
 // All lists every model, for migrations.
 func All() []any {
-	return []any{&Partner{}, &Customer{}, &CreditAllocation{}, &APIKey{}}
+	return []any{&Partner{}, &Customer{}, &CreditAllocation{}, &APIKey{}, &UsageEvent{}, &Alert{}, &AlertSequence{}}
 }

@@ -31,6 +31,17 @@ func allocationConnection(res page.Result[*models.CreditAllocation]) *model.Cred
 	}
 }
 
+func alertConnection(res page.Result[*models.Alert]) *model.AlertConnection {
+	return &model.AlertConnection{
+		Edges: edges(res, func(c string, n *models.Alert) *model.AlertEdge {
+			return &model.AlertEdge{Cursor: c, Node: n}
+		}),
+		Nodes:      res.Items,
+		PageInfo:   pageInfo(res),
+		TotalCount: int(res.TotalCount),
+	}
+}
+
 func changePayload(res *ledger.Result, err error) (*model.CreditChangePayload, error) {
 	if err != nil {
 		return nil, err

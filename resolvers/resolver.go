@@ -4,6 +4,7 @@ package resolvers
 
 import (
 	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/ledger"
 )
 
@@ -11,4 +12,5 @@ import (
 type Resolver struct {
 	Accounts *accounts.Service
 	Ledger   *ledger.Ledger
+	Alerts   *alerts.Service
 }

@@ -16,6 +16,27 @@ import (
 	"github.com/cloudreseller/credit/models"
 )
 
+type AlertConnection struct {
+	Edges      []*AlertEdge    `json:"edges"`
+	Nodes      []*models.Alert `json:"nodes"`
+	PageInfo   *PageInfo       `json:"pageInfo"`
+	TotalCount int             `json:"totalCount"`
+}
+
+type AlertEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *models.Alert `json:"node"`
+}
+
+type AlertFilter struct {
+	CustomerID *uint `json:"customerId,omitempty"`
+	Threshold  *int  `json:"threshold,omitempty"`
+	// Alerts raised at or after this instant.
+	From *time.Time `json:"from,omitempty"`
+	// Alerts raised before this instant.
+	To *time.Time `json:"to,omitempty"`
+}
+
 type AllocationFilter struct {
 	CustomerID *uint        `json:"customerId,omitempty"`
 	Kind       *credit.Kind `json:"kind,omitempty"`
@@ -118,6 +139,11 @@ type PartnerEdge struct {
 type Query struct {
 }
 
+type RecordUsageInput struct {
+	// 1 to 1,000 events, applied in order, all or nothing.
+	Events []*UsageEventInput `json:"events"`
+}
+
 type SetCreditInput struct {
 	CustomerID uint `json:"customerId"`
 	// A signed, non-zero change: positive allocates, negative takes back.
@@ -125,6 +151,21 @@ type SetCreditInput struct {
 	Remark *string      `json:"remark,omitempty"`
 	// Makes retries safe: a repeat with the same key and input returns the first result and applies nothing.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+type Subscription struct {
+}
+
+// One usage record from the billing feed, at list price (voucher deductions do not reduce it).
+type UsageEventInput struct {
+	// The feed's id for the event (1 to 64 characters): an event is applied once, however often it is sent.
+	EventID    string `json:"eventId"`
+	CustomerID uint   `json:"customerId"`
+	// Greater than zero.
+	Amount money.Amount `json:"amount"`
+	// When the usage happened; defaults to when it is recorded.
+	OccurredAt  *time.Time `json:"occurredAt,omitempty"`
+	Description *string    `json:"description,omitempty"`
 }
 
 // Who is calling.

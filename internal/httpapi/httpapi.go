@@ -23,6 +23,7 @@ import (
 
 	"github.com/cloudreseller/credit/graph"
 	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
@@ -39,8 +40,19 @@ type Services struct {
 	DB       *gorm.DB
 	Accounts *accounts.Service
 	Ledger   *ledger.Ledger
+	Alerts   *alerts.Service
 	Logger   *slog.Logger
 }
+
+// Keep-alive settings of WebSocket connections.
+const (
+	// KeepAliveInterval is how often the legacy graphql-ws protocol gets a "ka".
+	KeepAliveInterval = 10 * time.Second
+	// PingInterval is how often graphql-transport-ws clients are pinged; one that
+	// does not answer within two intervals is a half-open connection and is
+	// closed, which ends its subscriptions.
+	PingInterval = 10 * time.Second
+)
 
 // New returns the service's HTTP handler.
 func New(s Services) http.Handler {
@@ -48,8 +60,15 @@ func New(s Services) http.Handler {
 		s.Logger = slog.Default()
 	}
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
-		Resolvers: &resolvers.Resolver{Accounts: s.Accounts, Ledger: s.Ledger},
+		Resolvers: &resolvers.Resolver{Accounts: s.Accounts, Ledger: s.Ledger, Alerts: s.Alerts},
 	}))
+	gql.AddTransport(transport.Websocket{
+		InitFunc:              websocketInit(s.Accounts),
+		KeepAlivePingInterval: KeepAliveInterval,
+		PingPongInterval:      PingInterval,
+	})
+	// SSE before POST: both take POST requests, SSE those that accept text/event-stream.
+	gql.AddTransport(transport.SSE{})
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
 	gql.AddTransport(transport.POST{})
@@ -77,6 +96,37 @@ func New(s Services) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// websocketInit authenticates a WebSocket connection from its connection_init
+// payload ({"Authorization": "Bearer <key>"}), or else from the upgrade request's
+// Authorization header. Without a valid key the connection is closed with 4401
+// (or 4403 for a role that may not subscribe) before anything is subscribed.
+func websocketInit(a auth.Authenticator) transport.WebsocketInitFunc {
+	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		if credential := payloadCredential(payload); credential != "" {
+			ctx = auth.Resolve(ctx, a, credential)
+		}
+		p, err := auth.FromContext(ctx)
+		if err != nil {
+			return transport.WithWebsocketCloseCode(ctx, 4401), nil, err
+		}
+		if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
+			return transport.WithWebsocketCloseCode(ctx, 4403), nil, err
+		}
+		return ctx, nil, nil
+	}
+}
+
+// payloadCredential finds the Authorization entry of a connection_init payload,
+// however the client capitalised it.
+func payloadCredential(payload transport.InitPayload) string {
+	for k, v := range payload {
+		if s, ok := v.(string); ok && strings.EqualFold(k, "Authorization") {
+			return s
+		}
+	}
+	return ""
 }
 
 // presentError gives every error an extensions.code. Errors of the service keep

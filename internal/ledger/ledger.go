@@ -26,13 +26,21 @@ import (
 	"github.com/cloudreseller/credit/models"
 )
 
-// Ledger applies credit changes.
+// Ledger applies credit changes and usage.
 type Ledger struct {
 	db *gorm.DB
+	// alertsRaised is called after a transaction that raised alerts commits.
+	alertsRaised func()
 }
 
-// New returns a Ledger on db.
-func New(db *gorm.DB) *Ledger { return &Ledger{db: db} }
+// New returns a Ledger on db. alertsRaised, when not nil, is called after every
+// commit that raised alerts, so that they are pushed to listeners at once.
+func New(db *gorm.DB, alertsRaised func()) *Ledger {
+	if alertsRaised == nil {
+		alertsRaised = func() {}
+	}
+	return &Ledger{db: db, alertsRaised: alertsRaised}
+}
 
 // Change is a request to change a customer's credit.
 type Change struct {
@@ -107,6 +115,9 @@ func (l *Ledger) apply(ctx context.Context, op string, in Change, delta func(cre
 	if err != nil {
 		return nil, err
 	}
+	if tx.alerts > 0 {
+		l.alertsRaised()
+	}
 	return &tx.res, nil
 }
 
@@ -118,9 +129,13 @@ type change struct {
 	delta func(credit.Balance) (money.Amount, error)
 	hash  string
 	res   Result
+	// alerts counts the alerts the committed change raised (taking back credit
+	// raises usage).
+	alerts int
 }
 
 func (c *change) run(tx *gorm.DB) error {
+	c.alerts = 0
 	var cust models.Customer
 	err := tx.Take(&cust, c.in.CustomerID).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && c.p.Role == auth.RolePartner && cust.PartnerID != c.p.PartnerID) {
@@ -176,6 +191,11 @@ func (c *change) run(tx *gorm.DB) error {
 	if err := tx.Create(a).Error; err != nil {
 		return err
 	}
+	alerts := alertsFor(&cust, before)
+	if err := writeAlerts(tx, alerts); err != nil {
+		return err
+	}
+	c.alerts = len(alerts)
 	c.res = Result{Allocation: a, Customer: &cust}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/httpapi"
 	"github.com/cloudreseller/credit/internal/ledger"
@@ -97,20 +98,33 @@ func MySQL(t testing.TB) *gorm.DB {
 	return db
 }
 
-// Server is a running API server on a test store.
+// Server is a running API server process on a test store.
 type Server struct {
 	*httptest.Server
 	DB       *gorm.DB
 	Accounts *accounts.Service
 	Ledger   *ledger.Ledger
+	Alerts   *alerts.Service
 }
 
-// NewServer serves the real handler on db, with AdminToken as ADMIN_TOKEN.
+// NewServer serves the real handler on db, with AdminToken as ADMIN_TOKEN, and
+// runs its alerts tail. Several servers on one store act as several processes.
 func NewServer(t testing.TB, db *gorm.DB) *Server {
 	t.Helper()
-	s := &Server{DB: db, Accounts: accounts.New(db, AdminToken), Ledger: ledger.New(db)}
-	s.Server = httptest.NewServer(httpapi.New(httpapi.Services{DB: db, Accounts: s.Accounts, Ledger: s.Ledger}))
-	t.Cleanup(s.Close)
+	s := &Server{DB: db, Accounts: accounts.New(db, AdminToken)}
+	s.Alerts = alerts.New(db, alerts.Options{}, nil)
+	s.Ledger = ledger.New(db, s.Alerts.Wake)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Alerts.Run(ctx); close(done) }()
+	s.Server = httptest.NewUnstartedServer(httpapi.New(httpapi.Services{DB: db, Accounts: s.Accounts, Ledger: s.Ledger, Alerts: s.Alerts}))
+	s.Start()
+	t.Cleanup(func() {
+		s.CloseClientConnections()
+		s.Close()
+		cancel()
+		<-done
+	})
 	return s
 }
 

@@ -1,0 +1,299 @@
+// Package alerts lists usage alerts and delivers them live.
+//
+// The alerts table is the outbox. Every process tails it (Run): it reads the
+// alerts with ids above the last it published, in id order, and publishes them
+// to its in-process broker, from which subscriptions take them. A process that
+// raised alerts wakes its own tail at once (Wake); the others find them on their
+// next poll. Alert ids become visible in id order (see ledger.writeAlerts), so
+// "id > last" never skips one, and a listener can resume after the last id it
+// saw.
+package alerts
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/broker"
+	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/page"
+	"github.com/cloudreseller/credit/models"
+)
+
+// Defaults for Options.
+const (
+	DefaultPollInterval = 200 * time.Millisecond
+	DefaultBuffer       = 256
+)
+
+// Options tune the service.
+type Options struct {
+	// PollInterval is how often the tail looks for alerts raised by other
+	// processes.
+	PollInterval time.Duration
+	// Buffer is how many alerts a listener may fall behind before it is
+	// disconnected (it resumes with `after`).
+	Buffer int
+}
+
+// Service lists alerts and delivers them live.
+type Service struct {
+	db     *gorm.DB
+	opts   Options
+	broker *broker.Broker[*models.Alert]
+	wake   chan struct{}
+	log    *slog.Logger
+}
+
+// New returns a Service on db. Call Run to start delivering.
+func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.Buffer <= 0 {
+		opts.Buffer = DefaultBuffer
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{db: db, opts: opts, broker: broker.New[*models.Alert](), wake: make(chan struct{}, 1), log: log}
+}
+
+// Wake tells the tail that alerts were just committed.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run tails the alerts table until ctx ends, publishing new alerts in id order.
+// It starts after the newest alert that exists when it starts.
+func (s *Service) Run(ctx context.Context) {
+	last, err := s.newestID(ctx)
+	for err != nil {
+		s.log.Warn("alerts tail: cannot read the newest alert; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.opts.PollInterval):
+		}
+		last, err = s.newestID(ctx)
+	}
+	tick := time.NewTicker(s.opts.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-tick.C:
+		}
+		if last, err = s.publishAfter(ctx, last); err != nil && ctx.Err() == nil {
+			s.log.Warn("alerts tail: poll failed", "err", err)
+		}
+	}
+}
+
+func (s *Service) newestID(ctx context.Context) (uint, error) {
+	var seq models.AlertSequence
+	err := s.db.WithContext(ctx).Take(&seq, 1).Error
+	return seq.LastID, err
+}
+
+// publishAfter publishes every alert with an id above last and returns the new
+// last id.
+func (s *Service) publishAfter(ctx context.Context, last uint) (uint, error) {
+	const batch = 500
+	for {
+		var rows []*models.Alert
+		err := s.db.WithContext(ctx).Where("id > ?", last).Order("id").Limit(batch).Find(&rows).Error
+		if err != nil {
+			return last, err
+		}
+		for _, a := range rows {
+			s.broker.Publish(a)
+			last = a.ID
+		}
+		if len(rows) < batch {
+			return last, nil
+		}
+	}
+}
+
+// Filter narrows a listing of alerts. Zero fields do not filter.
+type Filter struct {
+	CustomerID *uint
+	Threshold  *int
+	From       *time.Time // inclusive
+	To         *time.Time // exclusive
+}
+
+// List lists alerts newest first: a PARTNER key's own customers', all for ADMIN.
+func (s *Service) List(ctx context.Context, f Filter, args page.Args) (page.Result[*models.Alert], error) {
+	var none page.Result[*models.Alert]
+	scope, err := viewerScope(ctx)
+	if err != nil {
+		return none, err
+	}
+	req, err := args.Parse()
+	if err != nil {
+		return none, err
+	}
+	q := selection{partnerID: scope, customerID: f.CustomerID}.where(s.db.WithContext(ctx).Model(&models.Alert{}))
+	if f.Threshold != nil {
+		q = q.Where("threshold = ?", *f.Threshold)
+	}
+	if f.From != nil {
+		q = q.Where("created_at >= ?", f.From.UTC())
+	}
+	if f.To != nil {
+		q = q.Where("created_at < ?", f.To.UTC())
+	}
+	var total int64
+	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+		return none, err
+	}
+	// Ids grow in commit order, so newest first is id descending.
+	var rows []*models.Alert
+	q = database.Seek(q, "id", true, req.After != nil, req.AfterID(), req.AfterID())
+	if err := q.Limit(req.Limit + 1).Find(&rows).Error; err != nil {
+		return none, err
+	}
+	return page.Build(rows, req, total, func(a *models.Alert) page.Cursor { return page.Cursor{ID: a.ID} }), nil
+}
+
+// viewerScope returns the partner a caller may see alerts of (0: all, for ADMIN).
+func viewerScope(ctx context.Context) (uint, error) {
+	p, err := auth.FromContext(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
+		return 0, err
+	}
+	return p.PartnerID, nil
+}
+
+// Subscribe delivers the caller's alerts (one customer's, when customerID is
+// set): first every stored alert after the id `after`, in order, then the live
+// ones, without gaps or repeats. The channel closes when ctx ends, or when the
+// listener falls too far behind (it then resumes with the last id it got).
+func (s *Service) Subscribe(ctx context.Context, customerID, after *uint) (<-chan *models.Alert, error) {
+	scope, err := viewerScope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if customerID != nil {
+		if err := s.checkCustomer(ctx, scope, *customerID); err != nil {
+			return nil, err
+		}
+	}
+	sel := selection{partnerID: scope, customerID: customerID}
+	// Subscribe before reading the store: whatever commits from now on reaches
+	// the subscription, and whatever committed before is in the store.
+	live := s.broker.Subscribe(s.opts.Buffer, sel.match)
+	out := make(chan *models.Alert)
+	go s.deliver(ctx, live, out, sel, after)
+	return out, nil
+}
+
+// selection is which alerts a listener gets: one partner's (0: all), and
+// optionally one customer's.
+type selection struct {
+	partnerID  uint
+	customerID *uint
+}
+
+func (sel selection) match(a *models.Alert) bool {
+	return (sel.partnerID == 0 || a.PartnerID == sel.partnerID) && (sel.customerID == nil || a.CustomerID == *sel.customerID)
+}
+
+func (sel selection) where(q *gorm.DB) *gorm.DB {
+	if sel.partnerID != 0 {
+		q = q.Where("partner_id = ?", sel.partnerID)
+	}
+	if sel.customerID != nil {
+		q = q.Where("customer_id = ?", *sel.customerID)
+	}
+	return q
+}
+
+func (s *Service) checkCustomer(ctx context.Context, scope, id uint) error {
+	var c models.Customer
+	err := s.db.WithContext(ctx).Select("id", "partner_id").Take(&c, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && scope != 0 && c.PartnerID != scope) {
+		return errs.E(errs.NotFound, "no customer with id %d", id)
+	}
+	return err
+}
+
+// deliver sends stored alerts after `after`, then live ones, to out.
+func (s *Service) deliver(ctx context.Context, live *broker.Subscription[*models.Alert], out chan<- *models.Alert, sel selection, after *uint) {
+	defer close(out)
+	defer live.Close()
+	send := func(a *models.Alert) bool {
+		select {
+		case out <- a:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var last uint
+	if after != nil {
+		var ok bool
+		if last, ok = s.replay(ctx, *after, sel, send); !ok {
+			return
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a, ok := <-live.C:
+			if !ok {
+				if live.Dropped() {
+					s.log.Info("alerts listener fell behind and was disconnected", "last", last)
+				}
+				return
+			}
+			if a.ID <= last {
+				continue // already replayed from the store
+			}
+			if !send(a) {
+				return
+			}
+			last = a.ID
+		}
+	}
+}
+
+// replay sends the selected stored alerts after id `after`, in id order. It
+// returns the last id sent (or after), and false when delivery must stop.
+func (s *Service) replay(ctx context.Context, after uint, sel selection, send func(*models.Alert) bool) (uint, bool) {
+	const batch = 500
+	last := after
+	for {
+		var rows []*models.Alert
+		q := sel.where(s.db.WithContext(ctx)).Where("id > ?", last).Order("id").Limit(batch)
+		if err := q.Find(&rows).Error; err != nil {
+			s.log.Warn("alerts replay failed", "err", err)
+			return last, false
+		}
+		for _, a := range rows {
+			if !send(a) {
+				return last, false
+			}
+			last = a.ID
+		}
+		if len(rows) < batch {
+			return last, true
+		}
+	}
+}
