@@ -75,13 +75,16 @@ func New(s Services) http.Handler {
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	gql.Use(extension.Introspection{})
 	gql.Use(extension.FixedComplexityLimit(ComplexityLimit))
+	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		return next(loaders.With(ctx, s.Accounts))
+	})
 	gql.SetErrorPresenter(presentError(s.Logger))
 	gql.SetRecoverFunc(func(ctx context.Context, v any) error {
 		s.Logger.ErrorContext(ctx, "panic while resolving", "panic", v, "stack", string(debug.Stack()))
 		return errors.New("panic") // presented as INTERNAL_SERVER_ERROR
 	})
 
-	api := auth.Middleware(s.Accounts, loaders.Middleware(s.Accounts, gql))
+	api := auth.Middleware(s.Accounts, gql)
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api)
 	mux.Handle("GET /{$}", playground.Handler("Credit API", "/graphql"))
@@ -150,7 +153,11 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			setCode(gqlErr, "GRAPHQL_PARSE_FAILED")
 			return gqlErr
 		}
-		log.ErrorContext(ctx, "internal error", "err", err, "path", gqlErr.Path.String())
+		if errors.Is(err, context.Canceled) {
+			log.DebugContext(ctx, "operation canceled by the client", "path", gqlErr.Path.String())
+		} else {
+			log.ErrorContext(ctx, "internal error", "err", err, "path", gqlErr.Path.String())
+		}
 		gqlErr.Message = "internal server error"
 		gqlErr.Err = nil
 		setCode(gqlErr, string(errs.Internal))

@@ -17,6 +17,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/database"
@@ -191,11 +192,11 @@ func (c *change) run(tx *gorm.DB) error {
 	if err := tx.Create(a).Error; err != nil {
 		return err
 	}
-	alerts := alertsFor(&cust, before)
-	if err := writeAlerts(tx, alerts); err != nil {
+	raised := alertsFor(&cust, before)
+	if err := alerts.Insert(tx, raised); err != nil {
 		return err
 	}
-	c.alerts = len(alerts)
+	c.alerts = len(raised)
 	c.res = Result{Allocation: a, Customer: &cust}
 	return nil
 }

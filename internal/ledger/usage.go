@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
@@ -147,7 +148,7 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 			return err
 		}
 	}
-	return writeAlerts(tx, b.res.Alerts)
+	return alerts.Insert(tx, b.res.Alerts)
 }
 
 // recordedEventIDs returns which of the batch's event ids are already recorded.

@@ -5,7 +5,6 @@ package loaders
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/vikstrous/dataloadgen"
@@ -22,7 +21,7 @@ type Loaders struct {
 type ctxKey struct{}
 
 // New returns fresh loaders. They cache what they load, so they must not outlive
-// one request.
+// one response.
 func New(acc *accounts.Service) *Loaders {
 	fetch := func(ctx context.Context, ids []uint) ([]*models.Customer, []error) {
 		rows, err := acc.CustomersByID(ctx, ids)
@@ -34,12 +33,11 @@ func New(acc *accounts.Service) *Loaders {
 	return &Loaders{Customer: dataloadgen.NewLoader(fetch, dataloadgen.WithWait(time.Millisecond))}
 }
 
-// Middleware gives every request its own loaders.
-func Middleware(acc *accounts.Service, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), ctxKey{}, New(acc))
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+// With returns ctx with fresh loaders. Give every GraphQL response its own (a
+// subscription sends many responses on one connection, and each must see
+// current data, not what an earlier event cached).
+func With(ctx context.Context, acc *accounts.Service) context.Context {
+	return context.WithValue(ctx, ctxKey{}, New(acc))
 }
 
 // Customer loads a customer by id through the request's loader (or directly when

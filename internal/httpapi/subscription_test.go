@@ -1,0 +1,185 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/testenv"
+)
+
+const subscribeAlerts = `subscription($c: ID, $after: ID) { alerts(customerId: $c, after: $after) {
+	id threshold usagePercent used credit available createdAt customer { id used } } }`
+
+// listen opens a WebSocket with key in connection_init and subscribes to alerts.
+func listen(t *testing.T, s *testenv.Server, protocol, key string, vars map[string]any) *testenv.WSClient {
+	t.Helper()
+	c := s.Dial(t, protocol, map[string]any{"Authorization": "Bearer " + key}, nil)
+	c.Acked(t)
+	c.Subscribe(t, "1", subscribeAlerts, vars)
+	return c
+}
+
+func nextAlert(t *testing.T, c *testenv.WSClient) alert {
+	t.Helper()
+	var out struct{ Alerts alert }
+	c.NextData(t, 5*time.Second, &out)
+	return out.Alerts
+}
+
+// subscribed makes sure the subscription is registered before the test goes on:
+// the server subscribes when it receives the message, so one round trip
+// through a raised alert on a throwaway customer is enough. Tests instead wait
+// a moment; the subscription resolver registers synchronously.
+func subscribed() { time.Sleep(100 * time.Millisecond) }
+
+func TestAlertsSubscription(t *testing.T) {
+	for _, protocol := range []string{testenv.TransportWS, testenv.LegacyWS} {
+		t.Run(protocol, func(t *testing.T) {
+			testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+				s, partner, billing, cust := usageSetup(t, db, "100", false)
+				_, rival := s.CreatePartner(t, "Rival", "1000")
+				rc := s.CreateCustomer(t, rival, "R", false)
+				s.SetCredit(t, rival, rc, "10")
+
+				all := listen(t, s, protocol, partner, nil)
+				one := listen(t, s, protocol, partner, map[string]any{"c": cust})
+				theirs := listen(t, s, protocol, rival, nil)
+				subscribed()
+
+				got := record(t, s, billing, event("r1", rc, "10"), event("u1", cust, "95"))
+				if thresholds(got.Alerts) != "75 90 100 75 90" {
+					t.Fatalf("raised %q", thresholds(got.Alerts))
+				}
+				for _, want := range got.Alerts[3:] {
+					for _, c := range []*testenv.WSClient{all, one} {
+						if a := nextAlert(t, c); a != want {
+							t.Fatalf("listener got %+v, want %+v", a, want)
+						}
+					}
+				}
+				for _, want := range got.Alerts[:3] {
+					if a := nextAlert(t, theirs); a.ID != want.ID {
+						t.Fatalf("rival got %+v, want %+v", a, want)
+					}
+				}
+				// Nothing of the other partner's reaches a listener.
+				all.Quiet(t, 300*time.Millisecond)
+				theirs.Quiet(t, 10*time.Millisecond)
+
+				// Closing a subscription from the client ends it cleanly.
+				one.Stop(t, "1")
+				if m := one.Next(t, 5*time.Second); m.Type != "complete" && protocol == testenv.TransportWS {
+					t.Fatalf("after stop: %+v", m)
+				}
+			})
+		})
+	}
+}
+
+func TestSubscriptionAuthentication(t *testing.T) {
+	s, partner, billing, _ := usageSetup(t, testenv.SQLite(t), "100", false)
+	for _, protocol := range []string{testenv.TransportWS, testenv.LegacyWS} {
+		// No key, a bad key, a revoked-style unknown key: closed with 4401.
+		for _, payload := range []map[string]any{nil, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}} {
+			c := s.Dial(t, protocol, payload, nil)
+			if code := c.CloseCode(t, 5*time.Second); code != 4401 {
+				t.Fatalf("%s with %v: close code %d, want 4401", protocol, payload, code)
+			}
+		}
+		// A key that may not read alerts: 4403.
+		c := s.Dial(t, protocol, map[string]any{"Authorization": "Bearer " + billing}, nil)
+		if code := c.CloseCode(t, 5*time.Second); code != 4403 {
+			t.Fatalf("%s BILLING: close code %d, want 4403", protocol, code)
+		}
+		// The upgrade request's header works as well; the payload may spell it in lower case.
+		c = s.Dial(t, protocol, nil, http.Header{"Authorization": {"Bearer " + partner}})
+		c.Acked(t)
+		c = s.Dial(t, protocol, map[string]any{"authorization": "Bearer " + partner}, nil)
+		c.Acked(t)
+	}
+	// Another partner's customer looks missing.
+	_, rival := s.CreatePartner(t, "Rival", "1000")
+	c := listen(t, s, testenv.TransportWS, rival, map[string]any{"c": "1"})
+	if m := c.Next(t, 5*time.Second); !strings.Contains(string(m.Payload), `"NOT_FOUND"`) {
+		t.Fatalf("subscribing to another partner's customer: %s %s", m.Type, m.Payload)
+	}
+}
+
+func TestSubscriptionResumesAfter(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s, partner, billing, cust := usageSetup(t, db, "100", false)
+		first := record(t, s, billing, event("a", cust, "100")).Alerts // 75, 90, 100
+		s.SetCredit(t, partner, cust, "100")                             // 50 %: re-armed
+
+		// Resuming after the first alert replays the other two, then goes live.
+		c := listen(t, s, testenv.TransportWS, partner, map[string]any{"after": first[0].ID})
+		for _, want := range first[1:] {
+			if a := nextAlert(t, c); a.ID != want.ID {
+				t.Fatalf("replayed %+v, want %+v", a, want)
+			}
+		}
+		subscribed()
+		live := record(t, s, billing, event("b", cust, "50")).Alerts // 150 of 200: 75
+		for _, want := range live {
+			// The customer is read afresh for every event, not cached per connection.
+			if a := nextAlert(t, c); a.ID != want.ID || a.Customer.Used != "150.00" {
+				t.Fatalf("live %+v, want %+v", a, want)
+			}
+		}
+		c.Quiet(t, 300*time.Millisecond)
+
+		// Alerts raised while a listener is away come first on its return.
+		s.SetCredit(t, partner, cust, "200") // 100 of 400: 25 %
+		away := record(t, s, billing, event("c", cust, "250")).Alerts
+		back := listen(t, s, testenv.LegacyWS, partner, map[string]any{"after": live[len(live)-1].ID})
+		for _, want := range away {
+			if a := nextAlert(t, back); a.ID != want.ID {
+				t.Fatalf("after reconnect %+v, want %+v", a, want)
+			}
+		}
+		back.Quiet(t, 300*time.Millisecond)
+	})
+}
+
+func TestAlertsOverSSE(t *testing.T) {
+	s, partner, billing, cust := usageSetup(t, testenv.SQLite(t), "100", false)
+	body := strings.NewReader(`{"query": "subscription { alerts { id threshold } }"}`)
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/graphql", body)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+partner)
+	res, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("content type %q", ct)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	subscribed()
+	record(t, s, billing, event("sse", cust, "80"))
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case l := <-lines:
+			if strings.HasPrefix(l, "data:") && strings.Contains(l, `"threshold":75`) {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no alert over SSE")
+		}
+	}
+}
