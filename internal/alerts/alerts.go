@@ -64,6 +64,9 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	return &Service{db: db, opts: opts, broker: broker.New[*models.Alert](), wake: make(chan struct{}, 1), log: log}
 }
 
+// Listeners is the number of live subscriptions in this process.
+func (s *Service) Listeners() int { return s.broker.Len() }
+
 // Wake tells the tail that alerts were just committed.
 func (s *Service) Wake() {
 	select {

@@ -42,30 +42,31 @@ type Services struct {
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
 	Logger   *slog.Logger
+	// PingInterval overrides DefaultPingInterval (tests use a short one).
+	PingInterval time.Duration
 }
 
-// Keep-alive settings of WebSocket connections.
-const (
-	// KeepAliveInterval is how often the legacy graphql-ws protocol gets a "ka".
-	KeepAliveInterval = 10 * time.Second
-	// PingInterval is how often graphql-transport-ws clients are pinged; one that
-	// does not answer within two intervals is a half-open connection and is
-	// closed, which ends its subscriptions.
-	PingInterval = 10 * time.Second
-)
+// DefaultPingInterval is how often WebSocket clients hear from an idle server:
+// graphql-transport-ws clients get a ping, and one that does not answer with a
+// pong within two intervals is taken for a half-open connection and closed,
+// which ends its subscriptions; legacy graphql-ws clients get a "ka".
+const DefaultPingInterval = 10 * time.Second
 
 // New returns the service's HTTP handler.
 func New(s Services) http.Handler {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
+	if s.PingInterval <= 0 {
+		s.PingInterval = DefaultPingInterval
+	}
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
 		Resolvers: &resolvers.Resolver{Accounts: s.Accounts, Ledger: s.Ledger, Alerts: s.Alerts},
 	}))
 	gql.AddTransport(transport.Websocket{
 		InitFunc:              websocketInit(s.Accounts),
-		KeepAlivePingInterval: KeepAliveInterval,
-		PingPongInterval:      PingInterval,
+		KeepAlivePingInterval: s.PingInterval,
+		PingPongInterval:      s.PingInterval,
 	})
 	// SSE before POST: both take POST requests, SSE those that accept text/event-stream.
 	gql.AddTransport(transport.SSE{})

@@ -2,13 +2,16 @@ package httpapi_test
 
 import (
 	"bufio"
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/httpapi"
 	"github.com/cloudreseller/credit/internal/testenv"
 )
 
@@ -114,7 +117,7 @@ func TestSubscriptionResumesAfter(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
 		s, partner, billing, cust := usageSetup(t, db, "100", false)
 		first := record(t, s, billing, event("a", cust, "100")).Alerts // 75, 90, 100
-		s.SetCredit(t, partner, cust, "100")                             // 50 %: re-armed
+		s.SetCredit(t, partner, cust, "100")                           // 50 %: re-armed
 
 		// Resuming after the first alert replays the other two, then goes live.
 		c := listen(t, s, testenv.TransportWS, partner, map[string]any{"after": first[0].ID})
@@ -180,6 +183,48 @@ func TestAlertsOverSSE(t *testing.T) {
 			}
 		case <-deadline:
 			t.Fatal("no alert over SSE")
+		}
+	}
+}
+
+// A client that stops answering pings (a half-open connection) is closed and
+// its subscription cleaned up; one that answers stays.
+func TestHalfOpenConnectionsAreClosed(t *testing.T) {
+	s := testenv.NewServerWith(t, testenv.SQLite(t), httpapi.Services{PingInterval: 100 * time.Millisecond})
+	_, partner := s.CreatePartner(t, "Reseller", "1000")
+
+	healthy := listen(t, s, testenv.TransportWS, partner, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(s.URL, "http") + "/graphql"
+	dead, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{testenv.TransportWS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.CloseNow()
+	for _, m := range []string{
+		`{"type":"connection_init","payload":{"Authorization":"Bearer ` + partner + `"}}`,
+		`{"id":"1","type":"subscribe","payload":{"query":"subscription { alerts { id } }"}}`,
+	} {
+		if err := dead.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return s.Alerts.Listeners() == 2 })
+	// The dead client never reads again, so it never answers a ping.
+	waitFor(t, func() bool { return s.Alerts.Listeners() == 1 })
+	time.Sleep(500 * time.Millisecond)
+	if s.Alerts.Listeners() != 1 {
+		t.Fatal("the healthy listener was dropped too")
+	}
+	healthy.Quiet(t, 10*time.Millisecond)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
 		}
 	}
 }

@@ -90,12 +90,7 @@ func MySQLDSN(t testing.TB) string {
 // MySQL opens a new MySQL store (see MySQLDSN).
 func MySQL(t testing.TB) *gorm.DB {
 	t.Helper()
-	db, err := database.Open(context.Background(), database.Config{MySQLDSN: MySQLDSN(t)})
-	if err != nil {
-		t.Fatalf("open MySQL: %v", err)
-	}
-	t.Cleanup(func() { database.Close(db) })
-	return db
+	return OpenMySQL(t, MySQLDSN(t))
 }
 
 // Server is a running API server process on a test store.
@@ -111,13 +106,21 @@ type Server struct {
 // runs its alerts tail. Several servers on one store act as several processes.
 func NewServer(t testing.TB, db *gorm.DB) *Server {
 	t.Helper()
+	return NewServerWith(t, db, httpapi.Services{})
+}
+
+// NewServerWith is NewServer with settings of httpapi.Services (its services
+// are made here).
+func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services) *Server {
+	t.Helper()
 	s := &Server{DB: db, Accounts: accounts.New(db, AdminToken)}
 	s.Alerts = alerts.New(db, alerts.Options{}, nil)
 	s.Ledger = ledger.New(db, s.Alerts.Wake)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Alerts.Run(ctx); close(done) }()
-	s.Server = httptest.NewUnstartedServer(httpapi.New(httpapi.Services{DB: db, Accounts: s.Accounts, Ledger: s.Ledger, Alerts: s.Alerts}))
+	settings.DB, settings.Accounts, settings.Ledger, settings.Alerts = db, s.Accounts, s.Ledger, s.Alerts
+	s.Server = httptest.NewUnstartedServer(httpapi.New(settings))
 	s.Start()
 	t.Cleanup(func() {
 		s.CloseClientConnections()
@@ -224,4 +227,16 @@ func (s *Server) Fails(t testing.TB, code, key, query string, vars map[string]an
 		}
 	}
 	return r
+}
+
+// OpenMySQL opens another connection pool on a MySQL database made by MySQLDSN,
+// as a second server process would.
+func OpenMySQL(t testing.TB, dsn string) *gorm.DB {
+	t.Helper()
+	db, err := database.Open(context.Background(), database.Config{MySQLDSN: dsn})
+	if err != nil {
+		t.Fatalf("open MySQL: %v", err)
+	}
+	t.Cleanup(func() { database.Close(db) })
+	return db
 }
