@@ -79,7 +79,7 @@ func UnmarshalID(v any) (uint, error) {
 		return 0, errs.E(errs.BadUserInput, "an ID is a string of digits")
 	}
 	id, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || id == 0 || id > uint64(^uint(0)>>1) {
+	if err != nil || id > uint64(^uint(0)>>1) {
 		return 0, errs.E(errs.BadUserInput, "%q is not an ID", s)
 	}
 	return uint(id), nil

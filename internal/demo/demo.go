@@ -24,15 +24,15 @@ type Keys struct {
 type customer struct {
 	name, email, remark string
 	billing             bool
-	credit              int64 // whole units
+	credit, used        int64 // whole units
 }
 
 var customers = []customer{
-	{"Acme Corp", "ops@acme.example", "enterprise plan", true, 5000},
-	{"Globex Ltd", "billing@globex.example", "", false, 1200},
-	{"Initech", "it@initech.example", "trial, 50% off", false, 300},
-	{"Umbrella Labs", "", "pays monthly", true, 0},
-	{"Stark Industries", "cloud@stark.example", "", false, 2500},
+	{"Acme Corp", "ops@acme.example", "enterprise plan", true, 5000, 1250},
+	{"Globex Ltd", "billing@globex.example", "", false, 1200, 1000},
+	{"Initech", "it@initech.example", "trial, 50% off", false, 300, 0},
+	{"Umbrella Labs", "", "pays monthly", true, 0, 0},
+	{"Stark Industries", "cloud@stark.example", "", false, 2500, 2500},
 }
 
 // Ensure makes sure the demo partner exists, creating it with Seed when it does
@@ -66,16 +66,29 @@ func Seed(ctx context.Context, acc *accounts.Service, led *ledger.Ledger) (Keys,
 		if err != nil {
 			return Keys{}, fmt.Errorf("demo customer: %w", err)
 		}
-		if c.credit == 0 {
-			continue
-		}
-		amount, _ := money.FromUnits(c.credit)
-		remark = optional("initial credit")
-		if _, err := led.SetCredit(admin, ledger.Change{CustomerID: cust.ID, Amount: &amount, Remark: remark}); err != nil {
-			return Keys{}, fmt.Errorf("demo credit: %w", err)
+		if err := fund(admin, led, cust.ID, c); err != nil {
+			return Keys{}, err
 		}
 	}
 	return issueKeys(ctx, acc, p.ID)
+}
+
+// fund gives a demo customer its credit and usage (which raises its alerts).
+func fund(ctx context.Context, led *ledger.Ledger, id uint, c customer) error {
+	if c.credit > 0 {
+		amount, _ := money.FromUnits(c.credit)
+		if _, err := led.SetCredit(ctx, ledger.Change{CustomerID: id, Amount: &amount, Remark: optional("initial credit")}); err != nil {
+			return fmt.Errorf("demo credit: %w", err)
+		}
+	}
+	if c.used > 0 {
+		amount, _ := money.FromUnits(c.used)
+		event := ledger.UsageEvent{EventID: fmt.Sprintf("demo-%d", id), CustomerID: id, Amount: amount, Description: optional("demo usage")}
+		if _, err := led.RecordUsage(ctx, []ledger.UsageEvent{event}); err != nil {
+			return fmt.Errorf("demo usage: %w", err)
+		}
+	}
+	return nil
 }
 
 func issueKeys(ctx context.Context, acc *accounts.Service, partnerID uint) (Keys, error) {

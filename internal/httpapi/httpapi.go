@@ -88,7 +88,10 @@ func New(s Services) http.Handler {
 	api := auth.Middleware(s.Accounts, gql)
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api)
-	mux.Handle("GET /{$}", playground.Handler("Credit API", "/graphql"))
+	// The headers editor starts with the Authorization header to fill in; the
+	// playground sends it with queries and in connection_init of subscriptions.
+	mux.Handle("GET /{$}", playground.HandlerWithHeaders("Credit API", "/graphql", nil,
+		map[string]string{"Authorization": "Bearer PASTE-YOUR-KEY-HERE"}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
