@@ -109,8 +109,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	}
 
 	tailCtx, stopTail := context.WithCancel(context.Background())
-	tailDone := make(chan struct{})
-	go func() { alertSvc.Run(tailCtx); close(tailDone) }()
+	tailDone, err := alertSvc.Start(tailCtx)
+	if err != nil {
+		stopTail()
+		return err
+	}
 	defer func() { stopTail(); <-tailDone }()
 
 	srv := &http.Server{

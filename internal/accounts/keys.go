@@ -104,7 +104,7 @@ func (s *Service) Partners(ctx context.Context, args page.Args) (page.Result[*mo
 		return none, err
 	}
 	var rows []*models.Partner
-	if err := database.Seek(q, "id", false, req.After != nil, req.AfterID(), req.AfterID()).Limit(req.Limit + 1).Find(&rows).Error; err != nil {
+	if err := database.Seek(q, "id", false, req.After != nil, nil, req.AfterID()).Limit(req.Limit + 1).Find(&rows).Error; err != nil {
 		return none, err
 	}
 	return page.Build(rows, req, total, func(p *models.Partner) page.Cursor { return page.Cursor{ID: p.ID} }), nil

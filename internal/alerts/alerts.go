@@ -1,6 +1,6 @@
 // Package alerts lists usage alerts and delivers them live.
 //
-// The alerts table is the outbox. Every process tails it (Run): it reads the
+// The alerts table is the outbox. Every process tails it (Start): it reads the
 // alerts with ids above the last it published, in id order, and publishes them
 // to its in-process broker, from which subscriptions take them. A process that
 // raised alerts wakes its own tail at once (Wake); the others find them on their
@@ -12,6 +12,7 @@ package alerts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -50,7 +51,7 @@ type Service struct {
 	log    *slog.Logger
 }
 
-// New returns a Service on db. Call Run to start delivering.
+// New returns a Service on db. Call Start to start delivering.
 func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
@@ -75,19 +76,23 @@ func (s *Service) Wake() {
 	}
 }
 
-// Run tails the alerts table until ctx ends, publishing new alerts in id order.
-// It starts after the newest alert that exists when it starts.
-func (s *Service) Run(ctx context.Context) {
+// Start begins tailing the alerts table: from the newest alert that exists now,
+// it publishes new alerts in id order until ctx ends, and then closes the
+// returned channel.
+func (s *Service) Start(ctx context.Context) (done <-chan struct{}, err error) {
 	last, err := s.newestID(ctx)
-	for err != nil {
-		s.log.Warn("alerts tail: cannot read the newest alert; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(s.opts.PollInterval):
-		}
-		last, err = s.newestID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: read the newest alert: %w", err)
 	}
+	c := make(chan struct{})
+	go func() {
+		defer close(c)
+		s.tail(ctx, last)
+	}()
+	return c, nil
+}
+
+func (s *Service) tail(ctx context.Context, last uint) {
 	tick := time.NewTicker(s.opts.PollInterval)
 	defer tick.Stop()
 	for {
@@ -97,6 +102,7 @@ func (s *Service) Run(ctx context.Context) {
 		case <-s.wake:
 		case <-tick.C:
 		}
+		var err error
 		if last, err = s.publishAfter(ctx, last); err != nil && ctx.Err() == nil {
 			s.log.Warn("alerts tail: poll failed", "err", err)
 		}
@@ -164,7 +170,7 @@ func (s *Service) List(ctx context.Context, f Filter, args page.Args) (page.Resu
 	}
 	// Ids grow in commit order, so newest first is id descending.
 	var rows []*models.Alert
-	q = database.Seek(q, "id", true, req.After != nil, req.AfterID(), req.AfterID())
+	q = database.Seek(q, "id", true, req.After != nil, nil, req.AfterID())
 	if err := q.Limit(req.Limit + 1).Find(&rows).Error; err != nil {
 		return none, err
 	}

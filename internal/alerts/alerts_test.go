@@ -17,8 +17,10 @@ func start(t *testing.T, db *gorm.DB, opts alerts.Options) (*alerts.Service, con
 	t.Helper()
 	svc := alerts.New(db, opts, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { svc.Run(ctx); close(done) }()
+	done, err := svc.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { cancel(); <-done })
 	return svc, auth.WithPrincipal(ctx, auth.Principal{Role: auth.RoleAdmin, KeyName: "test"})
 }

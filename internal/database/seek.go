@@ -6,12 +6,19 @@ import (
 )
 
 // Seek orders q by column then id, both ascending or both descending, and when
-// after is true keeps only rows that come after (value, id) in that order.
-// column must be a trusted column name, never client text.
+// after is true keeps only rows that come after (value, id) in that order. With
+// column "id" the value is the id itself. column must be a trusted SQL
+// expression, never client text.
 func Seek(q *gorm.DB, column string, desc bool, after bool, value any, id uint) *gorm.DB {
 	dir, cmp := " ASC", " > "
 	if desc {
 		dir, cmp = " DESC", " < "
+	}
+	if column == "id" {
+		if after {
+			q = q.Where("id"+cmp+"?", id)
+		}
+		return q.Order("id" + dir)
 	}
 	if after {
 		q = q.Where("("+column+cmp+"?) OR ("+column+" = ? AND id"+cmp+"?)", value, value, id)

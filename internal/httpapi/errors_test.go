@@ -134,6 +134,21 @@ func TestHTTPEndpoints(t *testing.T) {
 	if code, _ := get("/healthz", nil); code != 200 {
 		t.Fatalf("healthz: %d", code)
 	}
+	// Browser frontends on other origins may call the API.
+	req, _ := http.NewRequest(http.MethodOptions, s.URL+"/graphql", nil)
+	req.Header.Set("Origin", "https://app.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+	res, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent || res.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(res.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight: %d %v", res.StatusCode, res.Header)
+	}
+
 	database.Close(db)
 	if code, _ := get("/healthz", nil); code != http.StatusServiceUnavailable {
 		t.Fatalf("healthz with the store closed: %d", code)

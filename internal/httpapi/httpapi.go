@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/coder/websocket"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -64,6 +65,12 @@ func New(s Services) http.Handler {
 		Resolvers: &resolvers.Resolver{Accounts: s.Accounts, Ledger: s.Ledger, Alerts: s.Alerts},
 	}))
 	gql.AddTransport(transport.Websocket{
+		// Keys travel in connection_init or the Authorization header, never in
+		// cookies, so a page on another origin cannot borrow a visitor's
+		// credentials: frontends on any origin may connect.
+		Implementation: transport.CoderWebsocketImplementation{
+			AcceptOptions: websocket.AcceptOptions{OriginPatterns: []string{"*"}},
+		},
 		InitFunc:              websocketInit(s.Accounts),
 		KeepAlivePingInterval: s.PingInterval,
 		PingPongInterval:      s.PingInterval,
@@ -85,7 +92,7 @@ func New(s Services) http.Handler {
 		return errors.New("panic") // presented as INTERNAL_SERVER_ERROR
 	})
 
-	api := auth.Middleware(s.Accounts, gql)
+	api := allowCrossOrigin(auth.Middleware(s.Accounts, gql))
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api)
 	// The headers editor starts with the Authorization header to fill in; the
@@ -103,6 +110,24 @@ func New(s Services) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// allowCrossOrigin lets browser frontends on other origins call the API. It is
+// safe for the same reason as cross-origin WebSockets: credentials are bearer
+// keys the frontend sends itself, not cookies.
+func allowCrossOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // websocketInit authenticates a WebSocket connection from its connection_init

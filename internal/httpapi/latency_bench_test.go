@@ -28,7 +28,7 @@ func benchAlertLatency(b *testing.B, db *gorm.DB) {
 	c := s.Dial(b, testenv.TransportWS, map[string]any{"Authorization": "Bearer " + partner}, nil)
 	c.Acked(b)
 	c.Subscribe(b, "1", `subscription { alerts { id threshold } }`, nil)
-	time.Sleep(100 * time.Millisecond)
+	listening(b, s, 1)
 
 	// latencies run from recordUsage returning to the listener having the alert
 	// (often it is already there: the tail is woken at commit, before the HTTP

@@ -21,7 +21,8 @@ func TestTwoProcessesOnOneMySQL(t *testing.T) {
 
 	onA := listen(t, a, testenv.TransportWS, partner, nil)
 	onB := listen(t, b, testenv.LegacyWS, partner, nil)
-	subscribed()
+	listening(t, a, 1)
+	listening(t, b, 1)
 
 	for i, via := range []*testenv.Server{a, b} {
 		if i == 1 {

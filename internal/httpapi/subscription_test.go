@@ -34,11 +34,12 @@ func nextAlert(t *testing.T, c *testenv.WSClient) alert {
 	return out.Alerts
 }
 
-// subscribed makes sure the subscription is registered before the test goes on:
-// the server subscribes when it receives the message, so one round trip
-// through a raised alert on a throwaway customer is enough. Tests instead wait
-// a moment; the subscription resolver registers synchronously.
-func subscribed() { time.Sleep(100 * time.Millisecond) }
+// listening waits until the server has registered n live subscriptions (a
+// subscribe message is handled asynchronously).
+func listening(t testing.TB, s *testenv.Server, n int) {
+	t.Helper()
+	waitFor(t, func() bool { return s.Alerts.Listeners() == n })
+}
 
 func TestAlertsSubscription(t *testing.T) {
 	for _, protocol := range []string{testenv.TransportWS, testenv.LegacyWS} {
@@ -52,7 +53,7 @@ func TestAlertsSubscription(t *testing.T) {
 				all := listen(t, s, protocol, partner, nil)
 				one := listen(t, s, protocol, partner, map[string]any{"c": cust})
 				theirs := listen(t, s, protocol, rival, nil)
-				subscribed()
+				listening(t, s, 3)
 
 				got := record(t, s, billing, event("r1", rc, "10"), event("u1", cust, "95"))
 				if thresholds(got.Alerts) != "75 90 100 75 90" {
@@ -104,6 +105,9 @@ func TestSubscriptionAuthentication(t *testing.T) {
 		c.Acked(t)
 		c = s.Dial(t, protocol, map[string]any{"authorization": "Bearer " + partner}, nil)
 		c.Acked(t)
+		// Browser frontends on other origins may listen.
+		c = s.Dial(t, protocol, map[string]any{"Authorization": "Bearer " + partner}, http.Header{"Origin": {"https://app.example"}})
+		c.Acked(t)
 	}
 	// Another partner's customer looks missing.
 	_, rival := s.CreatePartner(t, "Rival", "1000")
@@ -126,7 +130,7 @@ func TestSubscriptionResumesAfter(t *testing.T) {
 				t.Fatalf("replayed %+v, want %+v", a, want)
 			}
 		}
-		subscribed()
+		listening(t, s, 1)
 		live := record(t, s, billing, event("b", cust, "50")).Alerts // 150 of 200: 75
 		for _, want := range live {
 			// The customer is read afresh for every event, not cached per connection.
@@ -172,7 +176,7 @@ func TestAlertsOverSSE(t *testing.T) {
 		}
 		close(lines)
 	}()
-	subscribed()
+	listening(t, s, 1)
 	record(t, s, billing, event("sse", cust, "80"))
 	deadline := time.After(5 * time.Second)
 	for {
@@ -220,7 +224,7 @@ func TestHalfOpenConnectionsAreClosed(t *testing.T) {
 	healthy.Quiet(t, 10*time.Millisecond)
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {

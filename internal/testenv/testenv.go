@@ -117,8 +117,10 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services) *Server
 	s.Alerts = alerts.New(db, alerts.Options{}, nil)
 	s.Ledger = ledger.New(db, s.Alerts.Wake)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Alerts.Run(ctx); close(done) }()
+	done, err := s.Alerts.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	settings.DB, settings.Accounts, settings.Ledger, settings.Alerts = db, s.Accounts, s.Ledger, s.Alerts
 	s.Server = httptest.NewUnstartedServer(httpapi.New(settings))
 	s.Start()
