@@ -158,12 +158,7 @@ func (s *Service) List(ctx context.Context, f Filter, args page.Args) (page.Resu
 	if f.Threshold != nil {
 		q = q.Where("threshold = ?", *f.Threshold)
 	}
-	if f.From != nil {
-		q = q.Where("created_at >= ?", f.From.UTC())
-	}
-	if f.To != nil {
-		q = q.Where("created_at < ?", f.To.UTC())
-	}
+	q = database.CreatedBetween(q, f.From, f.To)
 	var total int64
 	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
 		return none, err

@@ -1,6 +1,8 @@
 package database
 
 import (
+	"time"
+
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -24,6 +26,18 @@ func Seek(q *gorm.DB, column string, desc bool, after bool, value any, id uint) 
 		q = q.Where("("+column+cmp+"?) OR ("+column+" = ? AND id"+cmp+"?)", value, value, id)
 	}
 	return q.Order(column + dir).Order("id" + dir)
+}
+
+// CreatedBetween keeps the rows created at or after from and before to; a nil
+// bound does not filter.
+func CreatedBetween(q *gorm.DB, from, to *time.Time) *gorm.DB {
+	if from != nil {
+		q = q.Where("created_at >= ?", from.UTC())
+	}
+	if to != nil {
+		q = q.Where("created_at < ?", to.UTC())
+	}
+	return q
 }
 
 // LockByID reads the row with the id into dest and locks it until the end of the

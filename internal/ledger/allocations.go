@@ -70,11 +70,5 @@ func applyFilter(q *gorm.DB, f AllocationFilter) *gorm.DB {
 	if f.Kind != nil {
 		q = q.Where("kind = ?", *f.Kind)
 	}
-	if f.From != nil {
-		q = q.Where("created_at >= ?", f.From.UTC())
-	}
-	if f.To != nil {
-		q = q.Where("created_at < ?", f.To.UTC())
-	}
-	return q
+	return database.CreatedBetween(q, f.From, f.To)
 }
