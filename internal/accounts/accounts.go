@@ -94,11 +94,13 @@ func (s *Service) CreatePartner(ctx context.Context, in NewPartner) (*models.Par
 // caller may see.
 func (s *Service) Partner(ctx context.Context, id *uint) (*models.Partner, error) {
 	pid, err := s.partnerScope(ctx, id)
-	if err != nil || pid == 0 {
-		if errs.CodeOf(err) == errs.NotFound {
-			return nil, nil
-		}
+	switch {
+	case errs.CodeOf(err) == errs.NotFound:
+		return nil, nil
+	case err != nil:
 		return nil, err
+	case pid == 0:
+		return nil, errs.E(errs.BadUserInput, "name a partner: an ADMIN key has none of its own")
 	}
 	return s.PartnerByID(ctx, pid)
 }

@@ -123,6 +123,12 @@ func TestRoles(t *testing.T) {
 
 		// ADMIN acts on any partner, naming it where a PARTNER key has its own.
 		s.Fails(t, "BAD_USER_INPUT", testenv.AdminToken, `mutation { createCustomer(input: {name: "x"}) { id } }`, nil)
+		s.Fails(t, "BAD_USER_INPUT", testenv.AdminToken, `{ partner { id } }`, nil)
+		var named struct{ Partner struct{ Name string } }
+		s.Must(t, testenv.AdminToken, `query($p: ID) { partner(id: $p) { name } }`, map[string]any{"p": partnerID}, &named)
+		if named.Partner.Name != "Reseller" {
+			t.Fatalf("ADMIN partner(id) = %+v", named)
+		}
 		var made struct{ CreateCustomer struct{ ID string } }
 		s.Must(t, testenv.AdminToken, `mutation($p: ID) { createCustomer(input: {name: "By admin", partnerId: $p}) { id } }`, map[string]any{"p": partnerID}, &made)
 		var list struct{ Customers struct{ TotalCount int } }

@@ -91,6 +91,12 @@ func TestErrorsCarryCodesAndNoInternals(t *testing.T) {
 		t.Fatalf("bad JSON body: %+v", r.Errors)
 	}
 
+	// An oversized body is refused, not read whole.
+	huge := []byte(`{"query": "{ viewer { role } }", "pad": "` + strings.Repeat("x", 5<<20) + `"}`)
+	if r := s.PostRaw(t, key, huge); len(r.Errors) != 1 || r.Errors[0].Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "larger than 4 MiB") {
+		t.Fatalf("oversized body: %+v", r.Errors)
+	}
+
 	// A store failure is an internal error that says nothing about the store.
 	if err := s.DB.Exec("DROP TABLE customers").Error; err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -92,7 +93,7 @@ func New(s Services) http.Handler {
 		return errors.New("panic") // presented as INTERNAL_SERVER_ERROR
 	})
 
-	api := allowCrossOrigin(auth.Middleware(s.Accounts, gql))
+	api := allowCrossOrigin(limitBody(auth.Middleware(s.Accounts, gql)))
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api)
 	// The headers editor starts with the Authorization header to fill in; the
@@ -110,6 +111,19 @@ func New(s Services) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// MaxBodyBytes bounds a request body (a recordUsage call of 1,000 events takes
+// about 150 KB).
+const MaxBodyBytes = 4 << 20
+
+// limitBody refuses bodies larger than MaxBodyBytes instead of reading them
+// into memory whole.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // allowCrossOrigin lets browser frontends on other origins call the API. It is
@@ -177,6 +191,11 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if _, ok := gqlErr.Extensions["code"]; ok {
 			return gqlErr
 		}
+		if gqlErr.Err == nil && strings.Contains(gqlErr.Message, "request body too large") {
+			gqlErr.Message = fmt.Sprintf("the request body is larger than %d MiB", MaxBodyBytes>>20)
+			setCode(gqlErr, string(errs.BadUserInput))
+			return gqlErr
+		}
 		if gqlErr.Err == nil && isRequestError(gqlErr.Message) {
 			gqlErr.Message = "the request body is not a GraphQL request in JSON"
 			setCode(gqlErr, "GRAPHQL_PARSE_FAILED")
@@ -205,5 +224,6 @@ func setCode(e *gqlerror.Error, code string) {
 // cannot decode (they carry no code, and echo the body).
 func isRequestError(msg string) bool {
 	return strings.HasPrefix(msg, "json request body could not be decoded") ||
-		strings.HasPrefix(msg, "could not read request body")
+		strings.HasPrefix(msg, "could not read request body") ||
+		strings.HasPrefix(msg, "unable to get Request Body")
 }
