@@ -62,6 +62,28 @@ func New(s Services) http.Handler {
 	if s.PingInterval <= 0 {
 		s.PingInterval = DefaultPingInterval
 	}
+	api := allowCrossOrigin(limitBody(auth.Middleware(s.Accounts, newGraphQL(s))))
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", api)
+	// The headers editor starts with the Authorization header to fill in; the
+	// playground sends it with queries and in connection_init of subscriptions.
+	mux.Handle("GET /{$}", playground.HandlerWithHeaders("Credit API", "/graphql", nil,
+		map[string]string{"Authorization": "Bearer PASTE-YOUR-KEY-HERE"}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := database.Ping(ctx, s.DB); err != nil {
+			s.Logger.WarnContext(ctx, "health check failed", "err", err)
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// newGraphQL returns the GraphQL server with its transports and extensions.
+func newGraphQL(s Services) *handler.Server {
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
 		Resolvers: &resolvers.Resolver{Accounts: s.Accounts, Ledger: s.Ledger, Alerts: s.Alerts},
 	}))
@@ -92,25 +114,7 @@ func New(s Services) http.Handler {
 		s.Logger.ErrorContext(ctx, "panic while resolving", "panic", v, "stack", string(debug.Stack()))
 		return errors.New("panic") // presented as INTERNAL_SERVER_ERROR
 	})
-
-	api := allowCrossOrigin(limitBody(auth.Middleware(s.Accounts, gql)))
-	mux := http.NewServeMux()
-	mux.Handle("/graphql", api)
-	// The headers editor starts with the Authorization header to fill in; the
-	// playground sends it with queries and in connection_init of subscriptions.
-	mux.Handle("GET /{$}", playground.HandlerWithHeaders("Credit API", "/graphql", nil,
-		map[string]string{"Authorization": "Bearer PASTE-YOUR-KEY-HERE"}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := database.Ping(ctx, s.DB); err != nil {
-			s.Logger.WarnContext(ctx, "health check failed", "err", err)
-			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ok\n"))
-	})
-	return mux
+	return gql
 }
 
 // MaxBodyBytes bounds a request body (a recordUsage call of 1,000 events takes
