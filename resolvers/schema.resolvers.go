@@ -42,6 +42,10 @@ func (r *mutationResolver) CreatePartner(ctx context.Context, input model.Create
 	return r.Accounts.CreatePartner(ctx, accounts.NewPartner{Name: input.Name, CreditLine: input.CreditLine, Currency: deref(input.Currency)})
 }
 
+func (r *mutationResolver) SetCreditLine(ctx context.Context, partnerID uint, creditLine money.Amount) (*models.Partner, error) {
+	return r.Accounts.SetCreditLine(ctx, partnerID, creditLine)
+}
+
 func (r *mutationResolver) CreateAPIKey(ctx context.Context, input model.CreateAPIKeyInput) (*model.CreateAPIKeyPayload, error) {
 	key, k, err := r.Accounts.CreateAPIKey(ctx, accounts.NewAPIKey{Name: input.Name, Role: input.Role, PartnerID: input.PartnerID})
 	if err != nil {
@@ -112,6 +116,21 @@ func (r *queryResolver) Partners(ctx context.Context, first *int, after *string)
 	return &model.PartnerConnection{
 		Edges: edges(res, func(c string, n *models.Partner) *model.PartnerEdge {
 			return &model.PartnerEdge{Cursor: c, Node: n}
+		}),
+		Nodes:      res.Items,
+		PageInfo:   pageInfo(res),
+		TotalCount: int(res.TotalCount),
+	}, nil
+}
+
+func (r *queryResolver) APIKeys(ctx context.Context, partnerID *uint, includeRevoked *bool, first *int, after *string) (*model.APIKeyConnection, error) {
+	res, err := r.Accounts.APIKeys(ctx, partnerID, deref(includeRevoked), page.Args{First: first, After: after})
+	if err != nil {
+		return nil, err
+	}
+	return &model.APIKeyConnection{
+		Edges: edges(res, func(c string, n *models.APIKey) *model.APIKeyEdge {
+			return &model.APIKeyEdge{Cursor: c, Node: n}
 		}),
 		Nodes:      res.Items,
 		PageInfo:   pageInfo(res),

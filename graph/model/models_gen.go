@@ -46,6 +46,18 @@ type AllocationFilter struct {
 	To *time.Time `json:"to,omitempty"`
 }
 
+type APIKeyConnection struct {
+	Edges      []*APIKeyEdge    `json:"edges"`
+	Nodes      []*models.APIKey `json:"nodes"`
+	PageInfo   *PageInfo        `json:"pageInfo"`
+	TotalCount int              `json:"totalCount"`
+}
+
+type APIKeyEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *models.APIKey `json:"node"`
+}
+
 type CreateAPIKeyInput struct {
 	Name string    `json:"name"`
 	Role auth.Role `json:"role"`

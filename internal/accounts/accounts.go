@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/input"
 	"github.com/cloudreseller/credit/internal/money"
@@ -103,6 +104,36 @@ func (s *Service) Partner(ctx context.Context, id *uint) (*models.Partner, error
 		return nil, errs.E(errs.BadUserInput, "name a partner: an ADMIN key has none of its own")
 	}
 	return s.PartnerByID(ctx, pid)
+}
+
+// SetCreditLine changes a partner's credit line (ADMIN). A line below what the
+// partner has allocated is PARTNER_CREDIT_EXCEEDED: take credit back first.
+func (s *Service) SetCreditLine(ctx context.Context, id uint, line money.Amount) (*models.Partner, error) {
+	if err := requireRole(ctx, auth.RoleAdmin); err != nil {
+		return nil, err
+	}
+	if line < 0 {
+		return nil, errs.E(errs.BadUserInput, "creditLine must not be negative")
+	}
+	var p models.Partner
+	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		if err := database.LockByID(tx, &p, id); err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return errs.E(errs.NotFound, "no partner with id %d", id)
+			}
+			return err
+		}
+		if line < p.Allocated {
+			return errs.E(errs.PartnerCreditExceeded,
+				"the partner has allocated %s: the credit line cannot be %s", p.Allocated, line)
+		}
+		p.CreditLine = line
+		return tx.Model(&p).Update("credit_line", line).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // PartnerByID returns the partner with the id, or nil. It checks no permission:

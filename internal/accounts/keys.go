@@ -109,3 +109,31 @@ func (s *Service) Partners(ctx context.Context, args page.Args) (page.Result[*mo
 	}
 	return page.Build(rows, req, total, func(p *models.Partner) page.Cursor { return page.Cursor{ID: p.ID} }), nil
 }
+
+// APIKeys lists API keys, oldest first, optionally of one partner (ADMIN).
+func (s *Service) APIKeys(ctx context.Context, partnerID *uint, includeRevoked bool, args page.Args) (page.Result[*models.APIKey], error) {
+	var none page.Result[*models.APIKey]
+	if err := requireRole(ctx, auth.RoleAdmin); err != nil {
+		return none, err
+	}
+	req, err := args.Parse()
+	if err != nil {
+		return none, err
+	}
+	q := s.db.WithContext(ctx).Model(&models.APIKey{})
+	if partnerID != nil {
+		q = q.Where("partner_id = ?", *partnerID)
+	}
+	if !includeRevoked {
+		q = q.Where("revoked_at IS NULL")
+	}
+	var total int64
+	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+		return none, err
+	}
+	var rows []*models.APIKey
+	if err := database.Seek(q, "id", false, req.After != nil, nil, req.AfterID()).Limit(req.Limit + 1).Find(&rows).Error; err != nil {
+		return none, err
+	}
+	return page.Build(rows, req, total, func(k *models.APIKey) page.Cursor { return page.Cursor{ID: k.ID} }), nil
+}

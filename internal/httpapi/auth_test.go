@@ -156,3 +156,64 @@ func TestRoles(t *testing.T) {
 		}
 	})
 }
+
+func TestListAPIKeys(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServer(t, db)
+		aID, a := s.CreatePartner(t, "Alpha", "1000")
+		s.CreatePartner(t, "Beta", "1000")
+		s.CreateKey(t, "feed", "BILLING", "")
+		second := s.CreateKey(t, "Alpha second", "PARTNER", aID)
+
+		type keys struct {
+			APIKeys struct {
+				TotalCount int
+				Nodes      []struct{ ID, Name, Role string }
+			} `json:"apiKeys"`
+		}
+		query := `query($p: ID, $r: Boolean) { apiKeys(partnerId: $p, includeRevoked: $r) { totalCount nodes { id name role } } }`
+		var all keys
+		s.Must(t, testenv.AdminToken, query, nil, &all)
+		if all.APIKeys.TotalCount != 4 {
+			t.Fatalf("%d keys, want 4: %+v", all.APIKeys.TotalCount, all)
+		}
+		var alpha keys
+		s.Must(t, testenv.AdminToken, query, map[string]any{"p": aID}, &alpha)
+		if alpha.APIKeys.TotalCount != 2 || alpha.APIKeys.Nodes[0].Name != "Alpha key" {
+			t.Fatalf("Alpha's keys: %+v", alpha)
+		}
+		// Revoked keys are left out unless asked for.
+		s.Must(t, testenv.AdminToken, `mutation($id: ID!) { revokeApiKey(id: $id) { id } }`, map[string]any{"id": alpha.APIKeys.Nodes[1].ID}, nil)
+		s.Fails(t, "UNAUTHENTICATED", second, `{ viewer { role } }`, nil)
+		s.Must(t, testenv.AdminToken, query, map[string]any{"p": aID}, &alpha)
+		if alpha.APIKeys.TotalCount != 1 {
+			t.Fatalf("revoked key still listed: %+v", alpha)
+		}
+		s.Must(t, testenv.AdminToken, query, map[string]any{"p": aID, "r": true}, &alpha)
+		if alpha.APIKeys.TotalCount != 2 {
+			t.Fatalf("includeRevoked: %+v", alpha)
+		}
+		s.Fails(t, "FORBIDDEN", a, `{ apiKeys { totalCount } }`, nil)
+	})
+}
+
+func TestSetCreditLine(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServer(t, db)
+		id, key := s.CreatePartner(t, "Reseller", "100")
+		cust := s.CreateCustomer(t, key, "Acme", false)
+		s.SetCredit(t, key, cust, "80")
+
+		op := `mutation($p: ID!, $l: Decimal!) { setCreditLine(partnerId: $p, creditLine: $l) { creditLine allocatedCredit remainingCredit } }`
+		s.Fails(t, "PARTNER_CREDIT_EXCEEDED", testenv.AdminToken, op, map[string]any{"p": id, "l": "79.99"})
+		s.Fails(t, "FORBIDDEN", key, op, map[string]any{"p": id, "l": "1000"})
+		s.Fails(t, "NOT_FOUND", testenv.AdminToken, op, map[string]any{"p": "999999", "l": "1000"})
+		var out struct{ SetCreditLine partnerState }
+		s.Must(t, testenv.AdminToken, op, map[string]any{"p": id, "l": "500"}, &out)
+		if out.SetCreditLine != (partnerState{"500.00", "80.00", "420.00"}) {
+			t.Fatalf("after raising the line: %+v", out)
+		}
+		s.SetCredit(t, key, cust, "420")
+		s.Fails(t, "PARTNER_CREDIT_EXCEEDED", key, setCredit, map[string]any{"in": map[string]any{"customerId": cust, "amount": "0.01"}})
+	})
+}
