@@ -68,6 +68,15 @@ func (r *mutationResolver) CreateCustomer(ctx context.Context, input model.Creat
 	})
 }
 
+func (r *mutationResolver) UpdateCustomer(ctx context.Context, input model.UpdateCustomerInput) (*models.Customer, error) {
+	return r.Accounts.UpdateCustomer(ctx, input.CustomerID, accounts.CustomerUpdate{
+		Name:              input.Name,
+		Email:             input.Email,
+		Remark:            input.Remark,
+		BillingPermission: input.BillingPermission,
+	})
+}
+
 func (r *mutationResolver) SetCredit(ctx context.Context, input model.SetCreditInput) (*model.CreditChangePayload, error) {
 	return changePayload(r.Ledger.SetCredit(ctx, ledger.Change{
 		CustomerID:     input.CustomerID,

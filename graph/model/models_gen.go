@@ -168,6 +168,15 @@ type SetCreditInput struct {
 type Subscription struct {
 }
 
+type UpdateCustomerInput struct {
+	CustomerID uint `json:"customerId"`
+	// Fields left out stay as they are; an empty email or remark clears it.
+	Name              *string `json:"name,omitempty"`
+	Email             *string `json:"email,omitempty"`
+	Remark            *string `json:"remark,omitempty"`
+	BillingPermission *bool   `json:"billingPermission,omitempty"`
+}
+
 // One usage record from the billing feed, at list price (voucher deductions do not reduce it).
 type UsageEventInput struct {
 	// The feed's id for the event (1 to 64 characters): an event is applied once, however often it is sent.

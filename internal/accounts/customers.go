@@ -13,6 +13,7 @@ import (
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/input"
 	"github.com/cloudreseller/credit/internal/money"
 	"github.com/cloudreseller/credit/internal/page"
 	"github.com/cloudreseller/credit/models"
@@ -203,6 +204,59 @@ func (s *Service) CustomersByID(ctx context.Context, ids []uint) ([]*models.Cust
 		out[i] = byID[id]
 	}
 	return out, nil
+}
+
+// CustomerUpdate changes a customer's details; nil fields stay as they are.
+type CustomerUpdate struct {
+	Name              *string
+	Email             *string // "" clears it
+	Remark            *string // "" clears it
+	BillingPermission *bool
+}
+
+// UpdateCustomer changes a customer's details and billing permission.
+func (s *Service) UpdateCustomer(ctx context.Context, id uint, in CustomerUpdate) (*models.Customer, error) {
+	if _, err := s.visibleCustomer(ctx, id); err != nil {
+		return nil, err
+	}
+	var c models.Customer
+	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		if err := database.LockByID(tx, &c, id); err != nil {
+			return err
+		}
+		if err := in.apply(&c); err != nil {
+			return err
+		}
+		c.Refresh()
+		return tx.Model(&c).Select("name", "email", "remark", "billing_permission", "status", "updated_at").Updates(&c).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (in CustomerUpdate) apply(c *models.Customer) error {
+	var err error
+	if in.Name != nil {
+		if c.Name, err = input.Required("name", *in.Name, 200); err != nil {
+			return err
+		}
+	}
+	if in.Email != nil {
+		if c.Email, err = input.Email(in.Email); err != nil {
+			return err
+		}
+	}
+	if in.Remark != nil {
+		if c.Remark, err = input.Optional("remark", in.Remark, 1000); err != nil {
+			return err
+		}
+	}
+	if in.BillingPermission != nil {
+		c.BillingPermission = *in.BillingPermission
+	}
+	return nil
 }
 
 // SetNonStopPrivilege grants or removes a customer's non-stop privilege (ADMIN).

@@ -252,3 +252,34 @@ func TestIdempotency(t *testing.T) {
 		}
 	})
 }
+
+func TestUpdateCustomer(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServer(t, db)
+		_, key := s.CreatePartner(t, "Reseller", "100")
+		var made struct{ CreateCustomer struct{ ID string } }
+		s.Must(t, key, `mutation { createCustomer(input: {name: "Acme", email: "a@acme.example", remark: "old"}) { id } }`, nil, &made)
+		id := made.CreateCustomer.ID
+
+		op := `mutation($in: UpdateCustomerInput!) { updateCustomer(input: $in) { name email remark billingPermission status } }`
+		type customer struct {
+			Name              string
+			Email, Remark     *string
+			BillingPermission bool
+			Status            string
+		}
+		var out struct{ UpdateCustomer customer }
+		s.Must(t, key, op, map[string]any{"in": map[string]any{"customerId": id, "name": "Acme Inc", "email": "", "billingPermission": true}}, &out)
+		c := out.UpdateCustomer
+		if c.Name != "Acme Inc" || c.Email != nil || c.Remark == nil || *c.Remark != "old" || !c.BillingPermission || c.Status != "PURCHASES_BLOCKED" {
+			t.Fatalf("updated customer = %+v", c)
+		}
+		s.Fails(t, "BAD_USER_INPUT", key, op, map[string]any{"in": map[string]any{"customerId": id, "email": "nope"}})
+		s.Fails(t, "BAD_USER_INPUT", key, op, map[string]any{"in": map[string]any{"customerId": id, "name": " "}})
+		_, other := s.CreatePartner(t, "Other", "100")
+		s.Fails(t, "NOT_FOUND", other, op, map[string]any{"in": map[string]any{"customerId": id, "name": "Mine"}})
+		if got := s.Customer(t, key, id); got.Status != "PURCHASES_BLOCKED" {
+			t.Fatalf("after refused updates: %+v", got)
+		}
+	})
+}
