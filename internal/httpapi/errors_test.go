@@ -64,7 +64,8 @@ func TestDecimalInput(t *testing.T) {
 			SetCredit struct{ Customer struct{ Credit string } }
 		}
 		s.Must(t, key, `mutation($c: ID!) { setCredit(input: {customerId: $c, amount: "0.01"}) { customer { credit } } }`, map[string]any{"c": cust}, &ok)
-		credit++
+		s.Must(t, key, `mutation($c: ID!) { setCredit(input: {customerId: $c, amount: 2}) { customer { credit } } }`, map[string]any{"c": cust}, &ok)
+		credit += 201
 		if got := cents(t, ok.SetCredit.Customer.Credit); got != credit {
 			t.Fatalf("credit %d cents, want %d: a rejected amount was applied", got, credit)
 		}
