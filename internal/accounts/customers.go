@@ -178,7 +178,7 @@ func (s *Service) visibleCustomer(ctx context.Context, id uint) (*models.Custome
 	}
 	var c models.Customer
 	err = s.db.WithContext(ctx).Take(&c, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && p.Role == auth.RolePartner && c.PartnerID != p.PartnerID) {
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && !p.Sees(c.PartnerID)) {
 		return nil, errs.E(errs.NotFound, "no customer with id %d", id)
 	}
 	if err != nil {

@@ -50,6 +50,12 @@ func (p Principal) Require(roles ...Role) error {
 	return errs.E(errs.Forbidden, "a %s key may not do this", p.Role)
 }
 
+// Sees tells whether the principal may see a partner's data: a PARTNER key
+// only its own partner's, other roles (once allowed the operation) every one.
+func (p Principal) Sees(partnerID uint) bool {
+	return p.Role != RolePartner || p.PartnerID == partnerID
+}
+
 // NewKey returns a new random API key and its hash.
 func NewKey() (key, hash string) {
 	b := make([]byte, 32)

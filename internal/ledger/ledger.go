@@ -139,7 +139,7 @@ func (c *change) run(tx *gorm.DB) error {
 	c.alerts = 0
 	var cust models.Customer
 	err := tx.Take(&cust, c.in.CustomerID).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && c.p.Role == auth.RolePartner && cust.PartnerID != c.p.PartnerID) {
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && !c.p.Sees(cust.PartnerID)) {
 		return errs.E(errs.NotFound, "no customer with id %d", c.in.CustomerID)
 	}
 	if err != nil {
@@ -173,8 +173,24 @@ func (c *change) run(tx *gorm.DB) error {
 	if err := tx.Model(&partner).Update("allocated", partner.Allocated+delta).Error; err != nil {
 		return err
 	}
+	a, err := c.record(tx, &cust, before, delta)
+	if err != nil {
+		return err
+	}
+	raised := alertsFor(&cust, before)
+	if err := alerts.Insert(tx, raised); err != nil {
+		return err
+	}
+	c.alerts = len(raised)
+	c.res = Result{Allocation: a, Customer: &cust}
+	return nil
+}
+
+// record writes the allocation record of a change of delta from before to the
+// customer's balance now.
+func (c *change) record(tx *gorm.DB, cust *models.Customer, before credit.Balance, delta money.Amount) (*models.CreditAllocation, error) {
 	a := &models.CreditAllocation{
-		PartnerID:      partner.ID,
+		PartnerID:      cust.PartnerID,
 		CustomerID:     cust.ID,
 		Kind:           credit.KindOf(delta),
 		Amount:         delta,
@@ -189,16 +205,7 @@ func (c *change) run(tx *gorm.DB) error {
 	if c.p.KeyID != 0 {
 		a.APIKeyID = &c.p.KeyID
 	}
-	if err := tx.Create(a).Error; err != nil {
-		return err
-	}
-	raised := alertsFor(&cust, before)
-	if err := alerts.Insert(tx, raised); err != nil {
-		return err
-	}
-	c.alerts = len(raised)
-	c.res = Result{Allocation: a, Customer: &cust}
-	return nil
+	return a, tx.Create(a).Error
 }
 
 // replay looks for an earlier change with the same idempotency key. It reports
