@@ -194,7 +194,7 @@ func TestAlertsOverSSE(t *testing.T) {
 // A client that stops answering pings (a half-open connection) is closed and
 // its subscription cleaned up; one that answers stays.
 func TestHalfOpenConnectionsAreClosed(t *testing.T) {
-	s := testenv.NewServerWith(t, testenv.SQLite(t), httpapi.Services{PingInterval: 100 * time.Millisecond})
+	s := testenv.NewServerWith(t, testenv.SQLite(t), httpapi.Services{PingInterval: 200 * time.Millisecond})
 	_, partner := s.CreatePartner(t, "Reseller", "1000")
 
 	healthy := listen(t, s, testenv.TransportWS, partner, nil)
