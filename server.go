@@ -102,7 +102,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	log.Info("store ready", "store", store)
 
 	acc := accounts.New(db, cfg.AdminToken)
-	alertSvc := alerts.New(db, alerts.Options{}, log)
+	alertSvc := alerts.New(db, alerts.Options{KeyCheck: acc.CheckPrincipal}, log)
 	led := ledger.New(db, alertSvc.Wake)
 	if err := seedDemo(ctx, cfg, acc, led, log, out); err != nil {
 		return err

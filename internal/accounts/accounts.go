@@ -56,6 +56,25 @@ func (s *Service) Authenticate(ctx context.Context, key string) (auth.Principal,
 	return p, nil
 }
 
+// CheckPrincipal tells whether p's key is still valid: UNAUTHENTICATED once it
+// has been revoked. Long-lived subscriptions use it to stop serving a revoked key.
+func (s *Service) CheckPrincipal(ctx context.Context, p auth.Principal) error {
+	if p.KeyID == 0 {
+		return nil // ADMIN_TOKEN: valid for as long as the process runs with it
+	}
+	var k models.APIKey
+	if err := s.db.WithContext(ctx).Select("id", "revoked_at").Take(&k, p.KeyID).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return errs.E(errs.Unauthenticated, "unknown API key")
+		}
+		return err
+	}
+	if k.RevokedAt != nil {
+		return errs.E(errs.Unauthenticated, "this API key has been revoked")
+	}
+	return nil
+}
+
 // NewPartner is the input of CreatePartner.
 type NewPartner struct {
 	Name       string

@@ -28,8 +28,9 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultPollInterval = 200 * time.Millisecond
-	DefaultBuffer       = 256
+	DefaultPollInterval     = 200 * time.Millisecond
+	DefaultBuffer           = 256
+	DefaultKeyCheckInterval = 30 * time.Second
 )
 
 // Options tune the service.
@@ -40,6 +41,11 @@ type Options struct {
 	// Buffer is how many alerts a listener may fall behind before it is
 	// disconnected (it resumes with `after`).
 	Buffer int
+	// KeyCheck, when set, tells whether the key a listener subscribed with is
+	// still valid (UNAUTHENTICATED once revoked). Listeners are checked every
+	// KeyCheckInterval, so a revoked key stops receiving alerts within it.
+	KeyCheck         func(ctx context.Context, p auth.Principal) error
+	KeyCheckInterval time.Duration
 }
 
 // Service lists alerts and delivers them live.
@@ -58,6 +64,9 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	}
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultBuffer
+	}
+	if opts.KeyCheckInterval <= 0 {
+		opts.KeyCheckInterval = DefaultKeyCheckInterval
 	}
 	if log == nil {
 		log = slog.Default()
@@ -193,12 +202,13 @@ func (s *Service) Subscribe(ctx context.Context, customerID, after *uint) (<-cha
 	if err != nil {
 		return nil, err
 	}
+	p, _ := auth.FromContext(ctx)
 	if customerID != nil {
 		if err := s.checkCustomer(ctx, scope, *customerID); err != nil {
 			return nil, err
 		}
 	}
-	sel := selection{partnerID: scope, customerID: customerID}
+	sel := selection{principal: p, partnerID: scope, customerID: customerID}
 	// Subscribe before reading the store: whatever commits from now on reaches
 	// the subscription, and whatever committed before is in the store.
 	live := s.broker.Subscribe(s.opts.Buffer, sel.match)
@@ -208,8 +218,9 @@ func (s *Service) Subscribe(ctx context.Context, customerID, after *uint) (<-cha
 }
 
 // selection is which alerts a listener gets: one partner's (0: all), and
-// optionally one customer's.
+// optionally one customer's, for as long as its principal's key is valid.
 type selection struct {
+	principal  auth.Principal
 	partnerID  uint
 	customerID *uint
 }
@@ -256,10 +267,16 @@ func (s *Service) deliver(ctx context.Context, live *broker.Subscription[*models
 			return
 		}
 	}
+	check := time.NewTicker(s.opts.KeyCheckInterval)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-check.C:
+			if s.revoked(ctx, sel.principal) {
+				return
+			}
 		case a, ok := <-live.C:
 			if !ok {
 				if live.Dropped() {
@@ -276,6 +293,19 @@ func (s *Service) deliver(ctx context.Context, live *broker.Subscription[*models
 			last = a.ID
 		}
 	}
+}
+
+// revoked tells whether the listener's key is no longer valid. A failed check
+// (the store not answering) keeps the listener: it is not a revocation.
+func (s *Service) revoked(ctx context.Context, p auth.Principal) bool {
+	if s.opts.KeyCheck == nil {
+		return false
+	}
+	if err := s.opts.KeyCheck(ctx, p); errs.CodeOf(err) == errs.Unauthenticated {
+		s.log.Info("alerts listener disconnected: its key is no longer valid", "key", p.KeyName)
+		return true
+	}
+	return false
 }
 
 // replay sends the selected stored alerts after id `after`, in id order. It

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
@@ -93,6 +94,10 @@ func MySQL(t testing.TB) *gorm.DB {
 	return OpenMySQL(t, MySQLDSN(t))
 }
 
+// KeyCheckInterval is how often test servers check that listeners' keys are
+// still valid.
+const KeyCheckInterval = 200 * time.Millisecond
+
 // Server is a running API server process on a test store.
 type Server struct {
 	*httptest.Server
@@ -114,7 +119,7 @@ func NewServer(t testing.TB, db *gorm.DB) *Server {
 func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services) *Server {
 	t.Helper()
 	s := &Server{DB: db, Accounts: accounts.New(db, AdminToken)}
-	s.Alerts = alerts.New(db, alerts.Options{}, nil)
+	s.Alerts = alerts.New(db, alerts.Options{KeyCheck: s.Accounts.CheckPrincipal, KeyCheckInterval: KeyCheckInterval}, nil)
 	s.Ledger = ledger.New(db, s.Alerts.Wake)
 	ctx, cancel := context.WithCancel(context.Background())
 	done, err := s.Alerts.Start(ctx)
