@@ -39,7 +39,7 @@ func idNum(id string) int {
 	return n
 }
 
-func record(t *testing.T, s *testenv.Server, key string, events ...map[string]any) usageResult {
+func record(t testing.TB, s *testenv.Server, key string, events ...map[string]any) usageResult {
 	t.Helper()
 	var out struct{ RecordUsage usageResult }
 	s.Must(t, key, recordUsage, map[string]any{"in": map[string]any{"events": events}}, &out)
