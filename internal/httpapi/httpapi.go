@@ -51,7 +51,8 @@ type Services struct {
 // DefaultPingInterval is how often WebSocket clients hear from an idle server:
 // graphql-transport-ws clients get a ping, and one that does not answer with a
 // pong within two intervals is taken for a half-open connection and closed,
-// which ends its subscriptions; legacy graphql-ws clients get a "ka".
+// which ends its subscriptions; legacy graphql-ws clients get a "ka", and
+// server-sent event streams a ": ping" comment.
 const DefaultPingInterval = 10 * time.Second
 
 // New returns the service's HTTP handler.
@@ -99,7 +100,7 @@ func newGraphQL(s Services) *handler.Server {
 		PingPongInterval:      s.PingInterval,
 	})
 	// SSE before POST: both take POST requests, SSE those that accept text/event-stream.
-	gql.AddTransport(transport.SSE{})
+	gql.AddTransport(transport.SSE{KeepAlivePingInterval: s.PingInterval})
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.GET{})
 	gql.AddTransport(transport.POST{})

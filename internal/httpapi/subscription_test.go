@@ -154,7 +154,11 @@ func TestSubscriptionResumesAfter(t *testing.T) {
 }
 
 func TestAlertsOverSSE(t *testing.T) {
-	s, partner, billing, cust := usageSetup(t, testenv.SQLite(t), "100", false)
+	s := testenv.NewServerWith(t, testenv.SQLite(t), httpapi.Services{PingInterval: 200 * time.Millisecond})
+	_, partner := s.CreatePartner(t, "Reseller", "1000")
+	billing := s.CreateKey(t, "feed", "BILLING", "")
+	cust := s.CreateCustomer(t, partner, "Acme", false)
+	s.SetCredit(t, partner, cust, "100")
 	body := strings.NewReader(`{"query": "subscription { alerts { id threshold } }"}`)
 	req, _ := http.NewRequest(http.MethodPost, s.URL+"/graphql", body)
 	req.Header.Set("Content-Type", "application/json")
@@ -179,14 +183,14 @@ func TestAlertsOverSSE(t *testing.T) {
 	listening(t, s, 1)
 	record(t, s, billing, event("sse", cust, "80"))
 	deadline := time.After(5 * time.Second)
-	for {
+	var alerted, pinged bool
+	for !alerted || !pinged {
 		select {
 		case l := <-lines:
-			if strings.HasPrefix(l, "data:") && strings.Contains(l, `"threshold":75`) {
-				return
-			}
+			alerted = alerted || strings.HasPrefix(l, "data:") && strings.Contains(l, `"threshold":75`)
+			pinged = pinged || l == ": ping" // keeps proxies from closing an idle stream
 		case <-deadline:
-			t.Fatal("no alert over SSE")
+			t.Fatalf("over SSE: alert %v, keep-alive %v", alerted, pinged)
 		}
 	}
 }
