@@ -122,6 +122,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	return serve(ctx, srv, log)
+}
+
+// serve runs srv until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, srv *http.Server, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return err
+	}
 	// Shutdown does not wait for hijacked (WebSocket) connections: end their
 	// subscriptions through the base context instead.
 	base, cancelBase := context.WithCancel(context.Background())
@@ -129,8 +138,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	srv.BaseContext = func(net.Listener) context.Context { return base }
 	srv.RegisterOnShutdown(cancelBase)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("listening", "playground", "http://localhost:"+cfg.Port+"/", "graphql", "http://localhost:"+cfg.Port+"/graphql")
+	go func() { errc <- srv.Serve(ln) }()
+	port := ln.Addr().(*net.TCPAddr).Port
+	log.Info("listening", "playground", fmt.Sprintf("http://localhost:%d/", port), "graphql", fmt.Sprintf("http://localhost:%d/graphql", port))
 
 	select {
 	case err := <-errc:
