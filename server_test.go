@@ -169,3 +169,17 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal("a short ADMIN_TOKEN accepted")
 	}
 }
+
+func TestPortInUseIsAnError(t *testing.T) {
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	cfg := config{Port: port, SQLitePath: filepath.Join(t.TempDir(), "credit.db")}
+	err = run(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("run on a taken port: %v", err)
+	}
+}
