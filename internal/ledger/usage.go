@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/input"
@@ -108,9 +109,28 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 	if err != nil {
 		return err
 	}
-	now := tx.NowFunc()
+	rows, err := b.apply(customers, seen, tx.NowFunc())
+	if err != nil {
+		return err
+	}
+	for _, c := range customers {
+		if err := tx.Model(c).Select("used", "available", "usage_basis_points", "status", "updated_at").Updates(c).Error; err != nil {
+			return err
+		}
+	}
+	if len(rows) > 0 {
+		if err := tx.CreateInBatches(rows, 200).Error; err != nil {
+			return err
+		}
+	}
+	return alerts.Insert(tx, b.res.Alerts)
+}
+
+// apply adds the events that are not duplicates to their (locked) customers'
+// usage, in order, collecting the alerts they raise; it returns the events to
+// store.
+func (b *usageBatch) apply(customers map[uint]*models.Customer, seen map[string]bool, now time.Time) ([]*models.UsageEvent, error) {
 	var rows []*models.UsageEvent
-	touched := map[uint]bool{}
 	for _, e := range b.events {
 		if seen[e.EventID] {
 			b.res.Duplicates++
@@ -120,12 +140,9 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 		c := customers[e.CustomerID]
 		before := c.Balance()
 		if c.Used > math.MaxInt64-e.Amount {
-			return errs.E(errs.BadUserInput, "event %q would overflow the usage of customer %d", e.EventID, c.ID)
+			return nil, errs.E(errs.BadUserInput, "event %q would overflow the usage of customer %d", e.EventID, c.ID)
 		}
-		after := before
-		after.Used += e.Amount
-		c.SetBalance(after)
-		touched[c.ID] = true
+		c.SetBalance(credit.Balance{Credit: before.Credit, Used: before.Used + e.Amount})
 		b.res.Alerts = append(b.res.Alerts, alertsFor(c, before)...)
 		occurred := now
 		if e.OccurredAt != nil {
@@ -137,18 +154,7 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 		})
 	}
 	b.res.Accepted = len(rows)
-	for id := range touched {
-		c := customers[id]
-		if err := tx.Model(c).Select("used", "available", "usage_basis_points", "status", "updated_at").Updates(c).Error; err != nil {
-			return err
-		}
-	}
-	if len(rows) > 0 {
-		if err := tx.CreateInBatches(rows, 200).Error; err != nil {
-			return err
-		}
-	}
-	return alerts.Insert(tx, b.res.Alerts)
+	return rows, nil
 }
 
 // recordedEventIDs returns which of the batch's event ids are already recorded.
