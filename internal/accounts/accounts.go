@@ -39,8 +39,24 @@ func (s *Service) Authenticate(ctx context.Context, key string) (auth.Principal,
 	if s.adminToken != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.adminToken)) == 1 {
 		return auth.Principal{Role: auth.RoleAdmin, KeyName: AdminTokenName}, nil
 	}
+	return s.keyPrincipal(ctx, "hash = ?", auth.HashKey(key))
+}
+
+// CheckPrincipal tells whether p's key is still valid: UNAUTHENTICATED once it
+// has been revoked. Long-lived subscriptions use it to stop serving a revoked key.
+func (s *Service) CheckPrincipal(ctx context.Context, p auth.Principal) error {
+	if p.KeyID == 0 {
+		return nil // ADMIN_TOKEN: valid for as long as the process runs with it
+	}
+	_, err := s.keyPrincipal(ctx, "id = ?", p.KeyID)
+	return err
+}
+
+// keyPrincipal finds the stored key matching the condition and returns its
+// principal, or UNAUTHENTICATED when there is none or it is revoked.
+func (s *Service) keyPrincipal(ctx context.Context, cond string, arg any) (auth.Principal, error) {
 	var k models.APIKey
-	err := s.db.WithContext(ctx).Where("hash = ?", auth.HashKey(key)).Take(&k).Error
+	err := s.db.WithContext(ctx).Where(cond, arg).Take(&k).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return auth.Principal{}, errs.E(errs.Unauthenticated, "unknown API key")
@@ -54,25 +70,6 @@ func (s *Service) Authenticate(ctx context.Context, key string) (auth.Principal,
 		p.PartnerID = *k.PartnerID
 	}
 	return p, nil
-}
-
-// CheckPrincipal tells whether p's key is still valid: UNAUTHENTICATED once it
-// has been revoked. Long-lived subscriptions use it to stop serving a revoked key.
-func (s *Service) CheckPrincipal(ctx context.Context, p auth.Principal) error {
-	if p.KeyID == 0 {
-		return nil // ADMIN_TOKEN: valid for as long as the process runs with it
-	}
-	var k models.APIKey
-	if err := s.db.WithContext(ctx).Select("id", "revoked_at").Take(&k, p.KeyID).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return errs.E(errs.Unauthenticated, "unknown API key")
-		}
-		return err
-	}
-	if k.RevokedAt != nil {
-		return errs.E(errs.Unauthenticated, "this API key has been revoked")
-	}
-	return nil
 }
 
 // NewPartner is the input of CreatePartner.
@@ -136,10 +133,7 @@ func (s *Service) SetCreditLine(ctx context.Context, id uint, line money.Amount)
 	}
 	var p models.Partner
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		if err := database.LockByID(tx, &p, id); err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return errs.E(errs.NotFound, "no partner with id %d", id)
-			}
+		if err := lock(tx, &p, id, "partner"); err != nil {
 			return err
 		}
 		if line < p.Allocated {
@@ -232,6 +226,16 @@ func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (*models.C
 		return nil, err
 	}
 	return c, nil
+}
+
+// lock reads the row with the id into dest and locks it for the transaction;
+// a missing row is NOT_FOUND, naming what was looked for.
+func lock(tx *gorm.DB, dest any, id uint, what string) error {
+	err := database.LockByID(tx, dest, id)
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return errs.E(errs.NotFound, "no %s with id %d", what, id)
+	}
+	return err
 }
 
 func requireRole(ctx context.Context, roles ...auth.Role) error {

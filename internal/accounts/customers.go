@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
@@ -169,15 +170,31 @@ func (s *Service) Customer(ctx context.Context, id uint) (*models.Customer, erro
 // visibleCustomer returns the customer, or NOT_FOUND when it does not exist or
 // belongs to another partner than a PARTNER caller's (the two look the same).
 func (s *Service) visibleCustomer(ctx context.Context, id uint) (*models.Customer, error) {
-	p, err := auth.FromContext(ctx)
+	p, err := customerViewer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
-		return nil, err
+	return FindCustomer(s.db.WithContext(ctx), p, id, false)
+}
+
+// customerViewer returns the caller, if it may read customers at all.
+func customerViewer(ctx context.Context) (auth.Principal, error) {
+	p, err := auth.FromContext(ctx)
+	if err != nil {
+		return p, err
+	}
+	return p, p.Require(auth.RoleAdmin, auth.RolePartner)
+}
+
+// FindCustomer reads the customer with the id as p may see it (locked for the
+// transaction when forUpdate is true). A customer of another partner than a PARTNER
+// key's is NOT_FOUND, exactly like a missing one.
+func FindCustomer(db *gorm.DB, p auth.Principal, id uint, forUpdate bool) (*models.Customer, error) {
+	if forUpdate {
+		db = db.Clauses(clause.Locking{Strength: "UPDATE"})
 	}
 	var c models.Customer
-	err = s.db.WithContext(ctx).Take(&c, id).Error
+	err := db.Take(&c, id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && !p.Sees(c.PartnerID)) {
 		return nil, errs.E(errs.NotFound, "no customer with id %d", id)
 	}
@@ -216,24 +233,25 @@ type CustomerUpdate struct {
 
 // UpdateCustomer changes a customer's details and billing permission.
 func (s *Service) UpdateCustomer(ctx context.Context, id uint, in CustomerUpdate) (*models.Customer, error) {
-	if _, err := s.visibleCustomer(ctx, id); err != nil {
+	p, err := customerViewer(ctx)
+	if err != nil {
 		return nil, err
 	}
-	var c models.Customer
-	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		if err := database.LockByID(tx, &c, id); err != nil {
+	var c *models.Customer
+	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		if c, err = FindCustomer(tx, p, id, true); err != nil {
 			return err
 		}
-		if err := in.apply(&c); err != nil {
+		if err := in.apply(c); err != nil {
 			return err
 		}
 		c.Refresh()
-		return tx.Model(&c).Select("name", "email", "remark", "billing_permission", "status", "updated_at").Updates(&c).Error
+		return tx.Model(c).Select("name", "email", "remark", "billing_permission", "status", "updated_at").Updates(c).Error
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
 }
 
 func (in CustomerUpdate) apply(c *models.Customer) error {
@@ -266,10 +284,7 @@ func (s *Service) SetNonStopPrivilege(ctx context.Context, id uint, enabled bool
 	}
 	var c models.Customer
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		if err := database.LockByID(tx, &c, id); err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return errs.E(errs.NotFound, "no customer with id %d", id)
-			}
+		if err := lock(tx, &c, id, "customer"); err != nil {
 			return err
 		}
 		c.NonStopPrivilege = enabled

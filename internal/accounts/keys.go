@@ -2,8 +2,6 @@ package accounts
 
 import (
 	"context"
-	"errors"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -69,16 +67,13 @@ func (s *Service) RevokeAPIKey(ctx context.Context, id uint) (*models.APIKey, er
 	}
 	var k models.APIKey
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		if err := database.LockByID(tx, &k, id); err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return errs.E(errs.NotFound, "no API key with id %d", id)
-			}
+		if err := lock(tx, &k, id, "API key"); err != nil {
 			return err
 		}
 		if k.RevokedAt != nil {
 			return nil
 		}
-		now := time.Now().UTC().Truncate(time.Microsecond)
+		now := tx.NowFunc()
 		k.RevokedAt = &now
 		return tx.Model(&k).Update("revoked_at", now).Error
 	})

@@ -11,13 +11,13 @@ package alerts
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/broker"
 	"github.com/cloudreseller/credit/internal/database"
@@ -204,7 +204,7 @@ func (s *Service) Subscribe(ctx context.Context, customerID, after *uint) (<-cha
 	}
 	p, _ := auth.FromContext(ctx)
 	if customerID != nil {
-		if err := s.checkCustomer(ctx, scope, *customerID); err != nil {
+		if _, err := accounts.FindCustomer(s.db.WithContext(ctx), p, *customerID, false); err != nil {
 			return nil, err
 		}
 	}
@@ -237,15 +237,6 @@ func (sel selection) where(q *gorm.DB) *gorm.DB {
 		q = q.Where("customer_id = ?", *sel.customerID)
 	}
 	return q
-}
-
-func (s *Service) checkCustomer(ctx context.Context, scope, id uint) error {
-	var c models.Customer
-	err := s.db.WithContext(ctx).Select("id", "partner_id").Take(&c, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && scope != 0 && c.PartnerID != scope) {
-		return errs.E(errs.NotFound, "no customer with id %d", id)
-	}
-	return err
 }
 
 // deliver sends stored alerts after `after`, then live ones, to out.

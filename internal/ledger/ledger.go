@@ -17,6 +17,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
@@ -137,14 +138,13 @@ type change struct {
 
 func (c *change) run(tx *gorm.DB) error {
 	c.alerts = 0
-	var cust models.Customer
-	err := tx.Take(&cust, c.in.CustomerID).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && !c.p.Sees(cust.PartnerID)) {
-		return errs.E(errs.NotFound, "no customer with id %d", c.in.CustomerID)
-	}
+	// The customer's partner never changes: read it unlocked, then take the
+	// locks in order, partner first.
+	found, err := accounts.FindCustomer(tx, c.p, c.in.CustomerID, false)
 	if err != nil {
 		return err
 	}
+	cust := *found
 	var partner models.Partner
 	if err := database.LockByID(tx, &partner, cust.PartnerID); err != nil {
 		return err
