@@ -172,7 +172,7 @@ func seedDemo(ctx context.Context, cfg config, acc *accounts.Service, led *ledge
 		return err
 	}
 	log.Info("demo data ready: partner " + demo.PartnerName + "; these keys are shown only now")
-	fmt.Fprintf(out, "\n  demo PARTNER key: %s\n  demo BILLING key: %s\n\n  In the playground, add the header {\"Authorization\": \"Bearer %s\"}\n\n",
+	fmt.Fprintf(out, "\n  demo PARTNER key: %s\n  demo BILLING key: %s\n\n  In the playground's Headers tab: {\"Authorization\": \"Bearer %s\"}\n\n",
 		keys.Partner, keys.Billing, keys.Partner)
 	return nil
 }
