@@ -101,6 +101,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	}
 	log.Info("store ready", "store", store)
 
+	// Take the port before seeding: demo keys are shown once, and a server that
+	// then fails to listen would have shown them for nothing.
+	ln, err := net.Listen("tcp", ":"+cfg.Port)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
 	acc := accounts.New(db, cfg.AdminToken)
 	alertSvc := alerts.New(db, alerts.Options{KeyCheck: acc.CheckPrincipal}, log)
 	led := ledger.New(db, alertSvc.Wake)
@@ -117,20 +125,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	defer func() { stopTail(); <-tailDone }()
 
 	srv := &http.Server{
-		Addr:              ":" + cfg.Port,
 		Handler:           httpapi.New(httpapi.Services{DB: db, Accounts: acc, Ledger: led, Alerts: alertSvc, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	return serve(ctx, srv, log)
+	return serve(ctx, srv, ln, log)
 }
 
-// serve runs srv until ctx ends, then shuts it down gracefully.
-func serve(ctx context.Context, srv *http.Server, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", srv.Addr)
-	if err != nil {
-		return err
-	}
+// serve runs srv on ln until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger) error {
 	// Shutdown does not wait for hijacked (WebSocket) connections: end their
 	// subscriptions through the base context instead.
 	base, cancelBase := context.WithCancel(context.Background())

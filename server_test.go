@@ -182,4 +182,9 @@ func TestPortInUseIsAnError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("run on a taken port: %v", err)
 	}
+	// Nothing was seeded, so the next start still shows the demo keys.
+	l.Close()
+	if _, out := start(t, cfg); !partnerKey.MatchString(out.String()) {
+		t.Fatal("the keys of the demo seeded by the failed start are lost")
+	}
 }
