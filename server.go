@@ -1,6 +1,7 @@
 // Command credit serves the credit allocation API for cloud resellers.
 //
 // Configuration comes from the environment (flags mirror it); see README.md.
+// `credit reconcile` verifies the store instead of serving it.
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/cloudreseller/credit/internal/demo"
 	"github.com/cloudreseller/credit/internal/httpapi"
 	"github.com/cloudreseller/credit/internal/ledger"
+	"github.com/cloudreseller/credit/internal/reconcile"
 )
 
 // config is the server's configuration.
@@ -39,17 +41,45 @@ type config struct {
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	slog.SetDefault(log)
-	cfg, err := loadConfig(os.Args[1:])
+	args, command := os.Args[1:], "serve"
+	if len(args) > 0 && args[0] == "reconcile" {
+		args, command = args[1:], args[0]
+	}
+	cfg, err := loadConfig(args)
 	if err != nil {
 		log.Error("configuration", "err", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if command == "reconcile" {
+		os.Exit(reconcileStore(ctx, cfg, os.Stdout))
+	}
 	if err := run(ctx, cfg, log, os.Stderr); err != nil {
 		log.Error("server stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// reconcileStore verifies the whole store and prints what it checked and every
+// drift. It returns the exit code: 0 clean, 1 drift, 2 the check could not run.
+func reconcileStore(ctx context.Context, cfg config, out io.Writer) int {
+	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath})
+	if err != nil {
+		fmt.Fprintln(out, "reconcile: open the store:", err)
+		return 2
+	}
+	defer database.Close(db)
+	report, err := reconcile.Run(ctx, db)
+	if err != nil {
+		fmt.Fprintln(out, "reconcile:", err)
+		return 2
+	}
+	report.Print(out)
+	if !report.Clean() {
+		return 1
+	}
+	return 0
 }
 
 func loadConfig(args []string) (config, error) {

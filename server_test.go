@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/testenv"
 )
 
@@ -186,5 +187,28 @@ func TestPortInUseIsAnError(t *testing.T) {
 	l.Close()
 	if _, out := start(t, cfg); !partnerKey.MatchString(out.String()) {
 		t.Fatal("the keys of the demo seeded by the failed start are lost")
+	}
+}
+
+// `credit reconcile` checks the store the server runs on: clean after the
+// demo's activity, exit 1 with the drift named once a balance is tampered with.
+func TestReconcileCommand(t *testing.T) {
+	cfg := config{SQLitePath: filepath.Join(t.TempDir(), "credit.db")}
+	start(t, cfg)
+	var out strings.Builder
+	if code := reconcileStore(context.Background(), cfg, &out); code != 0 || !strings.Contains(out.String(), "no drift") {
+		t.Fatalf("reconcile on the demo store: exit %d\n%s", code, out.String())
+	}
+	db, err := database.Open(context.Background(), database.Config{SQLitePath: cfg.SQLitePath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer database.Close(db)
+	if err := db.Exec("UPDATE customers SET used = used + 1 WHERE id = 2").Error; err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := reconcileStore(context.Background(), cfg, &out); code != 1 || !strings.Contains(out.String(), "DRIFT: customer 2: used") {
+		t.Fatalf("reconcile after tampering: exit %d\n%s", code, out.String())
 	}
 }

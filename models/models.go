@@ -1,4 +1,6 @@
-// Package models holds the GORM models: what the service stores.
+// Package models holds the GORM models: what the service stores. The schema
+// itself is versioned SQL in internal/database/migrations; the tags here only
+// describe it.
 //
 // Money columns are BIGINT minor units (money.Amount). Customer rows also store
 // figures derived from credit and used (available, usage, status) so that
@@ -156,9 +158,4 @@ func (a *Alert) UsagePercent() float64 {
 type AlertSequence struct {
 	ID     uint `gorm:"primaryKey;autoIncrement:false"`
 	LastID uint `gorm:"not null"`
-}
-
-// All lists every model, for migrations.
-func All() []any {
-	return []any{&Partner{}, &Customer{}, &CreditAllocation{}, &APIKey{}, &UsageEvent{}, &Alert{}, &AlertSequence{}}
 }

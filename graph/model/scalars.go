@@ -4,7 +4,6 @@ package model
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -92,13 +91,24 @@ func MarshalTime(t time.Time) graphql.Marshaler {
 	})
 }
 
-// UnmarshalTime reads an RFC 3339 instant.
+// Earliest and Latest bound Time input: what both stores hold and sort exactly.
+var (
+	Earliest = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	Latest   = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)
+
+// UnmarshalTime reads an RFC 3339 instant between 1970 and 9999.
 func UnmarshalTime(v any) (time.Time, error) {
 	s, ok := v.(string)
-	if ok {
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return t.UTC(), nil
-		}
+	if !ok {
+		return time.Time{}, errs.E(errs.BadUserInput, "a Time is an RFC 3339 string such as \"2026-01-31T12:00:00Z\"")
 	}
-	return time.Time{}, errs.E(errs.BadUserInput, "a Time is an RFC 3339 string such as \"2026-01-31T12:00:00Z\": got %s", fmt.Sprint(v))
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, errs.E(errs.BadUserInput, "a Time is an RFC 3339 string such as \"2026-01-31T12:00:00Z\"")
+	}
+	if t = t.UTC(); t.Before(Earliest) || t.After(Latest) {
+		return time.Time{}, errs.E(errs.BadUserInput, "a Time must lie in the years 1970 to 9999")
+	}
+	return t, nil
 }

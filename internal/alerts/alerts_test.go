@@ -25,6 +25,21 @@ func start(t *testing.T, db *gorm.DB, opts alerts.Options) (*alerts.Service, con
 	return svc, auth.WithPrincipal(ctx, auth.Principal{Role: auth.RoleAdmin, KeyName: "test"})
 }
 
+// customer stores the partner and customer (id 1 each) that the alerts of
+// these tests belong to.
+func customer(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	p := &models.Partner{ID: 1, Name: "P", Currency: "USD", CreditLine: 100}
+	c := &models.Customer{ID: 1, PartnerID: 1, Name: "C"}
+	c.Refresh()
+	if err := db.Create(p).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Create(c).Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func alert(threshold int) *models.Alert {
 	return &models.Alert{PartnerID: 1, CustomerID: 1, Threshold: threshold, UsageBasisPoints: int64(threshold) * 100}
 }
@@ -58,6 +73,7 @@ func quiet(t *testing.T, c <-chan *models.Alert, d time.Duration) {
 // waits for the first's ids to be visible, so listeners get both, in order.
 func TestOverlappingTransactionsAreDeliveredInOrder(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		customer(t, db)
 		svc, ctx := start(t, db, alerts.Options{PollInterval: 20 * time.Millisecond})
 		live, err := svc.Subscribe(ctx, nil, nil)
 		if err != nil {
@@ -128,6 +144,7 @@ func TestOverlappingTransactionsAreDeliveredInOrder(t *testing.T) {
 // without holding anyone up, and resumes from the last alert it got.
 func TestSlowListenerIsDroppedAndResumes(t *testing.T) {
 	db := testenv.SQLite(t)
+	customer(t, db)
 	svc, ctx := start(t, db, alerts.Options{PollInterval: 20 * time.Millisecond, Buffer: 2})
 	slow, err := svc.Subscribe(ctx, nil, nil)
 	if err != nil {

@@ -17,11 +17,9 @@ import (
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"github.com/cloudreseller/credit/models"
 )
 
 // Config says which store to open.
@@ -46,19 +44,11 @@ func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate(ctx, db); err != nil {
+	if err := Migrate(ctx, db); err != nil {
+		Close(db)
 		return nil, fmt.Errorf("migrate schema: %w", err)
 	}
 	return db, nil
-}
-
-// migrate creates or updates the tables, and the one row of the alert sequence.
-func migrate(ctx context.Context, db *gorm.DB) error {
-	db = db.WithContext(ctx)
-	if err := db.AutoMigrate(models.All()...); err != nil {
-		return err
-	}
-	return db.Clauses(clause.OnConflict{DoNothing: true}).Create(&models.AlertSequence{ID: 1}).Error
 }
 
 func gormConfig() *gorm.Config {

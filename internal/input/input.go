@@ -42,3 +42,13 @@ func Email(s *string) (*string, error) {
 	}
 	return e, nil
 }
+
+// Identifier checks an identifier a client chose (an idempotency key, an event
+// id): 1 to max characters, not blank. It is kept exactly as sent: identifiers
+// compare byte for byte, so "k" and "k " are two keys.
+func Identifier(field, s string, max int) (string, error) {
+	if strings.TrimSpace(s) == "" || utf8.RuneCountInString(s) > max {
+		return "", errs.E(errs.BadUserInput, "%s must be 1 to %d characters, not blank", field, max)
+	}
+	return s, nil
+}

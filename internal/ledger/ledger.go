@@ -102,7 +102,7 @@ func (l *Ledger) apply(ctx context.Context, op string, in Change, delta func(cre
 		return nil, err
 	}
 	if in.IdempotencyKey != nil {
-		if *in.IdempotencyKey, err = input.Required("idempotencyKey", *in.IdempotencyKey, 128); err != nil {
+		if *in.IdempotencyKey, err = input.Identifier("idempotencyKey", *in.IdempotencyKey, 128); err != nil {
 			return nil, err
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -79,8 +78,8 @@ func validateUsage(events []UsageEvent) error {
 	}
 	for i := range events {
 		e := &events[i]
-		if n := len([]rune(e.EventID)); n == 0 || n > 64 || strings.TrimSpace(e.EventID) == "" {
-			return errs.E(errs.BadUserInput, "events[%d]: eventId must be 1 to 64 characters", i)
+		if _, err := input.Identifier("eventId", e.EventID, 64); err != nil {
+			return errs.E(errs.BadUserInput, "events[%d]: eventId must be 1 to 64 characters, not blank", i)
 		}
 		if e.Amount <= 0 {
 			return errs.E(errs.BadUserInput, "events[%d]: amount must be greater than zero", i)
@@ -101,7 +100,7 @@ type usageBatch struct {
 
 func (b *usageBatch) run(tx *gorm.DB) error {
 	b.res = UsageResult{}
-	seen, err := recordedEventIDs(tx, b.events)
+	seen, err := recordedEvents(tx, b.events)
 	if err != nil {
 		return err
 	}
@@ -128,48 +127,72 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 
 // apply adds the events that are not duplicates to their (locked) customers'
 // usage, in order, collecting the alerts they raise; it returns the events to
-// store.
-func (b *usageBatch) apply(customers map[uint]*models.Customer, seen map[string]bool, now time.Time) ([]*models.UsageEvent, error) {
+// store. seen holds the events recorded before, by id; it gains the batch's.
+func (b *usageBatch) apply(customers map[uint]*models.Customer, seen map[string]*models.UsageEvent, now time.Time) ([]*models.UsageEvent, error) {
 	var rows []*models.UsageEvent
-	for _, e := range b.events {
-		if seen[e.EventID] {
+	for i, e := range b.events {
+		if first := seen[e.EventID]; first != nil {
+			if !sameUsage(first, e) {
+				return nil, errs.E(errs.IdempotencyConflict,
+					"events[%d]: eventId %q was already recorded with another customer, amount, time or description", i, e.EventID)
+			}
 			b.res.Duplicates++
 			continue
 		}
-		seen[e.EventID] = true
 		c := customers[e.CustomerID]
 		before := c.Balance()
 		if c.Used > math.MaxInt64-e.Amount {
-			return nil, errs.E(errs.BadUserInput, "event %q would overflow the usage of customer %d", e.EventID, c.ID)
+			return nil, errs.E(errs.BadUserInput, "events[%d]: event %q would overflow the usage of customer %d", i, e.EventID, c.ID)
 		}
 		c.SetBalance(credit.Balance{Credit: before.Credit, Used: before.Used + e.Amount})
 		b.res.Alerts = append(b.res.Alerts, alertsFor(c, before)...)
-		occurred := now
-		if e.OccurredAt != nil {
-			occurred = e.OccurredAt.UTC().Truncate(time.Microsecond)
-		}
-		rows = append(rows, &models.UsageEvent{
+		row := &models.UsageEvent{
 			EventID: e.EventID, PartnerID: c.PartnerID, CustomerID: c.ID,
-			Amount: e.Amount, Description: e.Description, OccurredAt: occurred,
-		})
+			Amount: e.Amount, Description: e.Description, OccurredAt: occurredAt(e, now),
+		}
+		seen[e.EventID] = row
+		rows = append(rows, row)
 	}
 	b.res.Accepted = len(rows)
 	return rows, nil
 }
 
-// recordedEventIDs returns which of the batch's event ids are already recorded.
-func recordedEventIDs(tx *gorm.DB, events []UsageEvent) (map[string]bool, error) {
+func occurredAt(e UsageEvent, now time.Time) time.Time {
+	if e.OccurredAt == nil {
+		return now
+	}
+	return e.OccurredAt.UTC().Truncate(time.Microsecond)
+}
+
+// sameUsage tells whether e, sent again with the id of the recorded event r,
+// is the same event: the same customer and amount, and the same time and
+// description where e gives them. Anything else reuses the id for another
+// event, which must not pass as a duplicate (its usage would never count).
+func sameUsage(r *models.UsageEvent, e UsageEvent) bool {
+	switch {
+	case r.CustomerID != e.CustomerID || r.Amount != e.Amount:
+		return false
+	case e.OccurredAt != nil && !r.OccurredAt.Equal(occurredAt(e, time.Time{})):
+		return false
+	case e.Description != nil && (r.Description == nil || *r.Description != *e.Description):
+		return false
+	}
+	return true
+}
+
+// recordedEvents returns the already recorded events among the batch's ids.
+func recordedEvents(tx *gorm.DB, events []UsageEvent) (map[string]*models.UsageEvent, error) {
 	ids := make([]string, len(events))
 	for i, e := range events {
 		ids[i] = e.EventID
 	}
-	var found []string
-	if err := tx.Model(&models.UsageEvent{}).Where("event_id IN ?", ids).Pluck("event_id", &found).Error; err != nil {
+	var found []*models.UsageEvent
+	if err := tx.Where("event_id IN ?", ids).Find(&found).Error; err != nil {
 		return nil, err
 	}
-	seen := make(map[string]bool, len(found))
-	for _, id := range found {
-		seen[id] = true
+	seen := make(map[string]*models.UsageEvent, len(found))
+	for _, r := range found {
+		seen[r.EventID] = r
 	}
 	return seen, nil
 }

@@ -1,0 +1,99 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/pressly/goose/v3"
+	"gorm.io/gorm"
+)
+
+// The schema is versioned SQL, one directory per dialect, applied with goose:
+// plain files a reviewer can read, run in order and recorded in the database's
+// goose_db_version table. goose is the well-kept tool for exactly this, works
+// on a *sql.DB, reads embedded files and needs no other process.
+//
+//go:embed migrations
+var migrationFiles embed.FS
+
+// SchemaVersion is the newest migration this build knows.
+func SchemaVersion() int64 {
+	p, err := newMigrator(nil, "sqlite")
+	if err != nil {
+		return 0
+	}
+	srcs := p.ListSources()
+	return srcs[len(srcs)-1].Version
+}
+
+// Migrate brings the schema up to SchemaVersion. A database created by the
+// first release (with GORM's AutoMigrate and no version table) is adopted: its
+// baseline migration creates nothing that exists, and the later ones convert
+// it. A database migrated past what this build knows is refused.
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	p, err := newMigrator(sqlDB, db.Dialector.Name())
+	if err != nil {
+		return err
+	}
+	current, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("read the schema version: %w", err)
+	}
+	if known := SchemaVersion(); current > known {
+		return fmt.Errorf("the database schema is at version %d, newer than this build knows (%d): run a newer build", current, known)
+	}
+	results, err := p.Up(ctx)
+	for _, r := range results {
+		slog.Info("schema migrated", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
+	}
+	return err
+}
+
+func newMigrator(sqlDB *sql.DB, dialect string) (*goose.Provider, error) {
+	dir, gooseDialect := "migrations/sqlite", goose.DialectSQLite3
+	var opts []goose.ProviderOption
+	if dialect == "mysql" {
+		dir, gooseDialect = "migrations/mysql", goose.DialectMySQL
+		// Two processes starting at once take turns.
+		opts = append(opts, goose.WithSessionLocker(mysqlLock{}))
+	}
+	files, err := fs.Sub(migrationFiles, dir)
+	if err != nil {
+		return nil, err
+	}
+	if sqlDB == nil {
+		sqlDB = &sql.DB{} // only listing sources: never used
+	}
+	opts = append(opts, goose.WithSlog(slog.New(slog.DiscardHandler)), goose.WithDisableGlobalRegistry(true))
+	return goose.NewProvider(gooseDialect, sqlDB, files, opts...)
+}
+
+// mysqlLock serialises migrations across processes with a MySQL named lock.
+type mysqlLock struct{}
+
+const migrationLockName = "credit_schema_migrations"
+
+func (mysqlLock) SessionLock(ctx context.Context, conn *sql.Conn) error {
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 60)", migrationLockName).Scan(&got); err != nil {
+		return err
+	}
+	if got.Int64 != 1 {
+		return errors.New("another process held the schema migration lock for 60 s")
+	}
+	return nil
+}
+
+func (mysqlLock) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SELECT RELEASE_LOCK(?)", migrationLockName)
+	return err
+}

@@ -1,0 +1,290 @@
+// Package reconcile verifies a whole store against the balance rules: that the
+// records add up to the balances, the derived figures follow the rules, and
+// every threshold crossing in the records raised exactly one alert. It reads
+// only, so it can run next to a serving process.
+//
+// The checks, per customer: allocation records sum to its credit and chain
+// (each record's creditBefore is the previous record's creditAfter); usage
+// events sum to its used amount; the stored available, usage and status are
+// what internal/credit computes. Per partner: its customers' credit sums to
+// allocated, which stays within the credit line. Alerts: replaying each
+// customer's records in the order they were written gives exactly the
+// alerts stored (threshold, used and credit of each), and alert ids run from 1
+// to the sequence's last id without a gap.
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/credit"
+	"github.com/cloudreseller/credit/internal/money"
+	"github.com/cloudreseller/credit/models"
+)
+
+// maxDrifts bounds what a report lists; the count goes on.
+const maxDrifts = 1000
+
+// Report is what a run checked and the drifts it found.
+type Report struct {
+	Partners, Customers, Allocations, UsageEvents, Alerts int64
+	// DriftCount counts every drift found; Drifts lists the first maxDrifts.
+	DriftCount int
+	Drifts     []string
+}
+
+// Clean tells whether no drift was found.
+func (r *Report) Clean() bool { return r.DriftCount == 0 }
+
+func (r *Report) drift(format string, args ...any) {
+	r.DriftCount++
+	if len(r.Drifts) < maxDrifts {
+		r.Drifts = append(r.Drifts, fmt.Sprintf(format, args...))
+	}
+}
+
+// Print writes the report for an operator.
+func (r *Report) Print(w io.Writer) {
+	fmt.Fprintf(w, "checked %d partners, %d customers, %d allocation records, %d usage events, %d alerts\n",
+		r.Partners, r.Customers, r.Allocations, r.UsageEvents, r.Alerts)
+	for _, d := range r.Drifts {
+		fmt.Fprintln(w, "DRIFT:", d)
+	}
+	if r.DriftCount > len(r.Drifts) {
+		fmt.Fprintf(w, "… and %d more\n", r.DriftCount-len(r.Drifts))
+	}
+	if r.Clean() {
+		fmt.Fprintln(w, "no drift")
+	} else {
+		fmt.Fprintf(w, "%d drifts\n", r.DriftCount)
+	}
+}
+
+// Run checks the whole store.
+func Run(ctx context.Context, db *gorm.DB) (*Report, error) {
+	db = db.WithContext(ctx)
+	r := &Report{}
+	credits, err := r.checkCustomers(db)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkPartners(db, credits); err != nil {
+		return nil, err
+	}
+	if err := r.checkHistory(db); err != nil {
+		return nil, err
+	}
+	if err := r.checkAlertIDs(db); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// sums returns SUM(amount) per customer of a table.
+func sums(db *gorm.DB, model any) (map[uint]money.Amount, error) {
+	var rows []struct {
+		CustomerID uint
+		Total      money.Amount
+	}
+	err := db.Model(model).Select("customer_id, SUM(amount) AS total").Group("customer_id").Scan(&rows).Error
+	out := make(map[uint]money.Amount, len(rows))
+	for _, row := range rows {
+		out[row.CustomerID] = row.Total
+	}
+	return out, err
+}
+
+// checkCustomers checks each customer's balance against its records and the
+// rules, and returns the sum of credit per partner.
+func (r *Report) checkCustomers(db *gorm.DB) (map[uint]money.Amount, error) {
+	allocated, err := sums(db, &models.CreditAllocation{})
+	if err != nil {
+		return nil, err
+	}
+	used, err := sums(db, &models.UsageEvent{})
+	if err != nil {
+		return nil, err
+	}
+	perPartner := map[uint]money.Amount{}
+	var batch []*models.Customer
+	err = db.Order("id").FindInBatches(&batch, 1000, func(*gorm.DB, int) error {
+		for _, c := range batch {
+			r.Customers++
+			perPartner[c.PartnerID] += c.Credit
+			r.checkCustomer(c, allocated[c.ID], used[c.ID])
+		}
+		return nil
+	}).Error
+	return perPartner, err
+}
+
+func (r *Report) checkCustomer(c *models.Customer, allocated, used money.Amount) {
+	if c.Credit != allocated {
+		r.drift("customer %d: credit %s, but its allocation records sum to %s", c.ID, c.Credit, allocated)
+	}
+	if c.Used != used {
+		r.drift("customer %d: used %s, but its usage events sum to %s", c.ID, c.Used, used)
+	}
+	want := *c
+	want.Refresh()
+	if c.Available != want.Available || c.UsageBasisPoints != want.UsageBasisPoints || c.Status != want.Status {
+		r.drift("customer %d: stored available %s, usage %d bp, status %s; the rules give %s, %d bp, %s",
+			c.ID, c.Available, c.UsageBasisPoints, c.Status, want.Available, want.UsageBasisPoints, want.Status)
+	}
+}
+
+func (r *Report) checkPartners(db *gorm.DB, credits map[uint]money.Amount) error {
+	var partners []*models.Partner
+	if err := db.Order("id").Find(&partners).Error; err != nil {
+		return err
+	}
+	for _, p := range partners {
+		r.Partners++
+		if p.Allocated != credits[p.ID] {
+			r.drift("partner %d: allocated %s, but its customers' credit sums to %s", p.ID, p.Allocated, credits[p.ID])
+		}
+		if p.Allocated > p.CreditLine || p.Allocated < 0 {
+			r.drift("partner %d: allocated %s is outside its credit line %s", p.ID, p.Allocated, p.CreditLine)
+		}
+	}
+	return nil
+}
+
+func (r *Report) checkAlertIDs(db *gorm.DB) error {
+	var stats struct {
+		N   int64
+		Max uint
+	}
+	if err := db.Model(&models.Alert{}).Select("COUNT(*) AS n, COALESCE(MAX(id), 0) AS max").Scan(&stats).Error; err != nil {
+		return err
+	}
+	var seq models.AlertSequence
+	if err := db.Take(&seq, 1).Error; err != nil {
+		return err
+	}
+	if uint(stats.N) != stats.Max || stats.Max != seq.LastID {
+		r.drift("alert ids: %d alerts, highest id %d, sequence at %d (they must be equal: ids run from 1 without gaps)",
+			stats.N, stats.Max, seq.LastID)
+	}
+	return nil
+}
+
+// step is one record of a customer's history: a credit change or usage.
+type step struct {
+	at                  time.Time
+	id                  uint
+	usage               bool
+	amount              money.Amount
+	before, creditAfter money.Amount // allocation records only
+}
+
+// raised is an alert as the history implies it or as stored.
+type raised struct {
+	threshold    int
+	used, credit money.Amount
+}
+
+// checkHistory replays every customer's allocation records and usage events
+// in the order they were written and compares the crossings with the alerts.
+func (r *Report) checkHistory(db *gorm.DB) error {
+	allocs, err := newGroups(db.Model(&models.CreditAllocation{}).
+		Select("customer_id, id, created_at, amount, credit_before, credit_after").Order("customer_id, created_at, id"))
+	if err != nil {
+		return err
+	}
+	defer allocs.close()
+	usage, err := newGroups(db.Model(&models.UsageEvent{}).
+		Select("customer_id, id, created_at, amount").Order("customer_id, created_at, id"))
+	if err != nil {
+		return err
+	}
+	defer usage.close()
+	alertRows, err := newGroups(db.Model(&models.Alert{}).
+		Select("customer_id, id, created_at, threshold, used, credit").Order("customer_id, id"))
+	if err != nil {
+		return err
+	}
+	defer alertRows.close()
+	for {
+		id, ok := nextCustomer(allocs, usage, alertRows)
+		if !ok {
+			break
+		}
+		a, u, al := allocs.take(id), usage.take(id), alertRows.take(id)
+		r.Allocations += int64(len(a))
+		r.UsageEvents += int64(len(u))
+		r.Alerts += int64(len(al))
+		r.replay(id, a, u, al)
+	}
+	return firstErr(allocs.err, usage.err, alertRows.err)
+}
+
+// replay checks one customer's history against its alerts.
+func (r *Report) replay(customer uint, allocs, usage, alerts []row) {
+	steps := make([]step, 0, len(allocs)+len(usage))
+	for _, a := range allocs {
+		steps = append(steps, step{at: a.CreatedAt, id: a.ID, amount: a.Amount, before: a.CreditBefore, creditAfter: a.CreditAfter})
+	}
+	for _, u := range usage {
+		steps = append(steps, step{at: u.CreatedAt, id: u.ID, usage: true, amount: u.Amount})
+	}
+	slices.SortStableFunc(steps, func(x, y step) int { return x.at.Compare(y.at) })
+
+	var b credit.Balance
+	var want []raised
+	for _, s := range steps {
+		before := b
+		if s.usage {
+			b.Used += s.amount
+		} else {
+			if s.before != b.Credit || s.creditAfter != b.Credit+s.amount {
+				r.drift("customer %d: allocation record %d goes from %s to %s, but the credit before it was %s",
+					customer, s.id, s.before, s.creditAfter, b.Credit)
+			}
+			b.Credit += s.amount
+		}
+		for _, t := range credit.Crossed(before, b) {
+			want = append(want, raised{t, b.Used, b.Credit})
+		}
+	}
+	got := make([]raised, len(alerts))
+	for i, a := range alerts {
+		got[i] = raised{a.Threshold, a.Used, a.Credit}
+	}
+	r.compareAlerts(customer, want, got)
+}
+
+// compareAlerts reports crossings without an alert and alerts without a
+// crossing (compared as multisets: two records written in the same
+// microsecond have no order to replay them in).
+func (r *Report) compareAlerts(customer uint, want, got []raised) {
+	count := map[raised]int{}
+	for _, w := range want {
+		count[w]++
+	}
+	for _, g := range got {
+		count[g]--
+	}
+	for k, n := range count {
+		switch {
+		case n > 0:
+			r.drift("customer %d: %d crossing(s) of %d %% (used %s of %s) without an alert", customer, n, k.threshold, k.used, k.credit)
+		case n < 0:
+			r.drift("customer %d: %d alert(s) at %d %% (used %s of %s) that no record explains, or raised twice", customer, -n, k.threshold, k.used, k.credit)
+		}
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

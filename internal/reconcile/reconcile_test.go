@@ -1,0 +1,96 @@
+package reconcile_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/reconcile"
+	"github.com/cloudreseller/credit/internal/testenv"
+)
+
+// activity makes credit changes, usage and alerts through the API.
+func activity(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	s := testenv.NewServer(t, db)
+	_, partner := s.CreatePartner(t, "Reseller", "10000")
+	billing := s.CreateKey(t, "feed", "BILLING", "")
+	for i := range 3 {
+		cust := s.CreateCustomer(t, partner, fmt.Sprint("C", i), i == 1)
+		s.SetCredit(t, partner, cust, "100")
+		for j, amount := range []string{"80", "15", "10"} {
+			s.Must(t, billing, `mutation($in: RecordUsageInput!) { recordUsage(input: $in) { accepted } }`,
+				map[string]any{"in": map[string]any{"events": []any{map[string]any{
+					"eventId": fmt.Sprintf("c%d-e%d", i, j), "customerId": cust, "amount": amount}}}}, nil)
+		}
+		s.SetCredit(t, partner, cust, "100") // re-arms 75 and 90 and 100
+		s.Must(t, billing, `mutation($in: RecordUsageInput!) { recordUsage(input: $in) { accepted } }`,
+			map[string]any{"in": map[string]any{"events": []any{map[string]any{
+				"eventId": fmt.Sprintf("c%d-last", i), "customerId": cust, "amount": "60"}}}}, nil)
+	}
+}
+
+func run(t *testing.T, db *gorm.DB) *reconcile.Report {
+	t.Helper()
+	r, err := reconcile.Run(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestReconcile(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		activity(t, db)
+		r := run(t, db)
+		var out strings.Builder
+		r.Print(&out)
+		t.Log(out.String())
+		if !r.Clean() || r.Customers != 3 || r.Allocations != 6 || r.UsageEvents != 12 || r.Alerts != 12 {
+			t.Fatalf("a store written only through the API: %s", out.String())
+		}
+
+		// Each tampering is found and named. (The database's own constraints
+		// refuse negative balances; these are drifts that satisfy them.)
+		for _, c := range []struct {
+			name, tamper, undo, want string
+		}{
+			{"used without an event", "UPDATE customers SET used = used + 1 WHERE id = 1",
+				"UPDATE customers SET used = used - 1 WHERE id = 1", "customer 1: used"},
+			{"credit without a record", "UPDATE customers SET credit = credit + 100, available = available + 100 WHERE id = 2",
+				"UPDATE customers SET credit = credit - 100, available = available - 100 WHERE id = 2", "customer 2: credit"},
+			{"stale status", "UPDATE customers SET status = 'SUSPENDED' WHERE id = 3",
+				"UPDATE customers SET status = 'ACTIVE' WHERE id = 3", "customer 3: stored available"},
+			{"partner sum", "UPDATE partners SET allocated = allocated - 1",
+				"UPDATE partners SET allocated = allocated + 1", "partner 1: allocated"},
+			{"lost alert", "UPDATE alerts SET customer_id = 2 WHERE id = 1",
+				"UPDATE alerts SET customer_id = 1 WHERE id = 1", "without an alert"},
+			{"doubled alert", "INSERT INTO alerts (id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at) SELECT 13, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at FROM alerts WHERE id = 1",
+				"DELETE FROM alerts WHERE id = 13", "raised twice"},
+			{"gap in alert ids", "UPDATE alert_sequences SET last_id = last_id + 1",
+				"UPDATE alert_sequences SET last_id = last_id - 1", "alert ids"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				exec(t, db, c.tamper)
+				defer exec(t, db, c.undo)
+				r := run(t, db)
+				if r.Clean() || !strings.Contains(strings.Join(r.Drifts, "\n"), c.want) {
+					t.Errorf("drift %q not reported: %v", c.want, r.Drifts)
+				}
+			})
+		}
+		if r := run(t, db); !r.Clean() {
+			t.Fatalf("after undoing: %v", r.Drifts)
+		}
+	})
+}
+
+func exec(t *testing.T, db *gorm.DB, sql string) {
+	t.Helper()
+	if err := db.Exec(sql).Error; err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
