@@ -19,7 +19,6 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 	sqlite3 "modernc.org/sqlite/lib"
-
 )
 
 // Config says which store to open.
