@@ -23,7 +23,9 @@ import (
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/demo"
+	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/httpapi"
+	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/internal/reconcile"
 )
@@ -139,37 +141,47 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	}
 	defer ln.Close()
 
-	acc := accounts.New(db, cfg.AdminToken)
-	alertSvc := alerts.New(db, alerts.Options{KeyCheck: acc.CheckPrincipal}, log)
+	acc := accounts.New(db)
+	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
+	alertSvc := alerts.New(db, alerts.Options{}, log)
 	led := ledger.New(db, alertSvc.Wake)
-	if err := seedDemo(ctx, cfg, acc, led, log, out); err != nil {
+	if err := seedDemo(ctx, cfg, acc, ks, led, log, out); err != nil {
 		return err
 	}
 
-	tailCtx, stopTail := context.WithCancel(context.Background())
-	tailDone, err := alertSvc.Start(tailCtx)
+	// The alert tail and the key watcher run until the server has drained.
+	background, stopBackground := context.WithCancel(context.Background())
+	tailDone, err := alertSvc.Start(background)
 	if err != nil {
-		stopTail()
+		stopBackground()
 		return err
 	}
-	defer func() { stopTail(); <-tailDone }()
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); ks.Watch(background) }()
+	defer func() { stopBackground(); <-tailDone; <-watchDone }()
 
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Services{DB: db, Accounts: acc, Ledger: led, Alerts: alertSvc, Logger: log}),
+		Handler:           httpapi.New(httpapi.Services{DB: db, Accounts: acc, Keys: ks, Ledger: led, Alerts: alertSvc, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	// Shutdown stops accepting and waits for requests in flight, but not for
+	// hijacked WebSocket connections nor for event streams, which never end by
+	// themselves: end every session (close code 1001, a SHUTTING_DOWN error on
+	// streams) so that clients reconnect elsewhere.
+	srv.RegisterOnShutdown(func() {
+		ks.Sessions.EndAll(errs.E(errs.ShuttingDown, "the server is shutting down: reconnect"))
+	})
 	return serve(ctx, srv, ln, log)
 }
 
-// serve runs srv on ln until ctx ends, then shuts it down gracefully.
+// serve runs srv on ln until ctx ends, then shuts it down gracefully: requests
+// in flight finish (a mutation running at SIGTERM commits and answers); what
+// is still open after ShutdownTimeout is cut.
 func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger) error {
-	// Shutdown does not wait for hijacked (WebSocket) connections: end their
-	// subscriptions through the base context instead.
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	srv.BaseContext = func(net.Listener) context.Context { return base }
-	srv.RegisterOnShutdown(cancelBase)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -180,15 +192,24 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Log
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info("shutting down: draining requests in flight")
+	shutdown, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	return srv.Shutdown(shutdown)
+	err := srv.Shutdown(shutdown)
+	cancelBase() // whatever is left (sockets that never signed in)
+	if errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("shutdown: requests still running were cut", "after", ShutdownTimeout)
+		return nil
+	}
+	return err
 }
+
+// ShutdownTimeout bounds how long a shutdown waits for requests in flight.
+const ShutdownTimeout = 8 * time.Second
 
 // seedDemo seeds demo data when DEMO says so, or by default on a new, empty
 // embedded store, and prints the demo keys.
-func seedDemo(ctx context.Context, cfg config, acc *accounts.Service, led *ledger.Ledger, log *slog.Logger, out io.Writer) error {
+func seedDemo(ctx context.Context, cfg config, acc *accounts.Service, ks *keys.Service, led *ledger.Ledger, log *slog.Logger, out io.Writer) error {
 	want := cfg.Demo != nil && *cfg.Demo
 	if cfg.Demo == nil && cfg.MySQLDSN == "" {
 		empty, err := acc.IsEmpty(ctx)
@@ -200,12 +221,12 @@ func seedDemo(ctx context.Context, cfg config, acc *accounts.Service, led *ledge
 	if !want {
 		return nil
 	}
-	keys, err := demo.Ensure(ctx, acc, led)
+	demoKeys, err := demo.Ensure(ctx, acc, ks, led)
 	if err != nil {
 		return err
 	}
 	log.Info("demo data ready: partner " + demo.PartnerName + "; these keys are shown only now")
 	fmt.Fprintf(out, "\n  demo PARTNER key: %s\n  demo BILLING key: %s\n\n  In the playground's Headers tab: {\"Authorization\": \"Bearer %s\"}\n\n",
-		keys.Partner, keys.Billing, keys.Partner)
+		demoKeys.Partner, demoKeys.Billing, demoKeys.Partner)
 	return nil
 }

@@ -5,12 +5,14 @@ package resolvers
 import (
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
 )
 
 // Resolver is the root resolver: the services the operations call.
 type Resolver struct {
 	Accounts *accounts.Service
+	Keys     *keys.Service
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/cloudreseller/credit/graph/model"
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/internal/loaders"
 	"github.com/cloudreseller/credit/internal/money"
@@ -47,7 +48,7 @@ func (r *mutationResolver) SetCreditLine(ctx context.Context, partnerID uint, cr
 }
 
 func (r *mutationResolver) CreateAPIKey(ctx context.Context, input model.CreateAPIKeyInput) (*model.CreateAPIKeyPayload, error) {
-	key, k, err := r.Accounts.CreateAPIKey(ctx, accounts.NewAPIKey{Name: input.Name, Role: input.Role, PartnerID: input.PartnerID})
+	key, k, err := r.Keys.Create(ctx, keys.NewKey{Name: input.Name, Role: input.Role, PartnerID: input.PartnerID})
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +56,7 @@ func (r *mutationResolver) CreateAPIKey(ctx context.Context, input model.CreateA
 }
 
 func (r *mutationResolver) RevokeAPIKey(ctx context.Context, id uint) (*models.APIKey, error) {
-	return r.Accounts.RevokeAPIKey(ctx, id)
+	return r.Keys.Revoke(ctx, id)
 }
 
 func (r *mutationResolver) CreateCustomer(ctx context.Context, input model.CreateCustomerInput) (*models.Customer, error) {
@@ -133,7 +134,7 @@ func (r *queryResolver) Partners(ctx context.Context, first *int, after *string)
 }
 
 func (r *queryResolver) APIKeys(ctx context.Context, partnerID *uint, includeRevoked *bool, first *int, after *string) (*model.APIKeyConnection, error) {
-	res, err := r.Accounts.APIKeys(ctx, partnerID, deref(includeRevoked), page.Args{First: first, After: after})
+	res, err := r.Keys.List(ctx, partnerID, deref(includeRevoked), page.Args{First: first, After: after})
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,10 @@
-// Package accounts manages partners, their customers and API keys, and answers
+// Package accounts manages partners and their customers, and answers
 // the questions about them: who may see what, listings, purchase checks.
 // Changes of credit are the ledger's job.
 package accounts
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"regexp"
 
@@ -16,60 +15,18 @@ import (
 	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/input"
 	"github.com/cloudreseller/credit/internal/money"
+	"github.com/cloudreseller/credit/internal/page"
 	"github.com/cloudreseller/credit/models"
 )
 
-// Service manages partners, customers and API keys.
+// Service manages partners and customers.
 type Service struct {
 	db *gorm.DB
-	// adminToken, when set, is a bearer token that acts as ADMIN without a stored key.
-	adminToken string
 }
 
-// New returns a Service on db. adminToken may be empty.
-func New(db *gorm.DB, adminToken string) *Service {
-	return &Service{db: db, adminToken: adminToken}
-}
-
-// AdminTokenName is the operator name recorded for changes made with ADMIN_TOKEN.
-const AdminTokenName = "ADMIN_TOKEN"
-
-// Authenticate resolves a presented key to its principal.
-func (s *Service) Authenticate(ctx context.Context, key string) (auth.Principal, error) {
-	if s.adminToken != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.adminToken)) == 1 {
-		return auth.Principal{Role: auth.RoleAdmin, KeyName: AdminTokenName}, nil
-	}
-	return s.keyPrincipal(ctx, "hash = ?", auth.HashKey(key))
-}
-
-// CheckPrincipal tells whether p's key is still valid: UNAUTHENTICATED once it
-// has been revoked. Long-lived subscriptions use it to stop serving a revoked key.
-func (s *Service) CheckPrincipal(ctx context.Context, p auth.Principal) error {
-	if p.KeyID == 0 {
-		return nil // ADMIN_TOKEN: valid for as long as the process runs with it
-	}
-	_, err := s.keyPrincipal(ctx, "id = ?", p.KeyID)
-	return err
-}
-
-// keyPrincipal finds the stored key matching the condition and returns its
-// principal, or UNAUTHENTICATED when there is none or it is revoked.
-func (s *Service) keyPrincipal(ctx context.Context, cond string, arg any) (auth.Principal, error) {
-	var k models.APIKey
-	err := s.db.WithContext(ctx).Where(cond, arg).Take(&k).Error
-	switch {
-	case errors.Is(err, gorm.ErrRecordNotFound):
-		return auth.Principal{}, errs.E(errs.Unauthenticated, "unknown API key")
-	case err != nil:
-		return auth.Principal{}, err
-	case k.RevokedAt != nil:
-		return auth.Principal{}, errs.E(errs.Unauthenticated, "this API key has been revoked")
-	}
-	p := auth.Principal{Role: k.Role, KeyID: k.ID, KeyName: k.Name}
-	if k.PartnerID != nil {
-		p.PartnerID = *k.PartnerID
-	}
-	return p, nil
+// New returns a Service on db.
+func New(db *gorm.DB) *Service {
+	return &Service{db: db}
 }
 
 // NewPartner is the input of CreatePartner.
@@ -263,4 +220,26 @@ func (s *Service) IsEmpty(ctx context.Context) (bool, error) {
 	var n int64
 	err := s.db.WithContext(ctx).Model(&models.Partner{}).Count(&n).Error
 	return n == 0, err
+}
+
+// Partners lists all partners, oldest first (ADMIN).
+func (s *Service) Partners(ctx context.Context, args page.Args) (page.Result[*models.Partner], error) {
+	var none page.Result[*models.Partner]
+	if err := requireRole(ctx, auth.RoleAdmin); err != nil {
+		return none, err
+	}
+	req, err := args.Parse()
+	if err != nil {
+		return none, err
+	}
+	q := s.db.WithContext(ctx).Model(&models.Partner{})
+	var total int64
+	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+		return none, err
+	}
+	var rows []*models.Partner
+	if err := database.Seek(q, "id", false, req.After != nil, nil, req.AfterID()).Limit(req.Limit + 1).Find(&rows).Error; err != nil {
+		return none, err
+	}
+	return page.Build(rows, req, total, func(p *models.Partner) page.Cursor { return page.Cursor{ID: p.ID} }), nil
 }

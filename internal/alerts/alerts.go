@@ -22,15 +22,16 @@ import (
 	"github.com/cloudreseller/credit/internal/broker"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/page"
+	"github.com/cloudreseller/credit/internal/streams"
 	"github.com/cloudreseller/credit/models"
 )
 
 // Defaults for Options.
 const (
-	DefaultPollInterval     = 200 * time.Millisecond
-	DefaultBuffer           = 256
-	DefaultKeyCheckInterval = 30 * time.Second
+	DefaultPollInterval = 200 * time.Millisecond
+	DefaultBuffer       = 256
 )
 
 // Options tune the service.
@@ -41,11 +42,6 @@ type Options struct {
 	// Buffer is how many alerts a listener may fall behind before it is
 	// disconnected (it resumes with `after`).
 	Buffer int
-	// KeyCheck, when set, tells whether the key a listener subscribed with is
-	// still valid (UNAUTHENTICATED once revoked). Listeners are checked every
-	// KeyCheckInterval, so a revoked key stops receiving alerts within it.
-	KeyCheck         func(ctx context.Context, p auth.Principal) error
-	KeyCheckInterval time.Duration
 }
 
 // Service lists alerts and delivers them live.
@@ -64,9 +60,6 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	}
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultBuffer
-	}
-	if opts.KeyCheckInterval <= 0 {
-		opts.KeyCheckInterval = DefaultKeyCheckInterval
 	}
 	if log == nil {
 		log = slog.Default()
@@ -208,7 +201,7 @@ func (s *Service) Subscribe(ctx context.Context, customerID, after *uint) (<-cha
 			return nil, err
 		}
 	}
-	sel := selection{principal: p, partnerID: scope, customerID: customerID}
+	sel := selection{partnerID: scope, customerID: customerID}
 	// Subscribe before reading the store: whatever commits from now on reaches
 	// the subscription, and whatever committed before is in the store.
 	live := s.broker.Subscribe(s.opts.Buffer, sel.match)
@@ -218,9 +211,8 @@ func (s *Service) Subscribe(ctx context.Context, customerID, after *uint) (<-cha
 }
 
 // selection is which alerts a listener gets: one partner's (0: all), and
-// optionally one customer's, for as long as its principal's key is valid.
+// optionally one customer's.
 type selection struct {
-	principal  auth.Principal
 	partnerID  uint
 	customerID *uint
 }
@@ -239,15 +231,26 @@ func (sel selection) where(q *gorm.DB) *gorm.DB {
 	return q
 }
 
-// deliver sends stored alerts after `after`, then live ones, to out.
+// deliver sends stored alerts after `after`, then live ones, to out. It stops
+// when ctx ends, when the listener falls a buffer behind (SLOW_CONSUMER), or
+// when the session it belongs to is ended (its key revoked, a shutdown); the
+// reason goes to the transport through streams.End.
 func (s *Service) deliver(ctx context.Context, live *broker.Subscription[*models.Alert], out chan<- *models.Alert, sel selection, after *uint) {
 	defer close(out)
 	defer live.Close()
+	var ended <-chan struct{}
+	sess := keys.SessionFrom(ctx)
+	if sess != nil {
+		ended = sess.Done()
+	}
 	send := func(a *models.Alert) bool {
 		select {
 		case out <- a:
 			return true
 		case <-ctx.Done():
+			return false
+		case <-ended:
+			streams.End(ctx, sess.Err())
 			return false
 		}
 	}
@@ -258,20 +261,19 @@ func (s *Service) deliver(ctx context.Context, live *broker.Subscription[*models
 			return
 		}
 	}
-	check := time.NewTicker(s.opts.KeyCheckInterval)
-	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-check.C:
-			if s.revoked(ctx, sel.principal) {
-				return
-			}
+		case <-ended:
+			streams.End(ctx, sess.Err())
+			return
 		case a, ok := <-live.C:
 			if !ok {
 				if live.Dropped() {
 					s.log.Info("alerts listener fell behind and was disconnected", "last", last)
+					streams.End(ctx, errs.E(errs.SlowConsumer,
+						"the listener fell more than %d alerts behind and was disconnected: subscribe again with after: %q", s.opts.Buffer, fmt.Sprint(last)))
 				}
 				return
 			}
@@ -286,19 +288,6 @@ func (s *Service) deliver(ctx context.Context, live *broker.Subscription[*models
 	}
 }
 
-// revoked tells whether the listener's key is no longer valid. A failed check
-// (the store not answering) keeps the listener: it is not a revocation.
-func (s *Service) revoked(ctx context.Context, p auth.Principal) bool {
-	if s.opts.KeyCheck == nil {
-		return false
-	}
-	if err := s.opts.KeyCheck(ctx, p); errs.CodeOf(err) == errs.Unauthenticated {
-		s.log.Info("alerts listener disconnected: its key is no longer valid", "key", p.KeyName)
-		return true
-	}
-	return false
-}
-
 // replay sends the selected stored alerts after id `after`, in id order. It
 // returns the last id sent (or after), and false when delivery must stop.
 func (s *Service) replay(ctx context.Context, after uint, sel selection, send func(*models.Alert) bool) (uint, bool) {
@@ -308,7 +297,11 @@ func (s *Service) replay(ctx context.Context, after uint, sel selection, send fu
 		var rows []*models.Alert
 		q := sel.where(s.db.WithContext(ctx)).Where("id > ?", last).Order("id").Limit(batch)
 		if err := q.Find(&rows).Error; err != nil {
-			s.log.Warn("alerts replay failed", "err", err)
+			if ctx.Err() == nil {
+				s.log.Warn("alerts replay failed", "err", err)
+				streams.End(ctx, errs.E(errs.ServiceUnavailable,
+					"stored alerts cannot be read right now: subscribe again with after: %q", fmt.Sprint(last)))
+			}
 			return last, false
 		}
 		for _, a := range rows {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/streams"
 	"github.com/cloudreseller/credit/internal/testenv"
 	"github.com/cloudreseller/credit/models"
 )
@@ -146,7 +148,8 @@ func TestSlowListenerIsDroppedAndResumes(t *testing.T) {
 	db := testenv.SQLite(t)
 	customer(t, db)
 	svc, ctx := start(t, db, alerts.Options{PollInterval: 20 * time.Millisecond, Buffer: 2})
-	slow, err := svc.Subscribe(ctx, nil, nil)
+	slowCtx, ending := streams.With(ctx)
+	slow, err := svc.Subscribe(slowCtx, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +176,10 @@ func TestSlowListenerIsDroppedAndResumes(t *testing.T) {
 	}
 	if len(got) == 0 || len(got) >= n {
 		t.Fatalf("slow listener got %d of %d before being dropped", len(got), n)
+	}
+	// It is told why, so that it does not take the end for a normal one.
+	if code := errs.CodeOf(ending.Err()); code != errs.SlowConsumer {
+		t.Fatalf("the slow listener's subscription ended with %v, want SLOW_CONSUMER", ending.Err())
 	}
 	rest, err := svc.Subscribe(ctx, nil, &got[len(got)-1])
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/internal/money"
 )
@@ -38,20 +39,20 @@ var customers = []customer{
 // Ensure makes sure the demo partner exists, creating it with Seed when it does
 // not, and otherwise issuing fresh demo keys for it (keys are shown only once, so
 // a restart that wants to print keys must make new ones).
-func Ensure(ctx context.Context, acc *accounts.Service, led *ledger.Ledger) (Keys, error) {
+func Ensure(ctx context.Context, acc *accounts.Service, ks *keys.Service, led *ledger.Ledger) (Keys, error) {
 	p, err := acc.PartnerByName(ctx, PartnerName)
 	if err != nil {
 		return Keys{}, err
 	}
 	if p == nil {
-		return Seed(ctx, acc, led)
+		return Seed(ctx, acc, ks, led)
 	}
-	return issueKeys(ctx, acc, p.ID)
+	return issueKeys(ctx, ks, p.ID)
 }
 
 // Seed creates the demo partner (credit line 100,000.00), its customers and
 // allocations, and a PARTNER and a BILLING key.
-func Seed(ctx context.Context, acc *accounts.Service, led *ledger.Ledger) (Keys, error) {
+func Seed(ctx context.Context, acc *accounts.Service, ks *keys.Service, led *ledger.Ledger) (Keys, error) {
 	admin := auth.WithPrincipal(ctx, auth.Principal{Role: auth.RoleAdmin, KeyName: "demo-seed"})
 	line, _ := money.FromUnits(100_000)
 	p, err := acc.CreatePartner(admin, accounts.NewPartner{Name: PartnerName, CreditLine: line, Currency: "USD"})
@@ -70,7 +71,7 @@ func Seed(ctx context.Context, acc *accounts.Service, led *ledger.Ledger) (Keys,
 			return Keys{}, err
 		}
 	}
-	return issueKeys(ctx, acc, p.ID)
+	return issueKeys(ctx, ks, p.ID)
 }
 
 // fund gives a demo customer its credit and usage (which raises its alerts).
@@ -91,18 +92,18 @@ func fund(ctx context.Context, led *ledger.Ledger, id uint, c customer) error {
 	return nil
 }
 
-func issueKeys(ctx context.Context, acc *accounts.Service, partnerID uint) (Keys, error) {
+func issueKeys(ctx context.Context, ks *keys.Service, partnerID uint) (Keys, error) {
 	var (
-		keys Keys
-		err  error
+		out Keys
+		err error
 	)
-	if keys.Partner, _, err = acc.IssueAPIKey(ctx, accounts.NewAPIKey{Name: "demo-partner", Role: auth.RolePartner, PartnerID: &partnerID}); err != nil {
+	if out.Partner, _, err = ks.Issue(ctx, keys.NewKey{Name: "demo-partner", Role: auth.RolePartner, PartnerID: &partnerID}); err != nil {
 		return Keys{}, err
 	}
-	if keys.Billing, _, err = acc.IssueAPIKey(ctx, accounts.NewAPIKey{Name: "demo-billing", Role: auth.RoleBilling}); err != nil {
+	if out.Billing, _, err = ks.Issue(ctx, keys.NewKey{Name: "demo-billing", Role: auth.RoleBilling}); err != nil {
 		return Keys{}, err
 	}
-	return keys, nil
+	return out, nil
 }
 
 func optional(s string) *string {

@@ -24,6 +24,20 @@ const (
 	PartnerCreditExceeded       Code = "PARTNER_CREDIT_EXCEEDED"
 	IdempotencyConflict         Code = "IDEMPOTENCY_CONFLICT"
 	Internal                    Code = "INTERNAL_SERVER_ERROR"
+	// BadRequest: the HTTP request is not one the API takes (method, content type).
+	BadRequest Code = "BAD_REQUEST"
+	// ServiceUnavailable: the store does not answer (or not in time); retry.
+	ServiceUnavailable Code = "SERVICE_UNAVAILABLE"
+	// SlowConsumer: a subscription fell too far behind and was ended; resume
+	// it with `after`.
+	SlowConsumer Code = "SLOW_CONSUMER"
+	// TooManySubscriptions: a connection or key has as many open as allowed.
+	TooManySubscriptions Code = "TOO_MANY_SUBSCRIPTIONS"
+	// StreamingTransportRequired: a subscription was sent where only one
+	// response can be given (plain POST or GET); use WebSocket or SSE.
+	StreamingTransportRequired Code = "STREAMING_TRANSPORT_REQUIRED"
+	// ShuttingDown: the server is stopping; reconnect (to another process).
+	ShuttingDown Code = "SHUTTING_DOWN"
 )
 
 // Error is an error meant for the client: its Message is safe to show.

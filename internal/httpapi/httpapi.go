@@ -18,7 +18,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
-	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"gorm.io/gorm"
@@ -29,6 +28,7 @@ import (
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/internal/loaders"
 	"github.com/cloudreseller/credit/resolvers"
@@ -41,6 +41,7 @@ const ComplexityLimit = 5000
 type Services struct {
 	DB       *gorm.DB
 	Accounts *accounts.Service
+	Keys     *keys.Service
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
 	Logger   *slog.Logger
@@ -63,7 +64,7 @@ func New(s Services) http.Handler {
 	if s.PingInterval <= 0 {
 		s.PingInterval = DefaultPingInterval
 	}
-	api := allowCrossOrigin(limitBody(auth.Middleware(s.Accounts, newGraphQL(s))))
+	api := allowCrossOrigin(limitBody(markTransport(auth.Middleware(s.Keys, streamSessions(s.Keys, newGraphQL(s))))))
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api)
 	// The headers editor starts with the Authorization header to fill in; the
@@ -86,31 +87,24 @@ func New(s Services) http.Handler {
 // newGraphQL returns the GraphQL server with its transports and extensions.
 func newGraphQL(s Services) *handler.Server {
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
-		Resolvers: &resolvers.Resolver{Accounts: s.Accounts, Ledger: s.Ledger, Alerts: s.Alerts},
+		Resolvers: &resolvers.Resolver{Accounts: s.Accounts, Keys: s.Keys, Ledger: s.Ledger, Alerts: s.Alerts},
 	}))
-	gql.AddTransport(transport.Websocket{
-		// Keys travel in connection_init or the Authorization header, never in
-		// cookies, so a page on another origin cannot borrow a visitor's
-		// credentials: frontends on any origin may connect.
-		Implementation: transport.CoderWebsocketImplementation{
-			AcceptOptions: websocket.AcceptOptions{OriginPatterns: []string{"*"}},
-		},
-		InitFunc:              websocketInit(s.Accounts),
-		KeepAlivePingInterval: s.PingInterval,
-		PingPongInterval:      s.PingInterval,
-	})
+	gql.AddTransport(websocketTransport(s.Keys, s.PingInterval))
 	// SSE before POST: both take POST requests, SSE those that accept text/event-stream.
 	gql.AddTransport(transport.SSE{KeepAlivePingInterval: s.PingInterval})
 	gql.AddTransport(transport.Options{})
-	gql.AddTransport(transport.GET{})
+	gql.AddTransport(getTransport{})
 	gql.AddTransport(transport.POST{})
+	gql.AddTransport(unsupportedTransport{})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	gql.Use(extension.Introspection{})
 	gql.Use(extension.FixedComplexityLimit(ComplexityLimit))
+	present := presentError(s.Logger)
+	gql.AroundOperations(guardOperations(s.Keys, present))
 	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		return next(loaders.With(ctx, s.Accounts))
 	})
-	gql.SetErrorPresenter(presentError(s.Logger))
+	gql.SetErrorPresenter(present)
 	gql.SetRecoverFunc(func(ctx context.Context, v any) error {
 		s.Logger.ErrorContext(ctx, "panic while resolving", "panic", v, "stack", string(debug.Stack()))
 		return errors.New("panic") // presented as INTERNAL_SERVER_ERROR
@@ -147,26 +141,6 @@ func allowCrossOrigin(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// websocketInit authenticates a WebSocket connection from its connection_init
-// payload ({"Authorization": "Bearer <key>"}), or else from the upgrade request's
-// Authorization header. Without a valid key the connection is closed with 4401
-// (or 4403 for a role that may not subscribe) before anything is subscribed.
-func websocketInit(a auth.Authenticator) transport.WebsocketInitFunc {
-	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-		if credential := payloadCredential(payload); credential != "" {
-			ctx = auth.Resolve(ctx, a, credential)
-		}
-		p, err := auth.FromContext(ctx)
-		if err != nil {
-			return transport.WithWebsocketCloseCode(ctx, 4401), nil, err
-		}
-		if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
-			return transport.WithWebsocketCloseCode(ctx, 4403), nil, err
-		}
-		return ctx, nil, nil
-	}
 }
 
 // payloadCredential finds the Authorization entry of a connection_init payload,

@@ -12,7 +12,7 @@ import (
 
 const recordUsage = `mutation($in: RecordUsageInput!) { recordUsage(input: $in) {
 	accepted duplicates
-	alerts { id threshold usagePercent used credit available createdAt customer { id used } } } }`
+	alerts { id threshold usagePercent used credit available createdAt customer { id } } } }`
 
 type alert struct {
 	ID                      string

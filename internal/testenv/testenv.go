@@ -28,6 +28,7 @@ import (
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/httpapi"
+	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
 )
 
@@ -94,15 +95,16 @@ func MySQL(t testing.TB) *gorm.DB {
 	return OpenMySQL(t, MySQLDSN(t))
 }
 
-// KeyCheckInterval is how often test servers check that listeners' keys are
-// still valid.
-const KeyCheckInterval = 200 * time.Millisecond
+// KeyRecheckInterval is how often test servers look up the keys of open
+// sessions again (to end those another process revoked).
+const KeyRecheckInterval = 200 * time.Millisecond
 
 // Server is a running API server process on a test store.
 type Server struct {
 	*httptest.Server
 	DB       *gorm.DB
 	Accounts *accounts.Service
+	Keys     *keys.Service
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
 }
@@ -115,18 +117,26 @@ func NewServer(t testing.TB, db *gorm.DB) *Server {
 }
 
 // NewServerWith is NewServer with settings of httpapi.Services (its services
-// are made here).
-func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services) *Server {
+// are made here) and, optionally, of the key service.
+func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, keyOpts ...keys.Options) *Server {
 	t.Helper()
-	s := &Server{DB: db, Accounts: accounts.New(db, AdminToken)}
-	s.Alerts = alerts.New(db, alerts.Options{KeyCheck: s.Accounts.CheckPrincipal, KeyCheckInterval: KeyCheckInterval}, nil)
+	s := &Server{DB: db, Accounts: accounts.New(db)}
+	ko := keys.Options{RecheckInterval: KeyRecheckInterval}
+	if len(keyOpts) > 0 {
+		ko = keyOpts[0]
+	}
+	ko.AdminToken = AdminToken
+	s.Keys = keys.New(db, ko)
+	s.Alerts = alerts.New(db, alerts.Options{}, nil)
 	s.Ledger = ledger.New(db, s.Alerts.Wake)
 	ctx, cancel := context.WithCancel(context.Background())
 	done, err := s.Alerts.Start(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings.DB, settings.Accounts, settings.Ledger, settings.Alerts = db, s.Accounts, s.Ledger, s.Alerts
+	watched := make(chan struct{})
+	go func() { defer close(watched); s.Keys.Watch(ctx) }()
+	settings.DB, settings.Accounts, settings.Keys, settings.Ledger, settings.Alerts = db, s.Accounts, s.Keys, s.Ledger, s.Alerts
 	s.Server = httptest.NewUnstartedServer(httpapi.New(settings))
 	s.Start()
 	t.Cleanup(func() {
@@ -134,6 +144,7 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services) *Server
 		s.Close()
 		cancel()
 		<-done
+		<-watched
 	})
 	return s
 }

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,3 +186,31 @@ func (c *WSClient) CloseCode(t testing.TB, timeout time.Duration) websocket.Stat
 		}
 	}
 }
+
+// Stream posts an operation as server-sent events and returns the stream's
+// lines as they arrive (the channel closes when the stream ends).
+func (s *Server) Stream(t testing.TB, key, query string) <-chan string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query})
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/graphql", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	lines := make(chan string, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return lines
+}
+
+// Messages is the channel of messages received (closed when the connection ends).
+func (c *WSClient) Messages() <-chan WSMessage { return c.msgs }

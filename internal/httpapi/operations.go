@@ -1,0 +1,228 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/keys"
+	"github.com/cloudreseller/credit/internal/streams"
+)
+
+// transportKind is how a request's responses travel.
+type transportKind int
+
+const (
+	oneResponse transportKind = iota // plain POST or GET
+	webSocket
+	eventStream // server-sent events
+)
+
+type transportKey struct{}
+
+// markTransport records in the request's context how its responses travel,
+// by the same tests gqlgen's transports use to pick the request up.
+func markTransport(next http.Handler) http.Handler {
+	return markSockets(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind := oneResponse
+		switch {
+		case r.Header.Get("Upgrade") != "":
+			kind = webSocket
+		case isEventStream(r):
+			kind = eventStream
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), transportKey{}, kind)))
+	}))
+}
+
+func isEventStream(r *http.Request) bool {
+	media, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return r.Method == http.MethodPost && media == "application/json" &&
+		strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+func transportOf(ctx context.Context) transportKind {
+	k, _ := ctx.Value(transportKey{}).(transportKind)
+	return k
+}
+
+// streamSessions registers every authenticated event stream as a session of
+// its key, so that revoking the key or shutting down ends it. (WebSocket
+// connections register when they sign in: see websocketInit.)
+func streamSessions(ks *keys.Service, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := auth.FromContext(r.Context())
+		if err != nil || transportOf(r.Context()) != eventStream {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sess := ks.Sessions.Open(p.KeyID, nil)
+		defer ks.Sessions.Close(sess)
+		next.ServeHTTP(w, r.WithContext(keys.WithSession(r.Context(), sess)))
+	})
+}
+
+// guardOperations authorises every operation against its key as it is now
+// (a socket opened before a revocation cannot outlive it), refuses what a
+// role may not select, and runs subscriptions only where they can stream,
+// within the limits, telling the client why the server ended one.
+func guardOperations(ks *keys.Service, present graphql.ErrorPresenterFunc) graphql.OperationMiddleware {
+	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		fail := func(err error) graphql.ResponseHandler {
+			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{present(ctx, err)}})
+		}
+		op := graphql.GetOperationContext(ctx).Operation
+		if p, err := auth.FromContext(ctx); err == nil {
+			if err := ks.Check(ctx, p); err != nil {
+				return fail(err)
+			}
+			if err := allowedSelection(p, op); err != nil {
+				return fail(err)
+			}
+		}
+		if op == nil || op.Operation != ast.Subscription {
+			return next(ctx)
+		}
+		kind := transportOf(ctx)
+		if kind == oneResponse {
+			return fail(errs.E(errs.StreamingTransportRequired,
+				"subscriptions stream: open them over WebSocket (graphql-transport-ws) or server-sent events (Accept: text/event-stream)"))
+		}
+		release := func() {}
+		if sess := keys.SessionFrom(ctx); sess != nil {
+			r, err := ks.Sessions.Subscribe(sess)
+			if err != nil {
+				return fail(err)
+			}
+			release = r
+		}
+		ctx, ending := streams.With(ctx)
+		return endWithReason(next(ctx), ending, kind, release, present)
+	}
+}
+
+// endWithReason passes a subscription's responses on and, when the server
+// ended it, tells the client why: an error message on a WebSocket (not a
+// plain complete, which looks like a normal end), an error event on a stream.
+func endWithReason(responses graphql.ResponseHandler, ending *streams.Ending, kind transportKind, release func(), present graphql.ErrorPresenterFunc) graphql.ResponseHandler {
+	ended := false
+	return func(ctx context.Context) *graphql.Response {
+		if ended {
+			return nil
+		}
+		if resp := responses(ctx); resp != nil {
+			return resp
+		}
+		ended = true
+		release()
+		reason := ending.Err()
+		if reason == nil {
+			return nil
+		}
+		gqlErr := present(ctx, reason)
+		if kind == webSocket {
+			transport.AddSubscriptionError(ctx, gqlErr)
+			return nil
+		}
+		return &graphql.Response{Errors: gqlerror.List{gqlErr}}
+	}
+}
+
+// allowedSelection refuses, before anything runs, an operation that selects
+// what the caller's role may not see: a BILLING key sees customers' ids (in
+// the alerts its usage raised) and nothing else of them.
+func allowedSelection(p auth.Principal, op *ast.OperationDefinition) error {
+	if p.Role != auth.RoleBilling || op == nil {
+		return nil
+	}
+	var walk func(ast.SelectionSet) error
+	walk = func(set ast.SelectionSet) error {
+		for _, sel := range set {
+			var err error
+			switch sel := sel.(type) {
+			case *ast.Field:
+				if sel.ObjectDefinition != nil && sel.ObjectDefinition.Name == "Customer" && sel.Name != "id" && sel.Name != "__typename" {
+					return errs.E(errs.Forbidden, "a BILLING key sees a customer's id only, not %s", sel.Name)
+				}
+				err = walk(sel.SelectionSet)
+			case *ast.InlineFragment:
+				err = walk(sel.SelectionSet)
+			case *ast.FragmentSpread:
+				if sel.Definition != nil {
+					err = walk(sel.Definition.SelectionSet)
+				}
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(op.SelectionSet)
+}
+
+// getTransport is gqlgen's GET transport, with a coded error for a mutation or
+// subscription sent as GET (gqlgen answers 406 with no code).
+type getTransport struct{ transport.GET }
+
+func (t getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	t.GET.Do(&refusedGET{ResponseWriter: w}, r, exec)
+}
+
+// refusedGET replaces gqlgen's uncoded 406 answer.
+type refusedGET struct {
+	http.ResponseWriter
+	refused bool
+}
+
+func (w *refusedGET) WriteHeader(code int) {
+	if code != http.StatusNotAcceptable {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.refused = true
+	w.Header().Set("Allow", "GET, POST")
+	writeError(w.ResponseWriter, http.StatusMethodNotAllowed, errs.E(errs.BadRequest,
+		"GET requests may only run queries: send mutations with POST, subscriptions over WebSocket or server-sent events"))
+}
+
+func (w *refusedGET) Write(b []byte) (int, error) {
+	if w.refused {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// unsupportedTransport answers every request no other transport takes (an
+// unknown content type or method) with a coded error; it must come last.
+type unsupportedTransport struct{}
+
+func (unsupportedTransport) Supports(*http.Request) bool { return true }
+
+func (unsupportedTransport) Do(w http.ResponseWriter, r *http.Request, _ graphql.GraphExecutor) {
+	status, msg := http.StatusUnsupportedMediaType,
+		"send GraphQL as POST with Content-Type: application/json, as GET with a query parameter, or over WebSocket"
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		status = http.StatusMethodNotAllowed
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+	}
+	writeError(w, status, errs.E(errs.BadRequest, "%s", msg))
+}
+
+// writeError writes a GraphQL error response with the error's code.
+func writeError(w http.ResponseWriter, status int, e *errs.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"errors": []any{map[string]any{
+		"message": e.Message, "extensions": map[string]any{"code": string(e.Code)},
+	}}})
+}
