@@ -9012,14 +9012,14 @@ func (ec *executionContext) marshalNAlertEdge2ᚖgithubᚗcomᚋcloudresellerᚋ
 }
 
 func (ec *executionContext) unmarshalNAllocationKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐKind(ctx context.Context, v any) (credit.Kind, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := model.UnmarshalString(v)
 	res := unmarshalNAllocationKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐKind[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNAllocationKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐKind(ctx context.Context, sel ast.SelectionSet, v credit.Kind) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNAllocationKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐKind[v])
+	res := model.MarshalString(marshalNAllocationKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐKind[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "AllocationKind!")
 	}
@@ -9251,14 +9251,14 @@ func (ec *executionContext) marshalNCustomerEdge2ᚖgithubᚗcomᚋcloudreseller
 }
 
 func (ec *executionContext) unmarshalNCustomerOrderField2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋaccountsᚐCustomerOrderField(ctx context.Context, v any) (accounts.CustomerOrderField, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := model.UnmarshalString(v)
 	res := unmarshalNCustomerOrderField2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋaccountsᚐCustomerOrderField[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNCustomerOrderField2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋaccountsᚐCustomerOrderField(ctx context.Context, sel ast.SelectionSet, v accounts.CustomerOrderField) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNCustomerOrderField2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋaccountsᚐCustomerOrderField[v])
+	res := model.MarshalString(marshalNCustomerOrderField2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋaccountsᚐCustomerOrderField[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "CustomerOrderField!")
 	}
@@ -9283,14 +9283,14 @@ var (
 )
 
 func (ec *executionContext) unmarshalNCustomerStatus2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐStatus(ctx context.Context, v any) (credit.Status, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := model.UnmarshalString(v)
 	res := unmarshalNCustomerStatus2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐStatus[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNCustomerStatus2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐStatus(ctx context.Context, sel ast.SelectionSet, v credit.Status) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNCustomerStatus2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐStatus[v])
+	res := model.MarshalString(marshalNCustomerStatus2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐStatus[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "CustomerStatus!")
 	}
@@ -9462,14 +9462,14 @@ func (ec *executionContext) marshalNRecordUsagePayload2ᚖgithubᚗcomᚋcloudre
 }
 
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋauthᚐRole(ctx context.Context, v any) (auth.Role, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := model.UnmarshalString(v)
 	res := unmarshalNRole2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋauthᚐRole[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNRole2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋauthᚐRole(ctx context.Context, sel ast.SelectionSet, v auth.Role) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNRole2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋauthᚐRole[v])
+	res := model.MarshalString(marshalNRole2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋauthᚐRole[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
 	}
@@ -9495,13 +9495,13 @@ func (ec *executionContext) unmarshalNSetCreditInput2githubᚗcomᚋcloudreselle
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
-	res, err := graphql.UnmarshalString(v)
+	res, err := model.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(v)
+	res := model.MarshalString(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
@@ -9721,7 +9721,7 @@ func (ec *executionContext) unmarshalOAllocationKind2ᚖgithubᚗcomᚋcloudrese
 	if v == nil {
 		return nil, nil
 	}
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := model.UnmarshalString(v)
 	res := unmarshalOAllocationKind2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐKind[tmp]
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
@@ -9732,7 +9732,7 @@ func (ec *executionContext) marshalOAllocationKind2ᚖgithubᚗcomᚋcloudresell
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(marshalOAllocationKind2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐKind[*v])
+	res := model.MarshalString(marshalOAllocationKind2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐKind[*v])
 	return res
 }
 
@@ -9804,7 +9804,7 @@ func (ec *executionContext) unmarshalOCustomerStatus2ᚖgithubᚗcomᚋcloudrese
 	if v == nil {
 		return nil, nil
 	}
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := model.UnmarshalString(v)
 	res := unmarshalOCustomerStatus2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐStatus[tmp]
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
@@ -9815,7 +9815,7 @@ func (ec *executionContext) marshalOCustomerStatus2ᚖgithubᚗcomᚋcloudresell
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(marshalOCustomerStatus2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐStatus[*v])
+	res := model.MarshalString(marshalOCustomerStatus2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐStatus[*v])
 	return res
 }
 
@@ -9932,7 +9932,7 @@ func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v an
 	if v == nil {
 		return nil, nil
 	}
-	res, err := graphql.UnmarshalString(v)
+	res, err := model.UnmarshalString(v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -9942,7 +9942,7 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(*v)
+	res := model.MarshalString(*v)
 	return res
 }
 

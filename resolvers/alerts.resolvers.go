@@ -22,7 +22,7 @@ func (r *alertResolver) Customer(ctx context.Context, obj *models.Alert) (*model
 }
 
 func (r *customerResolver) Alerts(ctx context.Context, obj *models.Customer, first *int, after *string) (*model.AlertConnection, error) {
-	res, err := r.Resolver.Alerts.List(ctx, alerts.Filter{CustomerID: &obj.ID}, page.Args{First: first, After: after})
+	res, err := loaders.Alerts(ctx, obj.ID, page.Args{First: first, After: after})
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ func (r *creditAllocationResolver) Customer(ctx context.Context, obj *models.Cre
 }
 
 func (r *customerResolver) Allocations(ctx context.Context, obj *models.Customer, first *int, after *string) (*model.CreditAllocationConnection, error) {
-	res, err := r.Ledger.Allocations(ctx, ledger.AllocationFilter{CustomerID: &obj.ID}, page.Args{First: first, After: after})
+	res, err := loaders.Allocations(ctx, obj.ID, page.Args{First: first, After: after})
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -111,4 +113,29 @@ func UnmarshalTime(v any) (time.Time, error) {
 		return time.Time{}, errs.E(errs.BadUserInput, "a Time must lie in the years 1970 to 9999")
 	}
 	return t, nil
+}
+
+// MaxStringLength bounds every String input; fields have tighter limits of
+// their own.
+const MaxStringLength = 10000
+
+// MarshalString writes a String.
+func MarshalString(s string) graphql.Marshaler { return graphql.MarshalString(s) }
+
+// UnmarshalString reads a String input. A NUL character is refused: it is no
+// text a person types, and a store may treat it as the end of a string or a
+// wildcard.
+func UnmarshalString(v any) (string, error) {
+	s, ok := v.(string)
+	switch {
+	case !ok:
+		return "", errs.E(errs.BadUserInput, "expected a string")
+	case strings.ContainsRune(s, 0):
+		return "", errs.E(errs.BadUserInput, "text must not contain NUL characters (\\u0000)")
+	case !utf8.ValidString(s):
+		return "", errs.E(errs.BadUserInput, "text must be valid UTF-8")
+	case utf8.RuneCountInString(s) > MaxStringLength:
+		return "", errs.E(errs.BadUserInput, "text must be at most %d characters", MaxStringLength)
+	}
+	return s, nil
 }

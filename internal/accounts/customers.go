@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -125,6 +126,10 @@ func (s *Service) Customers(ctx context.Context, partnerID *uint, f CustomerFilt
 	}), nil
 }
 
+// MaxSearchLength bounds a customer search (names are at most 200 characters,
+// remarks 1,000: a longer search cannot match a name).
+const MaxSearchLength = 1000
+
 // customerQuery selects the customers of a partner (0: all) that match f.
 func customerQuery(db *gorm.DB, partnerID uint, f CustomerFilter) (*gorm.DB, error) {
 	q := db.Model(&models.Customer{})
@@ -139,6 +144,9 @@ func customerQuery(db *gorm.DB, partnerID uint, f CustomerFilter) (*gorm.DB, err
 			return nil, errs.E(errs.BadUserInput, "filter.ids takes at most 100 ids")
 		}
 		q = q.Where("id IN ?", append([]uint{0}, f.IDs...))
+	}
+	if f.Search != nil && utf8.RuneCountInString(*f.Search) > MaxSearchLength {
+		return nil, errs.E(errs.BadUserInput, "filter.search must be at most %d characters", MaxSearchLength)
 	}
 	if f.Search != nil && *f.Search != "" {
 		like := "%" + escapeLike(*f.Search) + "%"

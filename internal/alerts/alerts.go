@@ -171,8 +171,41 @@ func (s *Service) List(ctx context.Context, f Filter, args page.Args) (page.Resu
 	if err := q.Limit(req.Limit + 1).Find(&rows).Error; err != nil {
 		return none, err
 	}
-	return page.Build(rows, req, total, func(a *models.Alert) page.Cursor { return page.Cursor{ID: a.ID} }), nil
+	return page.Build(rows, req, total, alertCursor), nil
 }
+
+// ListOfCustomers is List for each of many customers at once, in two queries
+// whatever their number.
+func (s *Service) ListOfCustomers(ctx context.Context, ids []uint, args page.Args) (map[uint]page.Result[*models.Alert], error) {
+	scope, err := viewerScope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := args.Parse()
+	if err != nil {
+		return nil, err
+	}
+	q := selection{partnerID: scope}.where(s.db.WithContext(ctx).Model(&models.Alert{})).Where("customer_id IN ?", ids)
+	totals, err := database.CountPerGroup(q.Session(&gorm.Session{}), "customer_id")
+	if err != nil {
+		return nil, err
+	}
+	if req.After != nil {
+		q = database.After(q, "id", true, nil, req.After.ID)
+	}
+	var rows []*models.Alert
+	if err := database.FirstPerGroup(q, "customer_id", database.OrderBy("id", true), req.Limit+1).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	groups := page.GroupBy(rows, func(a *models.Alert) uint { return a.CustomerID })
+	out := make(map[uint]page.Result[*models.Alert], len(ids))
+	for _, id := range ids {
+		out[id] = page.Build(groups[id], req, totals[id], alertCursor)
+	}
+	return out, nil
+}
+
+func alertCursor(a *models.Alert) page.Cursor { return page.Cursor{ID: a.ID} }
 
 // viewerScope returns the partner a caller may see alerts of (0: all, for ADMIN).
 func viewerScope(ctx context.Context) (uint, error) {

@@ -12,20 +12,35 @@ import (
 // column "id" the value is the id itself. column must be a trusted SQL
 // expression, never client text.
 func Seek(q *gorm.DB, column string, desc bool, after bool, value any, id uint) *gorm.DB {
-	dir, cmp := " ASC", " > "
+	if after {
+		q = After(q, column, desc, value, id)
+	}
+	return q.Order(OrderBy(column, desc))
+}
+
+// After keeps the rows that come after (value, id) in the order of column
+// then id (see Seek).
+func After(q *gorm.DB, column string, desc bool, value any, id uint) *gorm.DB {
+	cmp := " > "
 	if desc {
-		dir, cmp = " DESC", " < "
+		cmp = " < "
 	}
 	if column == "id" {
-		if after {
-			q = q.Where("id"+cmp+"?", id)
-		}
-		return q.Order("id" + dir)
+		return q.Where("id"+cmp+"?", id)
 	}
-	if after {
-		q = q.Where("("+column+cmp+"?) OR ("+column+" = ? AND id"+cmp+"?)", value, value, id)
+	return q.Where("("+column+cmp+"?) OR ("+column+" = ? AND id"+cmp+"?)", value, value, id)
+}
+
+// OrderBy is the ORDER BY expression of column then id, in one direction.
+func OrderBy(column string, desc bool) string {
+	dir := " ASC"
+	if desc {
+		dir = " DESC"
 	}
-	return q.Order(column + dir).Order("id" + dir)
+	if column == "id" {
+		return "id" + dir
+	}
+	return column + dir + ", id" + dir
 }
 
 // CreatedBetween keeps the rows created at or after from and before to; a nil
@@ -45,4 +60,30 @@ func CreatedBetween(q *gorm.DB, from, to *time.Time) *gorm.DB {
 // the database's write lock from their start).
 func LockByID(tx *gorm.DB, dest any, id uint) error {
 	return tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(dest, id).Error
+}
+
+// FirstPerGroup keeps, of the rows q selects, the first n of each group in
+// the order given (one query, a window function; MySQL 8, MariaDB 10.2 and
+// SQLite 3.25 have them). order must be a trusted SQL expression. It returns
+// a query on a derived table: add no further conditions on q's columns.
+func FirstPerGroup(q *gorm.DB, group, order string, n int) *gorm.DB {
+	inner := q.Select("*, ROW_NUMBER() OVER (PARTITION BY " + group + " ORDER BY " + order + ") AS group_row")
+	return q.Session(&gorm.Session{NewDB: true}).Table("(?) AS firsts", inner).
+		Where("group_row <= ?", n).Order(group + ", group_row")
+}
+
+// CountPerGroup counts the rows q selects in each group.
+func CountPerGroup(q *gorm.DB, group string) (map[uint]int64, error) {
+	var rows []struct {
+		Group uint
+		N     int64
+	}
+	if err := q.Select(group + " AS `group`, COUNT(*) AS n").Group(group).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make(map[uint]int64, len(rows))
+	for _, r := range rows {
+		out[r.Group] = r.N
+	}
+	return out, nil
 }

@@ -34,9 +34,6 @@ import (
 	"github.com/cloudreseller/credit/resolvers"
 )
 
-// ComplexityLimit bounds the work one operation may ask for.
-const ComplexityLimit = 5000
-
 // Services are what the API serves.
 type Services struct {
 	DB       *gorm.DB
@@ -87,7 +84,8 @@ func New(s Services) http.Handler {
 // newGraphQL returns the GraphQL server with its transports and extensions.
 func newGraphQL(s Services) *handler.Server {
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
-		Resolvers: &resolvers.Resolver{Accounts: s.Accounts, Keys: s.Keys, Ledger: s.Ledger, Alerts: s.Alerts},
+		Resolvers:  &resolvers.Resolver{Accounts: s.Accounts, Keys: s.Keys, Ledger: s.Ledger, Alerts: s.Alerts},
+		Complexity: complexity(),
 	}))
 	gql.AddTransport(websocketTransport(s.Keys, s.PingInterval))
 	// SSE before POST: both take POST requests, SSE those that accept text/event-stream.
@@ -98,11 +96,13 @@ func newGraphQL(s Services) *handler.Server {
 	gql.AddTransport(unsupportedTransport{})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	gql.Use(extension.Introspection{})
+	gql.Use(shapeLimit{})
 	gql.Use(extension.FixedComplexityLimit(ComplexityLimit))
 	present := presentError(s.Logger)
 	gql.AroundOperations(guardOperations(s.Keys, present))
+	loaded := loaders.Services{Accounts: s.Accounts, Ledger: s.Ledger, Alerts: s.Alerts}
 	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-		return next(loaders.With(ctx, s.Accounts))
+		return next(loaders.With(ctx, loaded))
 	})
 	gql.SetErrorPresenter(present)
 	gql.SetRecoverFunc(func(ctx context.Context, v any) error {

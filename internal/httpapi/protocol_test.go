@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/keys"
@@ -181,4 +182,28 @@ func TestOutageIsNotABadKey(t *testing.T) {
 	if len(r.Errors) != 1 || r.Errors[0].Code() != "SERVICE_UNAVAILABLE" {
 		t.Fatalf("a request with the store down: %+v", r.Errors)
 	}
+}
+
+// No input is a wildcard or an SQL error: a NUL byte is refused (on SQLite it
+// matched every customer), and text has length limits.
+func TestStringInputLimits(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s, partner, billing, cust := usageSetup(t, db, "100", false)
+		s.CreateCustomer(t, partner, "Globex", false)
+		search := `query($s: String) { customers(filter: {search: $s}) { totalCount } }`
+		for _, bad := range []string{"\u0000", "acme\u0000", strings.Repeat("a", 100_000), strings.Repeat("b", 1001)} {
+			r := s.Fails(t, "BAD_USER_INPUT", partner, search, map[string]any{"s": bad})
+			if strings.Contains(r.Errors[0].Message, "SQL") {
+				t.Fatalf("search %.20q: %s", bad, r.Errors[0].Message)
+			}
+		}
+		var out struct{ Customers struct{ TotalCount int } }
+		s.Must(t, partner, search, map[string]any{"s": "%"}, &out)
+		if out.Customers.TotalCount != 0 {
+			t.Fatalf("%% matched %d customers: it must match literally", out.Customers.TotalCount)
+		}
+		s.Fails(t, "BAD_USER_INPUT", partner, `mutation { createCustomer(input: {name: "a\u0000b"}) { id } }`, nil)
+		s.Fails(t, "BAD_USER_INPUT", billing, recordUsage, map[string]any{"in": map[string]any{"events": []any{event("e\x00", cust, "1")}}})
+		s.Fails(t, "BAD_USER_INPUT", partner, setCreditWithKey, map[string]any{"in": map[string]any{"customerId": cust, "amount": "1", "idempotencyKey": strings.Repeat("k", 129)}})
+	})
 }

@@ -27,40 +27,80 @@ type AllocationFilter struct {
 // them for ADMIN.
 func (l *Ledger) Allocations(ctx context.Context, f AllocationFilter, args page.Args) (page.Result[*models.CreditAllocation], error) {
 	var none page.Result[*models.CreditAllocation]
-	p, err := auth.FromContext(ctx)
+	q, req, after, err := l.allocationQuery(ctx, args)
 	if err != nil {
 		return none, err
-	}
-	if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
-		return none, err
-	}
-	req, err := args.Parse()
-	if err != nil {
-		return none, err
-	}
-	q := l.db.WithContext(ctx).Model(&models.CreditAllocation{})
-	if p.Role == auth.RolePartner {
-		q = q.Where("partner_id = ?", p.PartnerID)
 	}
 	q = applyFilter(q, f)
 	var total int64
 	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
 		return none, err
 	}
-	var after time.Time
-	if req.After != nil {
-		if after, err = time.Parse(time.RFC3339Nano, req.After.Value); err != nil {
-			return none, errs.E(errs.BadUserInput, "after is not a cursor of this listing")
-		}
-	}
 	var rows []*models.CreditAllocation
-	q = database.Seek(q, "created_at", true, req.After != nil, after.UTC(), req.AfterID())
+	q = database.Seek(q, "created_at", true, req.After != nil, after, req.AfterID())
 	if err := q.Limit(req.Limit + 1).Find(&rows).Error; err != nil {
 		return none, err
 	}
-	return page.Build(rows, req, total, func(a *models.CreditAllocation) page.Cursor {
-		return page.Cursor{Value: a.CreatedAt.UTC().Format(time.RFC3339Nano), ID: a.ID}
-	}), nil
+	return page.Build(rows, req, total, allocationCursor), nil
+}
+
+// AllocationsOfCustomers is Allocations for each of many customers at once, in
+// two queries whatever their number: a page of list items each listing their
+// own records must not cost a query per item.
+func (l *Ledger) AllocationsOfCustomers(ctx context.Context, ids []uint, args page.Args) (map[uint]page.Result[*models.CreditAllocation], error) {
+	q, req, after, err := l.allocationQuery(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	q = q.Where("customer_id IN ?", ids)
+	totals, err := database.CountPerGroup(q.Session(&gorm.Session{}), "customer_id")
+	if err != nil {
+		return nil, err
+	}
+	if req.After != nil {
+		q = database.After(q, "created_at", true, after, req.After.ID)
+	}
+	var rows []*models.CreditAllocation
+	if err := database.FirstPerGroup(q, "customer_id", database.OrderBy("created_at", true), req.Limit+1).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	groups := page.GroupBy(rows, func(a *models.CreditAllocation) uint { return a.CustomerID })
+	out := make(map[uint]page.Result[*models.CreditAllocation], len(ids))
+	for _, id := range ids {
+		out[id] = page.Build(groups[id], req, totals[id], allocationCursor)
+	}
+	return out, nil
+}
+
+// allocationQuery starts a listing of the records the caller may see, with
+// its paging and the cursor's time.
+func (l *Ledger) allocationQuery(ctx context.Context, args page.Args) (*gorm.DB, page.Request, time.Time, error) {
+	var after time.Time
+	p, err := auth.FromContext(ctx)
+	if err != nil {
+		return nil, page.Request{}, after, err
+	}
+	if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
+		return nil, page.Request{}, after, err
+	}
+	req, err := args.Parse()
+	if err != nil {
+		return nil, req, after, err
+	}
+	if req.After != nil {
+		if after, err = time.Parse(time.RFC3339Nano, req.After.Value); err != nil {
+			return nil, req, after, errs.E(errs.BadUserInput, "after is not a cursor of this listing")
+		}
+	}
+	q := l.db.WithContext(ctx).Model(&models.CreditAllocation{})
+	if p.Role == auth.RolePartner {
+		q = q.Where("partner_id = ?", p.PartnerID)
+	}
+	return q, req, after.UTC(), nil
+}
+
+func allocationCursor(a *models.CreditAllocation) page.Cursor {
+	return page.Cursor{Value: a.CreatedAt.UTC().Format(time.RFC3339Nano), ID: a.ID}
 }
 
 func applyFilter(q *gorm.DB, f AllocationFilter) *gorm.DB {

@@ -119,3 +119,13 @@ func (r Request) AfterID() uint {
 	}
 	return r.After.ID
 }
+
+// GroupBy splits rows fetched for many groups at once by group, keeping their
+// order.
+func GroupBy[T any](rows []T, of func(T) uint) map[uint][]T {
+	out := map[uint][]T{}
+	for _, r := range rows {
+		out[of(r)] = append(out[of(r)], r)
+	}
+	return out
+}

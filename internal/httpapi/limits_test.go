@@ -1,0 +1,138 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/httpapi"
+	"github.com/cloudreseller/credit/internal/testenv"
+)
+
+// The cost of a query counts what it fetches: connections multiply their
+// items by first. Before, this query scored 12 and, with 100 customers of 100
+// records, ran about two million SQL statements.
+func TestQueryCostLimits(t *testing.T) {
+	s, partner, _, _ := usageSetup(t, testenv.SQLite(t), "100", false)
+	r := s.Fails(t, "COMPLEXITY_LIMIT_EXCEEDED", partner, `{ customers(first: 100) { nodes { allocations(first: 100) {
+		nodes { customer { allocations(first: 100) { nodes { id } } } } } } } }`, nil)
+	if msg := r.Errors[0].Message; !regexp.MustCompile(`complexity \d{7}.* limit of ` + fmt.Sprint(httpapi.ComplexityLimit)).MatchString(msg) {
+		t.Fatalf("the refusal does not say the cost and the limit: %s", msg)
+	}
+	// first defaults to 20 when left out.
+	s.Fails(t, "COMPLEXITY_LIMIT_EXCEEDED", partner, `{ customers { nodes { allocations { nodes { customer { allocations { nodes { id amount } } } } } } } }`, nil)
+
+	deep := `{ customers(first: 1) { nodes { alerts(first: 1) { nodes { customer { alerts(first: 1) { nodes { customer { alerts(first: 1) { nodes { customer { id } } } } } } } } } } } }`
+	r = s.Fails(t, "DEPTH_LIMIT_EXCEEDED", partner, deep, nil)
+	if !strings.Contains(r.Errors[0].Message, fmt.Sprint(httpapi.MaxDepth)) {
+		t.Fatalf("depth refusal: %s", r.Errors[0].Message)
+	}
+	var aliases strings.Builder
+	aliases.WriteString("{")
+	for i := range httpapi.MaxAliases + 1 {
+		fmt.Fprintf(&aliases, " a%d: viewer { role }", i)
+	}
+	aliases.WriteString(" }")
+	s.Fails(t, "ALIAS_LIMIT_EXCEEDED", partner, aliases.String(), nil)
+
+	// What the README shows, and GraphiQL's schema query, stay within the limits.
+	for _, q := range []string{
+		`{ customers(first: 100, orderBy: {field: AVAILABLE, direction: ASC}) { totalCount nodes { id name email remark credit used available usagePercent status createdAt } pageInfo { hasNextPage endCursor } } }`,
+		`{ creditAllocations(first: 100) { totalCount edges { cursor node { createdAt customer { name } amount creditBefore creditAfter operator remark } } } }`,
+		`{ customers(first: 50) { nodes { id allocations(first: 5) { totalCount nodes { id amount } } alerts(first: 5) { nodes { id threshold } } } } }`,
+		introspectionQuery,
+	} {
+		s.Must(t, partner, q, nil, nil)
+	}
+}
+
+// A page of customers each listing its own records costs a few statements,
+// not a few per customer, and each customer's nested page is the one it gets
+// on its own.
+func TestNestedConnectionsAreBatched(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s, partner, billing, _ := usageSetup(t, db, "100", false)
+		var ids []string
+		for i := range 30 {
+			id := s.CreateCustomer(t, partner, fmt.Sprint("C", i), false)
+			ids = append(ids, id)
+			for range i % 4 {
+				s.SetCredit(t, partner, id, "10")
+			}
+			if i%3 == 0 {
+				record(t, s, billing, event("u"+id, id, "10"))
+			}
+		}
+		var statements atomic.Int64
+		count := func(d *gorm.DB) {
+			if !d.DryRun { // sub-queries are built dry, not run
+				statements.Add(1)
+			}
+		}
+		db.Callback().Query().After("gorm:query").Register("test:count", count)
+		db.Callback().Row().After("gorm:row").Register("test:count", count)
+		defer db.Callback().Query().Remove("test:count")
+		defer db.Callback().Row().Remove("test:count")
+
+		type nested struct {
+			TotalCount int
+			Nodes      []struct{ ID string }
+			PageInfo   struct {
+				HasNextPage bool
+				EndCursor   *string
+			}
+		}
+		var out struct {
+			Customers struct {
+				Nodes []struct {
+					ID          string
+					Allocations nested
+					Alerts      nested
+				}
+			}
+		}
+		const fields = `totalCount nodes { id } pageInfo { hasNextPage endCursor }`
+		statements.Store(0)
+		s.Must(t, partner, `{ customers(first: 100) { nodes { id allocations(first: 2) { `+fields+` } alerts(first: 1) { `+fields+` } } } }`, nil, &out)
+		if n := statements.Load(); n > 8 {
+			t.Fatalf("a page of 31 customers with two nested connections ran %d statements", n)
+		}
+		if len(out.Customers.Nodes) != 31 {
+			t.Fatalf("%d customers", len(out.Customers.Nodes))
+		}
+		for _, c := range out.Customers.Nodes {
+			var alone struct {
+				Customer struct{ Allocations, Alerts nested }
+			}
+			s.Must(t, partner, `query($id: ID!) { customer(id: $id) { allocations(first: 2) { `+fields+` } alerts(first: 1) { `+fields+` } } }`, map[string]any{"id": c.ID}, &alone)
+			got, _ := json.Marshal([]nested{c.Allocations, c.Alerts})
+			want, _ := json.Marshal([]nested{alone.Customer.Allocations, alone.Customer.Alerts})
+			if string(got) != string(want) {
+				t.Fatalf("customer %s nested in a list: %s; on its own: %s", c.ID, got, want)
+			}
+		}
+	})
+}
+
+const introspectionQuery = `query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }`
