@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -51,6 +52,8 @@ type Service struct {
 	broker *broker.Broker[*models.Alert]
 	wake   chan struct{}
 	log    *slog.Logger
+	// lastPoll is the UnixNano time of the tail's last successful poll.
+	lastPoll atomic.Int64
 }
 
 // New returns a Service on db. Call Start to start delivering.
@@ -86,6 +89,7 @@ func (s *Service) Start(ctx context.Context) (done <-chan struct{}, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("alerts: read the newest alert: %w", err)
 	}
+	s.lastPoll.Store(time.Now().UnixNano())
 	c := make(chan struct{})
 	go func() {
 		defer close(c)
@@ -94,9 +98,13 @@ func (s *Service) Start(ctx context.Context) (done <-chan struct{}, err error) {
 	return c, nil
 }
 
+// tail publishes new alerts until ctx ends. A store that stops answering is
+// logged when it starts failing, every minute while it fails, and when it
+// answers again; the tail resumes from the last alert it published.
 func (s *Service) tail(ctx context.Context, last uint) {
 	tick := time.NewTicker(s.opts.PollInterval)
 	defer tick.Stop()
+	var failingSince, lastLog time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -105,10 +113,34 @@ func (s *Service) tail(ctx context.Context, last uint) {
 		case <-tick.C:
 		}
 		var err error
-		if last, err = s.publishAfter(ctx, last); err != nil && ctx.Err() == nil {
-			s.log.Warn("alerts tail: poll failed", "err", err)
+		last, err = s.publishAfter(ctx, last)
+		now := time.Now()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil && !failingSince.IsZero():
+			s.log.Info("alerts tail: the store answers again", "failed_for", now.Sub(failingSince).Round(time.Millisecond))
+			failingSince = time.Time{}
+		case err != nil && failingSince.IsZero():
+			s.log.Warn("alerts tail: poll failed; retrying", "err", err)
+			failingSince, lastLog = now, now
+		case err != nil && now.Sub(lastLog) >= time.Minute:
+			s.log.Warn("alerts tail: still failing", "since", failingSince, "err", err)
+			lastLog = now
+		}
+		if err == nil {
+			s.lastPoll.Store(now.UnixNano())
 		}
 	}
+}
+
+// LastPoll is when the tail last read the store successfully (zero before
+// its first poll).
+func (s *Service) LastPoll() time.Time {
+	if n := s.lastPoll.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 func (s *Service) newestID(ctx context.Context) (uint, error) {

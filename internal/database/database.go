@@ -27,7 +27,15 @@ type Config struct {
 	MySQLDSN string
 	// SQLitePath is the embedded database file used without MySQLDSN.
 	SQLitePath string
+	// StatementTimeout bounds each read from and write to MySQL, so that a
+	// frozen or unreachable server fails a request quickly instead of hanging
+	// it (DefaultStatementTimeout when zero).
+	StatementTimeout time.Duration
 }
+
+// DefaultStatementTimeout is the server's bound on one MySQL round trip: the
+// service's statements take milliseconds.
+const DefaultStatementTimeout = 2 * time.Second
 
 // Open connects to the configured store and migrates its schema.
 func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
@@ -35,8 +43,11 @@ func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 		db  *gorm.DB
 		err error
 	)
+	if cfg.StatementTimeout <= 0 {
+		cfg.StatementTimeout = DefaultStatementTimeout
+	}
 	if cfg.MySQLDSN != "" {
-		db, err = openMySQL(cfg.MySQLDSN)
+		db, err = openMySQL(cfg.MySQLDSN, cfg.StatementTimeout)
 	} else {
 		db, err = openSQLite(cfg.SQLitePath)
 	}
@@ -60,7 +71,7 @@ func gormConfig() *gorm.Config {
 	}
 }
 
-func openMySQL(dsn string) (*gorm.DB, error) {
+func openMySQL(dsn string, timeout time.Duration) (*gorm.DB, error) {
 	cfg, err := mysqldriver.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("MYSQL_DSN: %w", err)
@@ -68,6 +79,16 @@ func openMySQL(dsn string) (*gorm.DB, error) {
 	// Times are stored and read in UTC whatever the DSN says.
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
+	// A DSN's own timeouts win; otherwise every round trip is bounded.
+	if cfg.Timeout == 0 {
+		cfg.Timeout = timeout
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = timeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = timeout
+	}
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}
 	}
@@ -160,6 +181,9 @@ func Transact(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) erro
 	for i := range attempts {
 		err = db.WithContext(ctx).Transaction(fn, opts)
 		if err == nil || !retryable(err) {
+			return err
+		}
+		if ctx.Err() != nil {
 			return err
 		}
 		pause := time.Duration(1+rand.IntN(10*(i+1))) * time.Millisecond

@@ -97,3 +97,10 @@ func (mysqlLock) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
 	_, err := conn.ExecContext(ctx, "SELECT RELEASE_LOCK(?)", migrationLockName)
 	return err
 }
+
+// CurrentVersion is the schema version the database is at.
+func CurrentVersion(ctx context.Context, db *gorm.DB) (int64, error) {
+	var v int64
+	err := db.WithContext(ctx).Raw("SELECT COALESCE(MAX(version_id), 0) FROM goose_db_version WHERE is_applied").Scan(&v).Error
+	return v, err
+}

@@ -156,8 +156,15 @@ func TestHTTPEndpoints(t *testing.T) {
 		t.Fatalf("preflight: %d %v", res.StatusCode, res.Header)
 	}
 
+	if code, body := get("/readyz", nil); code != 200 || body != "ready\n" {
+		t.Fatalf("readyz: %d %s", code, body)
+	}
+	// With the store gone the process is alive but not ready.
 	database.Close(db)
-	if code, _ := get("/healthz", nil); code != http.StatusServiceUnavailable {
+	if code, _ := get("/healthz", nil); code != 200 {
 		t.Fatalf("healthz with the store closed: %d", code)
+	}
+	if code, body := get("/readyz", nil); code != http.StatusServiceUnavailable || !strings.Contains(body, "database") {
+		t.Fatalf("readyz with the store closed: %d %s", code, body)
 	}
 }

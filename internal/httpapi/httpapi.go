@@ -68,18 +68,42 @@ func New(s Services) http.Handler {
 	// playground sends it with queries and in connection_init of subscriptions.
 	mux.Handle("GET /{$}", playground.HandlerWithHeaders("Credit API", "/graphql", nil,
 		map[string]string{"Authorization": "Bearer PASTE-YOUR-KEY-HERE"}))
+	// healthz: the process is alive and serving (no store call, so an
+	// orchestrator does not restart a healthy process for a database outage).
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := database.Ping(ctx, s.DB); err != nil {
-			s.Logger.WarnContext(ctx, "health check failed", "err", err)
-			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
-			return
-		}
 		w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("GET /readyz", ready(s))
 	return mux
 }
+
+// ready answers whether this process can serve: the store answers, its schema
+// is the version this build expects, and the alert tail has polled lately.
+func ready(s Services) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		reason := ""
+		if err := database.Ping(ctx, s.DB); err != nil {
+			reason = "the database does not answer"
+		} else if v, err := database.CurrentVersion(ctx, s.DB); err != nil || v != database.SchemaVersion() {
+			reason = fmt.Sprintf("the database schema is at version %d, this build expects %d", v, database.SchemaVersion())
+		} else if since := time.Since(s.Alerts.LastPoll()); since > ReadyTailLag {
+			reason = fmt.Sprintf("the alert tail has not read the store for %s", since.Round(time.Second))
+		}
+		if reason != "" {
+			http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	}
+}
+
+// ReadyTailLag is how long the alert tail may go without a successful poll
+// before the process reports itself not ready.
+const ReadyTailLag = 5 * time.Second
+
+
 
 // newGraphQL returns the GraphQL server with its transports and extensions.
 func newGraphQL(s Services) *handler.Server {
@@ -173,6 +197,13 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if gqlErr.Err == nil && strings.Contains(gqlErr.Message, "request body too large") {
 			gqlErr.Message = fmt.Sprintf("the request body is larger than %d MiB", MaxBodyBytes>>20)
 			setCode(gqlErr, string(errs.BadUserInput))
+			return gqlErr
+		}
+		if database.IsUnavailable(err) && !errors.Is(err, context.Canceled) {
+			log.WarnContext(ctx, "store unavailable", "err", err, "path", gqlErr.Path.String())
+			gqlErr.Message = "the database is not answering: try again shortly"
+			gqlErr.Err = nil
+			setCode(gqlErr, string(errs.ServiceUnavailable))
 			return gqlErr
 		}
 		if gqlErr.Err == nil && isRequestError(gqlErr.Message) {

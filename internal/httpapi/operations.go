@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -90,7 +91,7 @@ func guardOperations(ks *keys.Service, present graphql.ErrorPresenterFunc) graph
 			}
 		}
 		if op == nil || op.Operation != ast.Subscription {
-			return next(ctx)
+			return withDeadline(ctx, next)
 		}
 		kind := transportOf(ctx)
 		if kind == oneResponse {
@@ -107,6 +108,20 @@ func guardOperations(ks *keys.Service, present graphql.ErrorPresenterFunc) graph
 		}
 		ctx, ending := streams.With(ctx)
 		return endWithReason(next(ctx), ending, kind, release, present)
+	}
+}
+
+// OperationTimeout bounds a query or mutation; statements have tighter
+// bounds of their own (database.DefaultStatementTimeout).
+const OperationTimeout = 10 * time.Second
+
+// withDeadline runs a query or mutation with OperationTimeout.
+func withDeadline(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	ctx, cancel := context.WithTimeout(ctx, OperationTimeout)
+	responses := next(ctx)
+	return func(ctx context.Context) *graphql.Response {
+		defer cancel()
+		return responses(ctx)
 	}
 }
 
