@@ -35,7 +35,7 @@ type Config struct {
 
 // DefaultStatementTimeout is the server's bound on one MySQL round trip: the
 // service's statements take milliseconds.
-const DefaultStatementTimeout = 2 * time.Second
+const DefaultStatementTimeout = 1500 * time.Millisecond
 
 // Open connects to the configured store and migrates its schema.
 func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
@@ -168,28 +168,27 @@ func IsMySQL(db *gorm.DB) bool { return db.Dialector.Name() == "mysql" }
 
 // Transact runs fn in a transaction and commits it if fn returns nil. A
 // transaction that loses a deadlock or a lock wait is run again from the start (a
-// few times, after a short random pause), so callers see it only when it keeps
-// failing. On MySQL it runs at READ COMMITTED, so that what a transaction reads
+// number of times, after a short random pause that grows), so callers see it
+// only when it keeps failing until the request's deadline. On MySQL it runs at READ COMMITTED, so that what a transaction reads
 // after taking a row lock is the latest committed state.
 func Transact(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
 	var opts *sql.TxOptions
 	if IsMySQL(db) {
 		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 	}
-	const attempts = 8
+	const attempts = 30
 	var err error
 	for i := range attempts {
 		err = db.WithContext(ctx).Transaction(fn, opts)
 		if err == nil || !retryable(err) {
 			return err
 		}
-		if ctx.Err() != nil {
-			return err
-		}
-		pause := time.Duration(1+rand.IntN(10*(i+1))) * time.Millisecond
+		// A random pause that grows with each loss (up to 100 ms) lets the
+		// contenders go one after the other.
+		pause := time.Duration(1+rand.IntN(min(100, 5<<min(i, 5)))) * time.Millisecond
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return err
 		case <-time.After(pause):
 		}
 	}

@@ -1,0 +1,258 @@
+// Package faults_test proves on MySQL what the service guarantees under
+// faults: server processes killed mid-load, a database that freezes or goes
+// away, a shutdown while requests run. Each test drives real server processes
+// with real clients, retries what was not answered with the same idempotency
+// keys and event ids, and prints what it sent, what it injected, and what was
+// lost or doubled (which must be nothing).
+package faults_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/cloudreseller/credit/internal/testenv"
+)
+
+// Two processes on one MySQL under load; one is killed with SIGKILL and
+// restarted. Clients retry every unanswered request on either process.
+func TestRestartUnderLoad(t *testing.T) {
+	dsn := testenv.MySQLDSN(t)
+	a, b := startServer(t, dsn), startServer(t, dsn)
+	h := newHarness(t, a, b)
+	w := h.setUp(10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	listeners := []*listener{h.listen(ctx, w.partner, 0), h.listen(ctx, w.partner, 1)}
+
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { h.load(w, 8, stop); close(done) }()
+	time.Sleep(1500 * time.Millisecond)
+	a.kill()
+	time.Sleep(time.Second)
+	a.start()
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	<-done
+
+	h.report("SIGKILL of one of two processes mid-load, restarted 1 s later", h.verify(ctx, dsn, listeners...))
+	for i, l := range listeners {
+		t.Logf("listener %d connected %d times", i, l.resumes)
+	}
+}
+
+// probe sends a read that needs the store and returns its code ("" for
+// success) and how long the answer took.
+func probe(h *harness, s *server, key string) (string, time.Duration) {
+	start := time.Now()
+	r, err := h.post(s.url(), key, `{ customers { totalCount } }`, nil)
+	took := time.Since(start)
+	switch {
+	case err != nil:
+		return "NO ANSWER: " + err.Error(), took
+	case len(r.Errors) > 0:
+		return r.Errors[0].Extensions.Code, took
+	}
+	return "", took
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// duringFault probes the server every 200 ms for d: every request must fail
+// fast with SERVICE_UNAVAILABLE, the process stays alive and says it is not
+// ready.
+func duringFault(t *testing.T, h *harness, s *server, key string, d time.Duration) (probes int, slowest time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		code, took := probe(h, s, key)
+		probes++
+		slowest = max(slowest, took)
+		if code != "SERVICE_UNAVAILABLE" {
+			t.Errorf("during the fault a request answered %q after %v, want SERVICE_UNAVAILABLE", code, took)
+		}
+		if took > 2500*time.Millisecond {
+			t.Errorf("during the fault a request took %v to fail", took)
+		}
+		if got := status(t, s.url()+"/healthz"); got != 200 {
+			t.Errorf("healthz during the fault: %d", got)
+		}
+		if got := status(t, s.url()+"/readyz"); got != 503 {
+			t.Errorf("readyz during the fault: %d", got)
+		}
+	}
+	return probes, slowest
+}
+
+// recovers waits until the server answers again by itself.
+func recovers(t *testing.T, h *harness, s *server, key string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		if code, _ := probe(h, s, key); code == "" {
+			return time.Since(start)
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("the server did not recover:\n%s", s.out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A database that stops answering without dropping connections (SIGSTOP for
+// 6 s) makes requests fail fast, not hang; afterwards the server recovers by
+// itself and nothing is lost.
+func TestDatabaseFreeze(t *testing.T) {
+	m := startMariaDB(t)
+	dsn := m.dsn("credit")
+	s := startServer(t, dsn)
+	h := newHarness(t, s)
+	w := h.setUp(5)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	listeners := []*listener{h.listen(ctx, w.partner, 0)}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { h.load(w, 4, stop); close(done) }()
+	time.Sleep(time.Second)
+
+	m.freeze()
+	probes, slowest := duringFault(t, h, s, w.partner, 6*time.Second)
+	m.thaw()
+	back := recovers(t, h, s, w.partner)
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	t.Logf("frozen 6 s: %d probes, slowest failure %v; answering again %v after the thaw", probes, slowest, back)
+	h.report("database frozen (SIGSTOP) for 6 s under load", h.verify(ctx, dsn, listeners...))
+}
+
+// MySQL stops for 10 s under load: requests fail fast with
+// SERVICE_UNAVAILABLE, the process stays alive but not ready; when the
+// database returns the server recovers by itself, alerts flow again, and
+// nothing is lost.
+func TestDatabaseOutage(t *testing.T) {
+	m := startMariaDB(t)
+	dsn := m.dsn("credit")
+	s := startServer(t, dsn)
+	h := newHarness(t, s)
+	w := h.setUp(10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	listeners := []*listener{h.listen(ctx, w.partner, 0)}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { h.load(w, 4, stop); close(done) }()
+	time.Sleep(time.Second)
+
+	m.stop()
+	probes, slowest := duringFault(t, h, s, w.partner, 10*time.Second)
+	m.start()
+	back := recovers(t, h, s, w.partner)
+	time.Sleep(1500 * time.Millisecond) // alerts raised after the outage, too
+	close(stop)
+	<-done
+	if got := status(t, s.url()+"/readyz"); got != 200 {
+		t.Errorf("readyz after the outage: %d", got)
+	}
+	t.Logf("down 10 s: %d probes, slowest failure %v; answering again %v after the restart", probes, slowest, back)
+	h.report("MySQL stopped for 10 s under load, then restarted", h.verify(ctx, dsn, listeners...))
+}
+
+// SIGTERM drains: a mutation running at SIGTERM commits and gets its answer,
+// WebSocket listeners get close code 1001, and the process exits promptly.
+func TestSIGTERMDrains(t *testing.T) {
+	dsn := testenv.MySQLDSN(t)
+	s := startServer(t, dsn)
+	h := newHarness(t, s)
+	w := h.setUp(1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.url(), "http")+"/graphql",
+		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	wsjson.Write(ctx, conn, map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + w.partner}})
+	wsjson.Write(ctx, conn, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": `subscription { alerts { id } }`}})
+	closed := make(chan websocket.StatusCode, 1)
+	go func() {
+		for {
+			var m json.RawMessage
+			if err := wsjson.Read(ctx, conn, &m); err != nil {
+				closed <- websocket.CloseStatus(err)
+				return
+			}
+		}
+	}()
+
+	// Hold the partner's row from outside, so that a credit change is in
+	// flight (waiting for the lock) when SIGTERM arrives.
+	raw, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tx, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("SELECT id FROM partners FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	answer := make(chan gqlResponse, 1)
+	go func() {
+		r, err := h.post(s.url(), w.partner, setCreditOp, map[string]any{"in": map[string]any{
+			"customerId": w.customers[0], "amount": "5", "idempotencyKey": "in-flight"}})
+		if err != nil {
+			t.Errorf("the request in flight at SIGTERM got no answer: %v", err)
+		}
+		answer <- r
+	}()
+	time.Sleep(300 * time.Millisecond)
+	exited := make(chan time.Duration, 1)
+	go func() { took, _ := s.terminate(); exited <- took }()
+	time.Sleep(300 * time.Millisecond)
+	tx.Commit() // the change in flight may go on now
+
+	if r := <-answer; len(r.Errors) > 0 {
+		t.Fatalf("the change in flight at SIGTERM failed: %+v", r.Errors)
+	}
+	select {
+	case code := <-closed:
+		if code != 1001 {
+			t.Errorf("listener closed with %d, want 1001 (going away)", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the listener was not closed")
+	}
+	took := <-exited
+	if took > 10*time.Second {
+		t.Errorf("exit took %v", took)
+	}
+	if s.exitErr != nil {
+		t.Errorf("exit: %v\n%s", s.exitErr, s.out)
+	}
+	var credit string
+	check, _ := sql.Open("mysql", dsn)
+	defer check.Close()
+	check.QueryRow("SELECT credit FROM customers WHERE id = ?", w.customers[0]).Scan(&credit)
+	if credit != "100500" {
+		t.Errorf("credit after the drained change: %s minor units, want 100500", credit)
+	}
+	t.Logf("SIGTERM with a change in flight: it committed and answered; listener closed with 1001; exited in %v", took)
+}
