@@ -103,8 +103,6 @@ func ready(s Services) http.HandlerFunc {
 // before the process reports itself not ready.
 const ReadyTailLag = 5 * time.Second
 
-
-
 // newGraphQL returns the GraphQL server with its transports and extensions.
 func newGraphQL(s Services) *handler.Server {
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
