@@ -11,12 +11,14 @@ import (
 	"database/sql"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	_ "github.com/glebarez/go-sqlite"
 
 	"github.com/cloudreseller/credit/internal/testenv"
 )
@@ -173,12 +175,68 @@ func TestDatabaseOutage(t *testing.T) {
 
 // SIGTERM drains: a mutation running at SIGTERM commits and gets its answer,
 // WebSocket listeners get close code 1001, and the process exits promptly.
+// Before, shutdown cancelled every request at once: the change was rolled
+// back and its client got an error.
 func TestSIGTERMDrains(t *testing.T) {
-	dsn := testenv.MySQLDSN(t)
-	s := startServer(t, dsn)
+	t.Run("mysql", func(t *testing.T) {
+		dsn := testenv.MySQLDSN(t)
+		drains(t, startServer(t, dsn), func(ctx context.Context) (release func()) {
+			// Hold the partner's row from outside: the change waits for it.
+			raw, err := sql.Open("mysql", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx, err := raw.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec("SELECT id FROM partners FOR UPDATE"); err != nil {
+				t.Fatal(err)
+			}
+			return func() { tx.Commit(); raw.Close() }
+		}, func() string {
+			raw, _ := sql.Open("mysql", dsn)
+			defer raw.Close()
+			var credit string
+			raw.QueryRow("SELECT credit FROM customers").Scan(&credit)
+			return credit
+		})
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "credit.db")
+		open := func() *sql.DB {
+			raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return raw
+		}
+		drains(t, startServerOn(t, "SQLITE_PATH="+path), func(ctx context.Context) (release func()) {
+			// Hold the database's write lock from outside: the change waits for it.
+			raw := open()
+			conn, err := raw.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+				t.Fatal(err)
+			}
+			return func() { conn.ExecContext(ctx, "COMMIT"); conn.Close(); raw.Close() }
+		}, func() string {
+			raw := open()
+			defer raw.Close()
+			var credit string
+			raw.QueryRow("SELECT credit FROM customers").Scan(&credit)
+			return credit
+		})
+	})
+}
+
+// drains runs the SIGTERM scenario on s: hold keeps a change waiting until
+// the release it returns is called; credit reads the customer's credit.
+func drains(t *testing.T, s *server, hold func(context.Context) func(), credit func() string) {
 	h := newHarness(t, s)
 	w := h.setUp(1)
-
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.url(), "http")+"/graphql",
@@ -200,20 +258,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		}
 	}()
 
-	// Hold the partner's row from outside, so that a credit change is in
-	// flight (waiting for the lock) when SIGTERM arrives.
-	raw, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	tx, err := raw.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec("SELECT id FROM partners FOR UPDATE"); err != nil {
-		t.Fatal(err)
-	}
+	release := hold(ctx)
 	answer := make(chan gqlResponse, 1)
 	go func() {
 		r, err := h.post(s.url(), w.partner, setCreditOp, map[string]any{"in": map[string]any{
@@ -227,7 +272,7 @@ func TestSIGTERMDrains(t *testing.T) {
 	exited := make(chan time.Duration, 1)
 	go func() { took, _ := s.terminate(); exited <- took }()
 	time.Sleep(300 * time.Millisecond)
-	tx.Commit() // the change in flight may go on now
+	release() // the change in flight may go on now
 
 	if r := <-answer; len(r.Errors) > 0 {
 		t.Fatalf("the change in flight at SIGTERM failed: %+v", r.Errors)
@@ -247,12 +292,8 @@ func TestSIGTERMDrains(t *testing.T) {
 	if s.exitErr != nil {
 		t.Errorf("exit: %v\n%s", s.exitErr, s.out)
 	}
-	var credit string
-	check, _ := sql.Open("mysql", dsn)
-	defer check.Close()
-	check.QueryRow("SELECT credit FROM customers WHERE id = ?", w.customers[0]).Scan(&credit)
-	if credit != "100500" {
-		t.Errorf("credit after the drained change: %s minor units, want 100500", credit)
+	if got := credit(); got != "100500" {
+		t.Errorf("credit after the drained change: %s minor units, want 100500", got)
 	}
 	t.Logf("SIGTERM with a change in flight: it committed and answered; listener closed with 1001; exited in %v", took)
 }

@@ -62,7 +62,7 @@ func (l *lockedBuffer) String() string {
 // server is one server process.
 type server struct {
 	t       *testing.T
-	dsn     string
+	store   string // MYSQL_DSN=… or SQLITE_PATH=…
 	port    string
 	cmd     *exec.Cmd
 	out     *lockedBuffer
@@ -84,7 +84,14 @@ func freePort(t *testing.T) string {
 // ready.
 func startServer(t *testing.T, dsn string) *server {
 	t.Helper()
-	s := &server{t: t, dsn: dsn, port: freePort(t)}
+	return startServerOn(t, "MYSQL_DSN="+dsn)
+}
+
+// startServerOn runs a server process on the store named by an environment
+// setting (MYSQL_DSN=… or SQLITE_PATH=…).
+func startServerOn(t *testing.T, store string) *server {
+	t.Helper()
+	s := &server{t: t, store: store, port: freePort(t)}
 	s.start()
 	t.Cleanup(func() { s.kill() })
 	return s
@@ -96,7 +103,7 @@ func (s *server) start() {
 	s.t.Helper()
 	s.out = &lockedBuffer{}
 	s.cmd = exec.Command(serverBinary)
-	s.cmd.Env = append(os.Environ(), "MYSQL_DSN="+s.dsn, "PORT="+s.port, "ADMIN_TOKEN="+testenv.AdminToken, "DEMO=false")
+	s.cmd.Env = append(os.Environ(), s.store, "PORT="+s.port, "ADMIN_TOKEN="+testenv.AdminToken, "DEMO=false")
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
