@@ -217,24 +217,8 @@ func (s *Service) ListOfCustomers(ctx context.Context, ids []uint, args page.Arg
 	if err != nil {
 		return nil, err
 	}
-	q := selection{partnerID: scope}.where(s.db.WithContext(ctx).Model(&models.Alert{})).Where("customer_id IN ?", ids)
-	totals, err := database.CountPerGroup(q.Session(&gorm.Session{}), "customer_id")
-	if err != nil {
-		return nil, err
-	}
-	if req.After != nil {
-		q = database.After(q, "id", true, nil, req.After.ID)
-	}
-	var rows []*models.Alert
-	if err := database.FirstPerGroup(q, "customer_id", database.OrderBy("id", true), req.Limit+1).Find(&rows).Error; err != nil {
-		return nil, err
-	}
-	groups := page.GroupBy(rows, func(a *models.Alert) uint { return a.CustomerID })
-	out := make(map[uint]page.Result[*models.Alert], len(ids))
-	for _, id := range ids {
-		out[id] = page.Build(groups[id], req, totals[id], alertCursor)
-	}
-	return out, nil
+	q := selection{partnerID: scope}.where(s.db.WithContext(ctx).Model(&models.Alert{}))
+	return database.PagesPerCustomer(q, ids, req, "id", nil, alertCursor, func(a *models.Alert) uint { return a.CustomerID })
 }
 
 func alertCursor(a *models.Alert) page.Cursor { return page.Cursor{ID: a.ID} }

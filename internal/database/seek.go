@@ -5,6 +5,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/cloudreseller/credit/internal/page"
 )
 
 // Seek orders q by column then id, both ascending or both descending, and when
@@ -60,6 +62,33 @@ func CreatedBetween(q *gorm.DB, from, to *time.Time) *gorm.DB {
 // the database's write lock from their start).
 func LockByID(tx *gorm.DB, dest any, id uint) error {
 	return tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(dest, id).Error
+}
+
+// PagesPerCustomer lists, for each of many customers at once, the first page
+// of the rows q selects, newest first by column (then id), in two statements
+// whatever their number: one count per customer and one window query. It is
+// for nested lists: a page of customers each listing their own rows must not
+// cost a statement per customer. after is the cursor's column value.
+func PagesPerCustomer[T any](q *gorm.DB, ids []uint, req page.Request, column string, after any,
+	cursor func(T) page.Cursor, customerOf func(T) uint) (map[uint]page.Result[T], error) {
+	q = q.Where("customer_id IN ?", ids)
+	totals, err := CountPerGroup(q.Session(&gorm.Session{}), "customer_id")
+	if err != nil {
+		return nil, err
+	}
+	if req.After != nil {
+		q = After(q, column, true, after, req.After.ID)
+	}
+	var rows []T
+	if err := FirstPerGroup(q, "customer_id", OrderBy(column, true), req.Limit+1).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	groups := page.GroupBy(rows, customerOf)
+	out := make(map[uint]page.Result[T], len(ids))
+	for _, id := range ids {
+		out[id] = page.Build(groups[id], req, totals[id], cursor)
+	}
+	return out, nil
 }
 
 // FirstPerGroup keeps, of the rows q selects, the first n of each group in

@@ -119,27 +119,8 @@ func recovers(t *testing.T, h *harness, s *server, key string) time.Duration {
 // 6 s) makes requests fail fast, not hang; afterwards the server recovers by
 // itself and nothing is lost.
 func TestDatabaseFreeze(t *testing.T) {
-	m := startMariaDB(t)
-	dsn := m.dsn("credit")
-	s := startServer(t, dsn)
-	h := newHarness(t, s)
-	w := h.setUp(5)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	listeners := []*listener{h.listen(ctx, w.partner, 0)}
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() { h.load(w, 4, stop); close(done) }()
-	time.Sleep(time.Second)
-
-	m.freeze()
-	probes, slowest := duringFault(t, h, s, w.partner, 6*time.Second)
-	m.thaw()
-	back := recovers(t, h, s, w.partner)
-	time.Sleep(time.Second)
-	close(stop)
-	<-done
-	t.Logf("frozen 6 s: %d probes, slowest failure %v; answering again %v after the thaw", probes, slowest, back)
-	h.report("database frozen (SIGSTOP) for 6 s under load", h.verify(ctx, dsn, listeners...))
+	databaseFault(t, "database frozen (SIGSTOP) for 6 s under load", 6*time.Second,
+		(*mariadb).freeze, (*mariadb).thaw)
 }
 
 // MySQL stops for 10 s under load: requests fail fast with
@@ -147,6 +128,15 @@ func TestDatabaseFreeze(t *testing.T) {
 // database returns the server recovers by itself, alerts flow again, and
 // nothing is lost.
 func TestDatabaseOutage(t *testing.T) {
+	databaseFault(t, "MySQL stopped for 10 s under load, then restarted", 10*time.Second,
+		(*mariadb).stop, func(m *mariadb) { m.start() })
+}
+
+// databaseFault runs one server on a MariaDB of the test's own under load,
+// with a listener; it breaks the database for d, checking that requests fail
+// fast meanwhile, mends it, and checks that the server recovers by itself and
+// that nothing was lost or doubled.
+func databaseFault(t *testing.T, what string, d time.Duration, breakIt, mend func(*mariadb)) {
 	m := startMariaDB(t)
 	dsn := m.dsn("credit")
 	s := startServer(t, dsn)
@@ -159,18 +149,18 @@ func TestDatabaseOutage(t *testing.T) {
 	go func() { h.load(w, 4, stop); close(done) }()
 	time.Sleep(time.Second)
 
-	m.stop()
-	probes, slowest := duringFault(t, h, s, w.partner, 10*time.Second)
-	m.start()
+	breakIt(m)
+	probes, slowest := duringFault(t, h, s, w.partner, d)
+	mend(m)
 	back := recovers(t, h, s, w.partner)
-	time.Sleep(1500 * time.Millisecond) // alerts raised after the outage, too
+	time.Sleep(1500 * time.Millisecond) // alerts raised after the fault, too
 	close(stop)
 	<-done
 	if got := status(t, s.url()+"/readyz"); got != 200 {
-		t.Errorf("readyz after the outage: %d", got)
+		t.Errorf("readyz after the fault: %d", got)
 	}
-	t.Logf("down 10 s: %d probes, slowest failure %v; answering again %v after the restart", probes, slowest, back)
-	h.report("MySQL stopped for 10 s under load, then restarted", h.verify(ctx, dsn, listeners...))
+	t.Logf("%s: %d probes during the fault, slowest failure %v; answering again %v after", what, probes, slowest, back)
+	h.report(what, h.verify(ctx, dsn, listeners...))
 }
 
 // SIGTERM drains: a mutation running at SIGTERM commits and gets its answer,

@@ -52,24 +52,8 @@ func (l *Ledger) AllocationsOfCustomers(ctx context.Context, ids []uint, args pa
 	if err != nil {
 		return nil, err
 	}
-	q = q.Where("customer_id IN ?", ids)
-	totals, err := database.CountPerGroup(q.Session(&gorm.Session{}), "customer_id")
-	if err != nil {
-		return nil, err
-	}
-	if req.After != nil {
-		q = database.After(q, "created_at", true, after, req.After.ID)
-	}
-	var rows []*models.CreditAllocation
-	if err := database.FirstPerGroup(q, "customer_id", database.OrderBy("created_at", true), req.Limit+1).Find(&rows).Error; err != nil {
-		return nil, err
-	}
-	groups := page.GroupBy(rows, func(a *models.CreditAllocation) uint { return a.CustomerID })
-	out := make(map[uint]page.Result[*models.CreditAllocation], len(ids))
-	for _, id := range ids {
-		out[id] = page.Build(groups[id], req, totals[id], allocationCursor)
-	}
-	return out, nil
+	return database.PagesPerCustomer(q, ids, req, "created_at", after, allocationCursor,
+		func(a *models.CreditAllocation) uint { return a.CustomerID })
 }
 
 // allocationQuery starts a listing of the records the caller may see, with
