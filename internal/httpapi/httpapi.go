@@ -44,7 +44,13 @@ type Services struct {
 	Logger   *slog.Logger
 	// PingInterval overrides DefaultPingInterval (tests use a short one).
 	PingInterval time.Duration
+	// InitTimeout overrides DefaultInitTimeout.
+	InitTimeout time.Duration
 }
+
+// DefaultInitTimeout is how long a WebSocket client has to send
+// connection_init (graphql-transport-ws closes with 4408 after it).
+const DefaultInitTimeout = 10 * time.Second
 
 // DefaultPingInterval is how often WebSocket clients hear from an idle server:
 // graphql-transport-ws clients get a ping, and one that does not answer with a
@@ -60,6 +66,9 @@ func New(s Services) http.Handler {
 	}
 	if s.PingInterval <= 0 {
 		s.PingInterval = DefaultPingInterval
+	}
+	if s.InitTimeout <= 0 {
+		s.InitTimeout = DefaultInitTimeout
 	}
 	api := allowCrossOrigin(limitBody(markTransport(auth.Middleware(s.Keys, streamSessions(s.Keys, newGraphQL(s))))))
 	mux := http.NewServeMux()
@@ -109,7 +118,7 @@ func newGraphQL(s Services) *handler.Server {
 		Resolvers:  &resolvers.Resolver{Accounts: s.Accounts, Keys: s.Keys, Ledger: s.Ledger, Alerts: s.Alerts},
 		Complexity: complexity(),
 	}))
-	gql.AddTransport(websocketTransport(s.Keys, s.PingInterval))
+	gql.AddTransport(websocketTransport(s.Keys, s.PingInterval, s.InitTimeout))
 	// SSE before POST: both take POST requests, SSE those that accept text/event-stream.
 	gql.AddTransport(transport.SSE{KeepAlivePingInterval: s.PingInterval})
 	gql.AddTransport(transport.Options{})

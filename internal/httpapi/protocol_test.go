@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/httpapi"
 	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/testenv"
 )
@@ -117,11 +118,27 @@ func TestWebSocketProtocolErrors(t *testing.T) {
 		"no type":          {[]string{init, `{"id":"1"}`}, 4400},
 		"duplicate id":     {[]string{init, sub, sub}, 4409},
 		"not JSON at init": {[]string{`hello`}, 4400},
+		"subscribe first":  {[]string{sub}, 4401},
+		"second init":      {[]string{init, init}, 4429},
 	} {
 		if got := closeCode(raw(c.msgs...)); got != c.code {
 			t.Errorf("%s: close code %d, want %d", name, got, c.code)
 		}
 	}
+	// A client that never sends connection_init is closed with 4408.
+	slow := testenv.NewServerWith(t, s.DB, httpapi.Services{InitTimeout: 300 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	silent, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(slow.URL, "http")+"/graphql",
+		&websocket.DialOptions{Subprotocols: []string{testenv.TransportWS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.CloseNow()
+	if got := closeCode(silent); got != 4408 {
+		t.Errorf("no connection_init: close code %d, want 4408", got)
+	}
+
 	// An id can be used again once its operation is over.
 	c := s.Dial(t, testenv.TransportWS, map[string]any{"Authorization": "Bearer " + partner}, nil)
 	c.Acked(t)

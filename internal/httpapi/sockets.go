@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +25,9 @@ const (
 	closeBadMessage    = 4400 // graphql-transport-ws: invalid message
 	closeUnauthorized  = 4401 // no valid key, or the key was revoked
 	closeForbidden     = 4403 // the key's role may not subscribe
+	closeInitTimeout   = 4408 // graphql-transport-ws: no connection_init in time
 	closeDuplicateID   = 4409 // graphql-transport-ws: subscriber for the id already exists
+	closeTooManyInits  = 4429 // graphql-transport-ws: a second connection_init
 	closeServiceFailed = 4500 // the service cannot serve now (store down): retry
 )
 
@@ -36,6 +39,7 @@ type socket struct {
 	reason string
 	cancel context.CancelFunc
 	active map[string]bool
+	inited bool // connection_init received
 }
 
 type socketKey struct{}
@@ -129,12 +133,16 @@ func (c *socketConn) NextReader() (int, io.Reader, error) {
 	return typ, bytes.NewReader(b), nil
 }
 
-// track keeps the active operation ids: a second subscribe with an id in use
-// closes the connection, as graphql-transport-ws requires.
+// track follows the protocol's state, as graphql-transport-ws requires: the
+// first message must be connection_init (4401 otherwise), and the only one
+// (4429); a subscribe with an id in use closes the connection (4409).
 func (c *socketConn) track(m clientMessage) error {
+	strict := c.Subprotocol() == transportWS
 	c.sock.mu.Lock()
-	duplicate := false
+	inited, duplicate := c.sock.inited, false
 	switch m.Type {
+	case "connection_init":
+		c.sock.inited = true
 	case "subscribe", "start":
 		duplicate = c.sock.active[m.ID]
 		c.sock.active[m.ID] = true
@@ -142,11 +150,20 @@ func (c *socketConn) track(m clientMessage) error {
 		delete(c.sock.active, m.ID)
 	}
 	c.sock.mu.Unlock()
-	if duplicate {
+	switch {
+	case strict && m.Type == "connection_init" && inited:
+		return c.refuse(closeTooManyInits, "Too many initialisation requests")
+	case strict && !inited && m.Type != "connection_init" && m.Type != "ping" && m.Type != "pong":
+		return c.refuse(closeUnauthorized, "Unauthorized")
+	case duplicate:
 		return c.refuse(closeDuplicateID, "Subscriber for "+m.ID+" already exists")
 	}
 	return nil
 }
+
+// transportWS is the graphql-ws library's subprotocol, whose close codes this
+// file follows.
+const transportWS = "graphql-transport-ws"
 
 func (c *socketConn) refuse(code int, reason string) error {
 	c.sock.mu.Lock()
@@ -182,6 +199,8 @@ func (c *socketConn) WriteJSON(v any) error {
 func (c *socketConn) WriteClose(code int, reason string) error {
 	if o, r, ok := c.sock.override(); ok {
 		code, reason = o, r
+	} else if code == transport.WebsocketCloseProtocolError && strings.Contains(reason, "initialisation timeout") && c.Subprotocol() == transportWS {
+		code, reason = closeInitTimeout, "Connection initialisation timeout"
 	}
 	return c.WebsocketConn.WriteClose(code, reason)
 }
@@ -203,7 +222,7 @@ func (c *socketConn) SetReadDeadline(t time.Time) error {
 
 // websocketTransport is gqlgen's WebSocket transport with this service's
 // sign-in, close codes and session tracking.
-func websocketTransport(ks *keys.Service, pingInterval time.Duration) transport.Websocket {
+func websocketTransport(ks *keys.Service, pingInterval, initTimeout time.Duration) transport.Websocket {
 	return transport.Websocket{
 		// Keys travel in connection_init or the Authorization header, never in
 		// cookies, so a page on another origin cannot borrow a visitor's
@@ -212,7 +231,7 @@ func websocketTransport(ks *keys.Service, pingInterval time.Duration) transport.
 			AcceptOptions: websocket.AcceptOptions{OriginPatterns: []string{"*"}},
 		}},
 		InitFunc:              websocketInit(ks),
-		InitTimeout:           10 * time.Second,
+		InitTimeout:           initTimeout,
 		KeepAlivePingInterval: pingInterval,
 		PingPongInterval:      pingInterval,
 		CloseFunc: func(ctx context.Context, _ int) {
