@@ -7,6 +7,7 @@
 package faults_test
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -248,6 +249,8 @@ func drains(t *testing.T, s *server, hold func(context.Context) func(), credit f
 		}
 	}()
 
+	stream := sseLines(t, ctx, s.url(), w.partner)
+
 	release := hold(ctx)
 	answer := make(chan gqlResponse, 1)
 	go func() {
@@ -275,6 +278,13 @@ func drains(t *testing.T, s *server, hold func(context.Context) func(), credit f
 	case <-time.After(10 * time.Second):
 		t.Error("the listener was not closed")
 	}
+	var said []string
+	for line := range stream {
+		said = append(said, line)
+	}
+	if !strings.Contains(strings.Join(said, "\n"), "SHUTTING_DOWN") {
+		t.Errorf("the event stream ended without saying SHUTTING_DOWN: %q", said)
+	}
 	took := <-exited
 	if took > 10*time.Second {
 		t.Errorf("exit took %v", took)
@@ -285,5 +295,29 @@ func drains(t *testing.T, s *server, hold func(context.Context) func(), credit f
 	if got := credit(); got != "100500" {
 		t.Errorf("credit after the drained change: %s minor units, want 100500", got)
 	}
-	t.Logf("SIGTERM with a change in flight: it committed and answered; listener closed with 1001; exited in %v", took)
+	t.Logf("SIGTERM with a change in flight: it committed and answered; WebSocket listener closed with 1001, event stream ended with SHUTTING_DOWN; exited in %v", took)
+}
+
+// sseLines subscribes to alerts over server-sent events and returns the
+// stream's lines (the channel closes when the stream ends).
+func sseLines(t *testing.T, ctx context.Context, base, key string) <-chan string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/graphql", strings.NewReader(`{"query":"subscription { alerts { id } }"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		defer res.Body.Close()
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return lines
 }
