@@ -21,6 +21,7 @@ import (
 
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/bench"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/demo"
 	"github.com/cloudreseller/credit/internal/errs"
@@ -44,6 +45,9 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	slog.SetDefault(log)
 	args, command := os.Args[1:], "serve"
+	if len(args) > 0 && args[0] == "bench" {
+		os.Exit(benchmark(args[1:]))
+	}
 	if len(args) > 0 && args[0] == "reconcile" {
 		args, command = args[1:], args[0]
 	}
@@ -61,6 +65,46 @@ func main() {
 		log.Error("server stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// benchmark runs `credit bench`: the server against plain database/sql (see
+// internal/bench).
+func benchmark(args []string) int {
+	cfg := bench.Config{Out: os.Stdout}
+	fs := flag.NewFlagSet("credit bench", flag.ContinueOnError)
+	fs.StringVar(&cfg.MySQLDSN, "mysql-dsn", envOr("MYSQL_BENCH_DSN", "root@tcp(127.0.0.1:3306)/"), "MySQL server to run on (MYSQL_BENCH_DSN); it gets databases credit_bench and credit_bench_raw")
+	sqlite := fs.Bool("sqlite", false, "run on SQLite files in a temporary directory instead of MySQL")
+	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "length of one measurement")
+	fs.IntVar(&cfg.Rounds, "rounds", 3, "server/raw pairs per workload (the median is shown)")
+	fs.BoolVar(&cfg.Short, "short", false, "a quick run for CI: 1 round of 1 s, figures only")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if cfg.Short {
+		cfg.Duration, cfg.Rounds = time.Second, 1
+	}
+	if *sqlite {
+		dir, err := os.MkdirTemp("", "credit-bench-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer os.RemoveAll(dir)
+		cfg.MySQLDSN, cfg.SQLiteDir = "", dir
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	cfg.Server = exe
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := bench.Run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	return 0
 }
 
 // reconcileStore verifies the whole store and prints what it checked and every

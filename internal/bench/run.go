@@ -1,0 +1,249 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"time"
+
+	mysqldriver "github.com/go-sql-driver/mysql"
+
+	"github.com/cloudreseller/credit/internal/database"
+)
+
+// Run seeds the stores, starts a server process, measures every workload
+// and prints the table.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Rounds <= 0 {
+		cfg.Rounds = 3
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 3 * time.Second
+	}
+	env, err := prepare(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	fmt.Fprintf(cfg.Out, "credit benchmark, %s, %s on %s, %d cores; %d rounds of %v each, median\n",
+		time.Now().UTC().Format("2006-01-02"), env.store, runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), cfg.Rounds, cfg.Duration)
+	if err := env.seed(ctx); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	rows, err := env.throughput(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	printTable(cfg.Out, "Throughput at 1,000 customers of 4 partners (server vs the same work in plain database/sql)", rows)
+	return nil
+}
+
+// env is a benchmark's stores and server.
+type env struct {
+	store  string
+	server *exec.Cmd
+	url    string
+	admin  string
+	raw    *sql.DB // the scratch schema, for the raw workloads
+	srvDB  *sql.DB // the server's schema, read to seed the scratch one
+	http   *http.Client
+	sqlite bool
+	// sqlitePath is the server's database file on SQLite.
+	sqlitePath string
+	// round numbers the measurement rounds, so that event ids stay unique.
+	round int
+
+	partnerKeys []string // by partner index
+	billingKey  string
+	customers   []customer
+}
+
+type customer struct {
+	id        int64
+	partner   int // index into partnerKeys
+	partnerID int64
+}
+
+func prepare(ctx context.Context, cfg Config) (*env, error) {
+	e := &env{admin: randomToken(), http: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256},
+	}}
+	var serverStore string
+	switch {
+	case cfg.MySQLDSN != "":
+		base, err := mysqldriver.ParseDSN(cfg.MySQLDSN)
+		if err != nil {
+			return nil, err
+		}
+		if err := recreate(base, "credit_bench", "credit_bench_raw"); err != nil {
+			return nil, err
+		}
+		e.store = "MySQL " + base.Addr
+		serverStore = "MYSQL_DSN=" + withDB(base, "credit_bench")
+		if e.raw, err = openRaw(ctx, database.Config{MySQLDSN: withDB(base, "credit_bench_raw")}); err != nil {
+			return nil, err
+		}
+		if e.srvDB, err = sql.Open("mysql", withDB(base, "credit_bench")+"?parseTime=true"); err != nil {
+			return nil, err
+		}
+	default:
+		e.sqlite = true
+		e.store = "SQLite"
+		os.Remove(cfg.SQLiteDir + "/bench.db")
+		os.Remove(cfg.SQLiteDir + "/bench_raw.db")
+		e.sqlitePath = cfg.SQLiteDir + "/bench.db"
+		serverStore = "SQLITE_PATH=" + e.sqlitePath
+		var err error
+		if e.raw, err = openRaw(ctx, database.Config{SQLitePath: cfg.SQLiteDir + "/bench_raw.db"}); err != nil {
+			return nil, err
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	e.url = "http://127.0.0.1:" + port
+	e.server = exec.Command(cfg.Server)
+	e.server.Env = append(os.Environ(), serverStore, "PORT="+port, "ADMIN_TOKEN="+e.admin, "DEMO=false")
+	var logs bytes.Buffer
+	e.server.Stdout, e.server.Stderr = &logs, &logs
+	if err := e.server.Start(); err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if res, err := http.Get(e.url + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			e.close()
+			return nil, fmt.Errorf("the server did not start:\n%s", logs.String())
+		}
+	}
+	return e, nil
+}
+
+// openRaw makes the scratch schema (the server's own migrations, so that the
+// raw work runs on the same tables and indexes) and returns a plain pool.
+func openRaw(ctx context.Context, cfg database.Config) (*sql.DB, error) {
+	db, err := database.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxOpenConns(64)
+	sqlDB.SetMaxIdleConns(64)
+	return sqlDB, nil
+}
+
+func (e *env) close() {
+	if e.server != nil && e.server.Process != nil {
+		e.server.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { e.server.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			e.server.Process.Kill()
+		}
+	}
+	if e.raw != nil {
+		e.raw.Close()
+	}
+	if e.srvDB != nil {
+		e.srvDB.Close()
+	}
+}
+
+func recreate(base *mysqldriver.Config, names ...string) error {
+	server := *base
+	server.DBName = ""
+	db, err := sql.Open("mysql", server.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, n := range names {
+		if _, err := db.Exec("DROP DATABASE IF EXISTS `" + n + "`"); err != nil {
+			return err
+		}
+		if _, err := db.Exec("CREATE DATABASE `" + n + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func withDB(base *mysqldriver.Config, name string) string {
+	c := *base
+	c.DBName = name
+	c.Params = nil
+	return c.FormatDSN()
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// gql sends one GraphQL operation and fails on any error in the answer.
+func (e *env) gql(ctx context.Context, key, query string, vars map[string]any, dest any) error {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := e.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Data   json.RawMessage
+		Errors []struct{ Message string }
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("HTTP %d: %.200s", res.StatusCode, raw)
+	}
+	if len(out.Errors) > 0 {
+		return errors.New(out.Errors[0].Message)
+	}
+	if dest != nil {
+		return json.Unmarshal(out.Data, dest)
+	}
+	return nil
+}
