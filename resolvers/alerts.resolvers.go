@@ -22,7 +22,7 @@ func (r *alertResolver) Customer(ctx context.Context, obj *models.Alert) (*model
 }
 
 func (r *customerResolver) Alerts(ctx context.Context, obj *models.Customer, first *int, after *string) (*model.AlertConnection, error) {
-	res, err := loaders.Alerts(ctx, obj.ID, page.Args{First: first, After: after})
+	res, err := loaders.Alerts(ctx, obj.ID, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func (r *queryResolver) Alerts(ctx context.Context, filter *model.AlertFilter, f
 	if filter != nil {
 		f = alerts.Filter{CustomerID: filter.CustomerID, Threshold: filter.Threshold, From: filter.From, To: filter.To}
 	}
-	res, err := r.Resolver.Alerts.List(ctx, f, page.Args{First: first, After: after})
+	res, err := r.Resolver.Alerts.List(ctx, f, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,9 @@
 package resolvers
 
 import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/cloudreseller/credit/graph/model"
 	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/internal/page"
@@ -47,6 +50,17 @@ func changePayload(res *ledger.Result, err error) (*model.CreditChangePayload, e
 		return nil, err
 	}
 	return &model.CreditChangePayload{Allocation: res.Allocation, Customer: res.Customer}, nil
+}
+
+// selects tells whether the client selected the field on what the current
+// field returns (a connection's totalCount costs a count: only when asked).
+func selects(ctx context.Context, field string) bool {
+	for _, f := range graphql.CollectFieldsCtx(ctx, nil) {
+		if f.Name == field {
+			return true
+		}
+	}
+	return false
 }
 
 // deref returns *p, or the zero value for nil.

@@ -32,7 +32,7 @@ func (r *creditAllocationResolver) Customer(ctx context.Context, obj *models.Cre
 }
 
 func (r *customerResolver) Allocations(ctx context.Context, obj *models.Customer, first *int, after *string) (*model.CreditAllocationConnection, error) {
-	res, err := loaders.Allocations(ctx, obj.ID, page.Args{First: first, After: after})
+	res, err := loaders.Allocations(ctx, obj.ID, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (r *queryResolver) Partner(ctx context.Context, id *uint) (*models.Partner,
 }
 
 func (r *queryResolver) Partners(ctx context.Context, first *int, after *string) (*model.PartnerConnection, error) {
-	res, err := r.Accounts.Partners(ctx, page.Args{First: first, After: after})
+	res, err := r.Accounts.Partners(ctx, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (r *queryResolver) Partners(ctx context.Context, first *int, after *string)
 }
 
 func (r *queryResolver) APIKeys(ctx context.Context, partnerID *uint, includeRevoked *bool, first *int, after *string) (*model.APIKeyConnection, error) {
-	res, err := r.Keys.List(ctx, partnerID, deref(includeRevoked), page.Args{First: first, After: after})
+	res, err := r.Keys.List(ctx, partnerID, deref(includeRevoked), page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (r *queryResolver) Customers(ctx context.Context, partnerID *uint, filter *
 	if orderBy != nil {
 		order = accounts.CustomerOrder{Field: orderBy.Field, Desc: orderBy.Direction == model.OrderDirectionDesc}
 	}
-	res, err := r.Accounts.Customers(ctx, partnerID, f, order, page.Args{First: first, After: after})
+	res, err := r.Accounts.Customers(ctx, partnerID, f, order, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (r *queryResolver) CreditAllocations(ctx context.Context, filter *model.All
 	if filter != nil {
 		f = ledger.AllocationFilter{CustomerID: filter.CustomerID, Kind: filter.Kind, From: filter.From, To: filter.To}
 	}
-	res, err := r.Ledger.Allocations(ctx, f, page.Args{First: first, After: after})
+	res, err := r.Ledger.Allocations(ctx, f, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
 		return nil, err
 	}

@@ -233,8 +233,8 @@ func (s *Service) Partners(ctx context.Context, args page.Args) (page.Result[*mo
 		return none, err
 	}
 	q := s.db.WithContext(ctx).Model(&models.Partner{})
-	var total int64
-	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+	total, err := database.CountIf(req.Count, q)
+	if err != nil {
 		return none, err
 	}
 	var rows []*models.Partner

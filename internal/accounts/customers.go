@@ -99,8 +99,8 @@ func (s *Service) Customers(ctx context.Context, partnerID *uint, f CustomerFilt
 	if err != nil {
 		return none, err
 	}
-	var total int64
-	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+	total, err := database.CountIf(req.Count, q)
+	if err != nil {
 		return none, err
 	}
 	if order.Field == "" {

@@ -193,8 +193,8 @@ func (s *Service) List(ctx context.Context, f Filter, args page.Args) (page.Resu
 		q = q.Where("threshold = ?", *f.Threshold)
 	}
 	q = database.CreatedBetween(q, f.From, f.To)
-	var total int64
-	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+	total, err := database.CountIf(req.Count, q)
+	if err != nil {
 		return none, err
 	}
 	// Ids grow in commit order, so newest first is id descending.

@@ -248,13 +248,10 @@ func (e *env) rawPage(ctx context.Context, _, _ int) (int, error) {
 	return 1, err
 }
 
-// tx runs fn in a transaction at READ COMMITTED (MySQL), as the server does.
+// tx runs fn in a transaction. The pool is the server's own (database.Open):
+// its MySQL connections read committed data, as the server's do.
 func (e *env) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	var opts *sql.TxOptions
-	if !e.sqlite {
-		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
-	}
-	tx, err := e.raw.BeginTx(ctx, opts)
+	tx, err := e.raw.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

@@ -133,3 +133,30 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 		t.Fatalf("opening a newer schema: %v", err)
 	}
 }
+
+// Every MySQL connection of the pool reads committed data: transactions lock a
+// row and then read it, and must see the latest commit.
+func TestMySQLConnectionsReadCommitted(t *testing.T) {
+	db := testenv.MySQL(t)
+	sqlDB, _ := db.DB()
+	var conns []*sql.Conn
+	for range 3 {
+		c, err := sqlDB.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var level string
+		if err := c.QueryRowContext(context.Background(), "SELECT @@tx_isolation").Scan(&level); err != nil {
+			if err := c.QueryRowContext(context.Background(), "SELECT @@transaction_isolation").Scan(&level); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if level != "READ-COMMITTED" {
+			t.Fatalf("a connection runs at %s", level)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}

@@ -64,6 +64,17 @@ func LockByID(tx *gorm.DB, dest any, id uint) error {
 	return tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(dest, id).Error
 }
 
+// CountIf counts the rows q selects when asked to (0 otherwise), leaving q as
+// it is.
+func CountIf(asked bool, q *gorm.DB) (int64, error) {
+	var n int64
+	if !asked {
+		return 0, nil
+	}
+	err := q.Session(&gorm.Session{}).Count(&n).Error
+	return n, err
+}
+
 // PagesPerCustomer lists, for each of many customers at once, the first page
 // of the rows q selects, newest first by column (then id), in two statements
 // whatever their number: one count per customer and one window query. It is
@@ -72,9 +83,12 @@ func LockByID(tx *gorm.DB, dest any, id uint) error {
 func PagesPerCustomer[T any](q *gorm.DB, ids []uint, req page.Request, column string, after any,
 	cursor func(T) page.Cursor, customerOf func(T) uint) (map[uint]page.Result[T], error) {
 	q = q.Where("customer_id IN ?", ids)
-	totals, err := CountPerGroup(q.Session(&gorm.Session{}), "customer_id")
-	if err != nil {
-		return nil, err
+	totals := map[uint]int64{}
+	if req.Count {
+		var err error
+		if totals, err = CountPerGroup(q.Session(&gorm.Session{}), "customer_id"); err != nil {
+			return nil, err
+		}
 	}
 	if req.After != nil {
 		q = After(q, column, true, after, req.After.ID)

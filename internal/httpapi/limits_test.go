@@ -106,6 +106,12 @@ func TestNestedConnectionsAreBatched(t *testing.T) {
 		if n := statements.Load(); n > 16 {
 			t.Fatalf("a page of 31 customers with two nested connections ran %d statements", n)
 		}
+		// A page without totalCount does not count.
+		statements.Store(0)
+		s.Must(t, partner, `{ customers(first: 50) { nodes { id } pageInfo { hasNextPage } } }`, nil, nil)
+		if n := statements.Load(); n != 1 {
+			t.Fatalf("a page without totalCount ran %d statements, want 1", n)
+		}
 		if len(out.Customers.Nodes) != 31 {
 			t.Fatalf("%d customers", len(out.Customers.Nodes))
 		}

@@ -230,8 +230,8 @@ func (s *Service) List(ctx context.Context, partnerID *uint, includeRevoked bool
 	if !includeRevoked {
 		q = q.Where("revoked_at IS NULL")
 	}
-	var total int64
-	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+	total, err := database.CountIf(req.Count, q)
+	if err != nil {
 		return none, err
 	}
 	var rows []*models.APIKey

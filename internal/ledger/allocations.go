@@ -32,8 +32,8 @@ func (l *Ledger) Allocations(ctx context.Context, f AllocationFilter, args page.
 		return none, err
 	}
 	q = applyFilter(q, f)
-	var total int64
-	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+	total, err := database.CountIf(req.Count, q)
+	if err != nil {
 		return none, err
 	}
 	var rows []*models.CreditAllocation

@@ -37,10 +37,11 @@ type PageOf struct {
 	First      int // 0: the default
 	After      string
 	HasAfter   bool
+	Count      bool
 }
 
 func pageOf(customerID uint, args page.Args) PageOf {
-	k := PageOf{CustomerID: customerID}
+	k := PageOf{CustomerID: customerID, Count: args.Count}
 	if args.First != nil {
 		k.First = *args.First
 	}
@@ -51,7 +52,7 @@ func pageOf(customerID uint, args page.Args) PageOf {
 }
 
 func (k PageOf) args() page.Args {
-	var a page.Args
+	a := page.Args{Count: k.Count}
 	if k.First != 0 {
 		a.First = &k.First
 	}
@@ -85,19 +86,14 @@ func New(s Services) *Loaders {
 // paging among them (in practice one: a list's items share their arguments).
 func pages[T any](list func(context.Context, []uint, page.Args) (map[uint]page.Result[T], error)) func(context.Context, []PageOf) ([]page.Result[T], []error) {
 	return func(ctx context.Context, keys []PageOf) ([]page.Result[T], []error) {
-		type paging struct {
-			first    int
-			after    string
-			hasAfter bool
-		}
-		ids := map[paging][]uint{}
+		ids := map[PageOf][]uint{} // by paging: the key without its customer
 		for _, k := range keys {
-			p := paging{k.First, k.After, k.HasAfter}
+			p := k
+			p.CustomerID = 0
 			ids[p] = append(ids[p], k.CustomerID)
 		}
 		found := map[PageOf]page.Result[T]{}
-		for p, group := range ids {
-			key := PageOf{First: p.first, After: p.after, HasAfter: p.hasAfter}
+		for key, group := range ids {
 			res, err := list(ctx, group, key.args())
 			if err != nil {
 				return nil, []error{err}

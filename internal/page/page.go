@@ -23,6 +23,9 @@ const (
 type Args struct {
 	First *int
 	After *string
+	// Count asks for the total count (clients that do not select totalCount
+	// do not pay for counting).
+	Count bool
 }
 
 // Cursor is the position after which a page starts: the sort value and id of a row.
@@ -36,11 +39,12 @@ type Cursor struct {
 type Request struct {
 	Limit int
 	After *Cursor
+	Count bool
 }
 
 // Parse validates paging arguments.
 func (a Args) Parse() (Request, error) {
-	r := Request{Limit: Default}
+	r := Request{Limit: Default, Count: a.Count}
 	if a.First != nil {
 		if *a.First < 1 || *a.First > Max {
 			return r, errs.E(errs.BadUserInput, "first must be between 1 and %d", Max)
