@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -77,6 +78,7 @@ func benchmark(args []string) int {
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "length of one measurement")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "server/raw pairs per workload (the median is shown)")
 	fs.BoolVar(&cfg.Short, "short", false, "a quick run for CI: 1 round of 1 s, figures only")
+	fs.StringVar(&cfg.Only, "only", "", "run only the workloads whose name contains this (for example customer(id))")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -204,6 +206,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	go func() { defer close(watchDone); ks.Watch(background) }()
 	defer func() { stopBackground(); <-tailDone; <-watchDone }()
 
+	if addr := os.Getenv("PPROF_ADDR"); addr != "" {
+		go servePprof(addr, log)
+	}
 	srv := &http.Server{
 		Handler:           httpapi.New(httpapi.Services{DB: db, Accounts: acc, Keys: ks, Ledger: led, Alerts: alertSvc, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -217,6 +222,19 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 		ks.Sessions.EndAll(errs.E(errs.ShuttingDown, "the server is shutting down: reconnect"))
 	})
 	return serve(ctx, srv, ln, log)
+}
+
+// servePprof serves Go's profiles on addr (PPROF_ADDR, for example
+// 127.0.0.1:6060), apart from the API: for operators, never exposed by default.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("profiles served", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Warn("profiles not served", "err", err)
+	}
 }
 
 // serve runs srv on ln until ctx ends, then shuts it down gracefully: requests

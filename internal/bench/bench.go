@@ -32,6 +32,8 @@ type Config struct {
 	Rounds   int
 	// Short runs the 1,000-customer workloads only, briefly: for CI.
 	Short bool
+	// Only, when set, runs the workloads whose name contains it.
+	Only string
 	Out   io.Writer
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,6 +34,9 @@ func (e *env) throughput(ctx context.Context, cfg Config) ([]row, error) {
 			server: e.serverCustomer, raw: e.rawCustomer},
 		{name: "`customers(first: 50)`, 32 clients", unit: "pages", clients: 32, target: 0.25,
 			server: e.serverPage, raw: e.rawPage},
+	}
+	if cfg.Only != "" {
+		work = slices.DeleteFunc(work, func(w workload) bool { return !strings.Contains(w.name, cfg.Only) })
 	}
 	results := make([][2][]Result, len(work))
 	for round := range cfg.Rounds {

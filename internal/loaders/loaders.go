@@ -6,6 +6,7 @@ package loaders
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/vikstrous/dataloadgen"
@@ -113,14 +114,26 @@ func pages[T any](list func(context.Context, []uint, page.Args) (map[uint]page.R
 
 // With returns ctx with fresh loaders. Give every GraphQL response its own (a
 // subscription sends many responses on one connection, and each must see
-// current data, not what an earlier event cached).
+// current data, not what an earlier event cached). They are made on first
+// use: most responses need none.
 func With(ctx context.Context, s Services) context.Context {
-	return context.WithValue(ctx, ctxKey{}, New(s))
+	return context.WithValue(ctx, ctxKey{}, &lazy{make: func() *Loaders { return New(s) }})
+}
+
+// lazy makes a response's loaders when a field first asks for them.
+type lazy struct {
+	once    sync.Once
+	make    func() *Loaders
+	loaders *Loaders
 }
 
 func from(ctx context.Context) *Loaders {
-	l, _ := ctx.Value(ctxKey{}).(*Loaders)
-	return l
+	l, ok := ctx.Value(ctxKey{}).(*lazy)
+	if !ok {
+		return nil
+	}
+	l.once.Do(func() { l.loaders = l.make() })
+	return l.loaders
 }
 
 // Customer loads a customer by id through the request's loader (or directly when
