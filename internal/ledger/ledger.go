@@ -16,8 +16,8 @@ import (
 	"strconv"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
-	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
@@ -138,15 +138,21 @@ type change struct {
 
 func (c *change) run(tx *gorm.DB) error {
 	c.alerts = 0
-	// The customer's partner never changes: read it unlocked, then take the
-	// locks in order, partner first.
-	found, err := accounts.FindCustomer(tx, c.p, c.in.CustomerID, false)
-	if err != nil {
-		return err
+	// Locks in order, partner first: the customer's partner (found by the
+	// customer, in the same statement), then the customer.
+	// A PARTNER key's condition keeps another partner's row unlocked: its
+	// customer is simply not found.
+	q := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+		Where("id = (SELECT partner_id FROM customers WHERE id = ?)", c.in.CustomerID)
+	if c.p.Role == auth.RolePartner {
+		q = q.Where("id = ?", c.p.PartnerID)
 	}
-	cust := *found
 	var partner models.Partner
-	if err := database.LockByID(tx, &partner, cust.PartnerID); err != nil {
+	err := q.Take(&partner).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return errs.E(errs.NotFound, "no customer with id %d", c.in.CustomerID)
+	}
+	if err != nil {
 		return err
 	}
 	if c.in.IdempotencyKey != nil {
@@ -155,7 +161,8 @@ func (c *change) run(tx *gorm.DB) error {
 			return err
 		}
 	}
-	if err := database.LockByID(tx, &cust, cust.ID); err != nil {
+	var cust models.Customer
+	if err := database.LockByID(tx, &cust, c.in.CustomerID); err != nil {
 		return err
 	}
 	before := cust.Balance()
