@@ -51,6 +51,8 @@ type CustomerOrder struct {
 // written and read back.
 type sortKey struct {
 	column string // a trusted SQL expression
+	// sqliteColumn, when set, replaces column on SQLite.
+	sqliteColumn string
 	value  func(*models.Customer) string
 	parse  func(string) (any, error)
 }
@@ -73,10 +75,13 @@ var sortKeys = map[CustomerOrderField]sortKey{
 		},
 	},
 	OrderName: {
-		// Case-insensitive on both stores (SQLite compares bytes by default).
-		column: "LOWER(name)",
-		value:  func(c *models.Customer) string { return c.Name },
-		parse:  func(s string) (any, error) { return gorm.Expr("LOWER(?)", s), nil },
+		// Case-insensitive on both stores, each by an index of its own
+		// (idx_customers_partner_name): MySQL's collation folds case, SQLite
+		// compares bytes unless told NOCASE.
+		column:       "name",
+		sqliteColumn: "name COLLATE NOCASE",
+		value:        func(c *models.Customer) string { return c.Name },
+		parse:        func(s string) (any, error) { return s, nil },
 	},
 	OrderCredit:       intKey("credit", func(c *models.Customer) int64 { return int64(c.Credit) }),
 	OrderAvailable:    intKey("available", func(c *models.Customer) int64 { return int64(c.Available) }),
@@ -116,7 +121,11 @@ func (s *Service) Customers(ctx context.Context, partnerID *uint, f CustomerFilt
 			return none, errs.E(errs.BadUserInput, "after is not a cursor of this ordering")
 		}
 	}
-	q = database.Seek(q, key.column, order.Desc, req.After != nil, after, req.AfterID())
+	column := key.column
+	if key.sqliteColumn != "" && !database.IsMySQL(s.db) {
+		column = key.sqliteColumn
+	}
+	q = database.Seek(q, column, order.Desc, req.After != nil, after, req.AfterID())
 	var rows []*models.Customer
 	if err := q.Limit(req.Limit + 1).Find(&rows).Error; err != nil {
 		return none, err

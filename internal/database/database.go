@@ -58,6 +58,14 @@ func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 		Close(db)
 		return nil, fmt.Errorf("migrate schema: %w", err)
 	}
+	if !IsMySQL(db) {
+		// SQLite picks indexes by the statistics ANALYZE gathers; optimize
+		// refreshes them where the data has changed much since.
+		if err := db.WithContext(ctx).Exec("PRAGMA optimize").Error; err != nil {
+			Close(db)
+			return nil, err
+		}
+	}
 	return db, nil
 }
 
