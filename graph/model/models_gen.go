@@ -116,7 +116,9 @@ type CustomerEdge struct {
 }
 
 type CustomerFilter struct {
-	// Matches an id exactly, or a substring of name, email or remark (taken literally).
+	// A whole number finds the customer with that id; text with an @ the customer with that e-mail
+	// address (exactly); any other text matches a substring of name, email or remark (taken
+	// literally, case-insensitively). At most 1,000 characters.
 	Search *string        `json:"search,omitempty"`
 	Status *credit.Status `json:"status,omitempty"`
 	// At most 100 ids.

@@ -47,8 +47,19 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	printTable(cfg.Out, "Throughput at 1,000 customers of 4 partners (server vs the same work in plain database/sql)", rows)
+	if cfg.Short {
+		return nil
+	}
+	latencies, err := env.dashboard(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	printLatencies(cfg.Out, fmt.Sprintf("A dashboard of one partner's %d customers: customers(first: 50), one request at a time", bigPartner), latencies)
 	return nil
 }
+
+// serverDB is a plain pool on the server's own database.
+func (e *env) serverDB() *sql.DB { return e.srvDB }
 
 // env is a benchmark's stores and server.
 type env struct {
@@ -64,6 +75,8 @@ type env struct {
 	sqlitePath string
 	// round numbers the measurement rounds, so that event ids stay unique.
 	round int
+	// bigFirstID is the first customer id of the dashboard's partner.
+	bigFirstID int64
 
 	partnerKeys []string // by partner index
 	billingKey  string
@@ -76,8 +89,8 @@ type customer struct {
 	partnerID int64
 }
 
-func prepare(ctx context.Context, cfg Config) (*env, error) {
-	e := &env{admin: randomToken(), http: &http.Client{
+func prepare(ctx context.Context, cfg Config) (e *env, err error) {
+	e = &env{admin: randomToken(), http: &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256},
 	}}
@@ -106,7 +119,6 @@ func prepare(ctx context.Context, cfg Config) (*env, error) {
 		os.Remove(cfg.SQLiteDir + "/bench_raw.db")
 		e.sqlitePath = cfg.SQLiteDir + "/bench.db"
 		serverStore = "SQLITE_PATH=" + e.sqlitePath
-		var err error
 		if e.raw, err = openRaw(ctx, database.Config{SQLitePath: cfg.SQLiteDir + "/bench_raw.db"}); err != nil {
 			return nil, err
 		}
@@ -122,6 +134,15 @@ func prepare(ctx context.Context, cfg Config) (*env, error) {
 	e.server.Stdout, e.server.Stderr = &logs, &logs
 	if err := e.server.Start(); err != nil {
 		return nil, err
+	}
+	if e.sqlite {
+		// The server's file exists once it is ready; WAL lets this pool read
+		// and write beside it.
+		defer func() {
+			if e.srvDB == nil && err == nil {
+				e.srvDB, err = sql.Open("sqlite", "file:"+e.sqlitePath+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+			}
+		}()
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if res, err := http.Get(e.url + "/readyz"); err == nil {

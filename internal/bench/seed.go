@@ -110,13 +110,6 @@ func (e *env) createCustomer(ctx context.Context, p, n int) (int64, error) {
 // scratch schema.
 func (e *env) copyToRaw(ctx context.Context) error {
 	from := e.srvDB
-	if e.sqlite {
-		var err error
-		if from, err = sql.Open("sqlite", "file:"+e.sqlitePath+"?_pragma=busy_timeout(10000)"); err != nil {
-			return err
-		}
-		defer from.Close()
-	}
 	for _, table := range []string{"partners", "customers"} {
 		if err := copyTable(ctx, from, e.raw, table); err != nil {
 			return fmt.Errorf("copy %s: %w", table, err)

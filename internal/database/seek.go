@@ -30,7 +30,10 @@ func After(q *gorm.DB, column string, desc bool, value any, id uint) *gorm.DB {
 	if column == "id" {
 		return q.Where("id"+cmp+"?", id)
 	}
-	return q.Where("("+column+cmp+"?) OR ("+column+" = ? AND id"+cmp+"?)", value, value, id)
+	// The plain bound on column comes first so that the optimizer reads the
+	// index from the cursor on: with the OR alone MariaDB scanned a
+	// descending listing from its top (page 1,000 read 50,000 rows).
+	return q.Where(column+cmp[:2]+"= ? AND ("+column+cmp+"? OR ("+column+" = ? AND id"+cmp+"?))", value, value, value, id)
 }
 
 // OrderBy is the ORDER BY expression of column then id, in one direction.

@@ -190,6 +190,8 @@ func TestCustomerFilters(t *testing.T) {
 			{"example.com", []string{plain, under}}, // email
 			{"upfront", []string{plain}},            // remark
 			{other, []string{other}},                // exact id
+			{"b@example.com", []string{under}},      // exact e-mail (an index look-up)
+			{"@example.com", []string{}},            // an e-mail is found whole, not in part
 			{"zzz", []string{}},
 		}
 		for _, c := range cases {
