@@ -54,8 +54,8 @@ type sortKey struct {
 	column string // a trusted SQL expression
 	// sqliteColumn, when set, replaces column on SQLite.
 	sqliteColumn string
-	value  func(*models.Customer) string
-	parse  func(string) (any, error)
+	value        func(*models.Customer) string
+	parse        func(string) (any, error)
 }
 
 func intKey(column string, get func(*models.Customer) int64) sortKey {

@@ -34,7 +34,7 @@ type Config struct {
 	Short bool
 	// Only, when set, runs the workloads whose name contains it.
 	Only string
-	Out   io.Writer
+	Out  io.Writer
 }
 
 // Result is one measurement.
