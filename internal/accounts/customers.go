@@ -54,13 +54,16 @@ type sortKey struct {
 	column string // a trusted SQL expression
 	// sqliteColumn, when set, replaces column on SQLite.
 	sqliteColumn string
-	value        func(*models.Customer) string
-	parse        func(string) (any, error)
+	// index is the index of a partner's customers in this order.
+	index string
+	value func(*models.Customer) string
+	parse func(string) (any, error)
 }
 
-func intKey(column string, get func(*models.Customer) int64) sortKey {
+func intKey(column, index string, get func(*models.Customer) int64) sortKey {
 	return sortKey{
 		column: column,
+		index:  index,
 		value:  func(c *models.Customer) string { return strconv.FormatInt(get(c), 10) },
 		parse:  func(s string) (any, error) { return strconv.ParseInt(s, 10, 64) },
 	}
@@ -69,6 +72,7 @@ func intKey(column string, get func(*models.Customer) int64) sortKey {
 var sortKeys = map[CustomerOrderField]sortKey{
 	OrderCreatedAt: {
 		column: "created_at",
+		index:  "idx_customers_partner_created",
 		value:  func(c *models.Customer) string { return c.CreatedAt.UTC().Format(time.RFC3339Nano) },
 		parse: func(s string) (any, error) {
 			t, err := time.Parse(time.RFC3339Nano, s)
@@ -81,12 +85,13 @@ var sortKeys = map[CustomerOrderField]sortKey{
 		// compares bytes unless told NOCASE.
 		column:       "name",
 		sqliteColumn: "name COLLATE NOCASE",
+		index:        "idx_customers_partner_name",
 		value:        func(c *models.Customer) string { return c.Name },
 		parse:        func(s string) (any, error) { return s, nil },
 	},
-	OrderCredit:       intKey("credit", func(c *models.Customer) int64 { return int64(c.Credit) }),
-	OrderAvailable:    intKey("available", func(c *models.Customer) int64 { return int64(c.Available) }),
-	OrderUsagePercent: intKey("usage_basis_points", func(c *models.Customer) int64 { return c.UsageBasisPoints }),
+	OrderCredit:       intKey("credit", "idx_customers_partner_credit", func(c *models.Customer) int64 { return int64(c.Credit) }),
+	OrderAvailable:    intKey("available", "idx_customers_partner_available", func(c *models.Customer) int64 { return int64(c.Available) }),
+	OrderUsagePercent: intKey("usage_basis_points", "idx_customers_partner_usage", func(c *models.Customer) int64 { return c.UsageBasisPoints }),
 }
 
 // Customers lists customers: a PARTNER key's own, or for ADMIN those of the named
@@ -126,6 +131,13 @@ func (s *Service) Customers(ctx context.Context, partnerID *uint, f CustomerFilt
 	if key.sqliteColumn != "" && !database.IsMySQL(s.db) {
 		column = key.sqliteColumn
 	}
+	if index := pageIndex(key, scope, f); index != "" && database.IsMySQL(s.db) {
+		// MariaDB reads a partner's rows by partner_id alone (a "ref" on the
+		// index prefix) when the page asks for whole rows, and then walks a
+		// descending listing from its top to the cursor: 50,000 rows for page
+		// 1,000. Told the index, it reads the range from the cursor: 51 rows.
+		q = q.Table("customers FORCE INDEX (" + index + ")")
+	}
 	q = database.Seek(q, column, order.Desc, req.After != nil, after, req.AfterID())
 	var rows []*models.Customer
 	if err := q.Limit(req.Limit + 1).Find(&rows).Error; err != nil {
@@ -134,6 +146,21 @@ func (s *Service) Customers(ctx context.Context, partnerID *uint, f CustomerFilt
 	return page.Build(rows, req, total, func(c *models.Customer) page.Cursor {
 		return page.Cursor{Value: key.value(c), ID: c.ID}
 	}), nil
+}
+
+// pageIndex names the index that serves a partner's page in the key's order
+// (none for listings across partners or by ids).
+func pageIndex(key sortKey, partnerID uint, f CustomerFilter) string {
+	if partnerID == 0 || f.IDs != nil || f.Search != nil && *f.Search != "" {
+		return ""
+	}
+	if f.Status != nil {
+		if key.column != "created_at" {
+			return ""
+		}
+		return "idx_customers_partner_status_created"
+	}
+	return key.index
 }
 
 // MaxSearchLength bounds a customer search (names are at most 200 characters,
