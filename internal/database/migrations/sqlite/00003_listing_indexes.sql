@@ -10,6 +10,7 @@ CREATE INDEX `idx_customers_partner_available` ON `customers` (`partner_id`, `av
 CREATE INDEX `idx_customers_partner_usage` ON `customers` (`partner_id`, `usage_basis_points`, `id`);
 CREATE INDEX `idx_customers_partner_status_created` ON `customers` (`partner_id`, `status`, `created_at`, `id`);
 CREATE INDEX `idx_customers_email` ON `customers` (`email`);
+CREATE INDEX `idx_customers_partner_email` ON `customers` (`partner_id`, `email`);
 CREATE INDEX `idx_allocations_partner_kind_created` ON `credit_allocations` (`partner_id`, `kind`, `created_at`, `id`);
 CREATE INDEX `idx_alerts_partner_threshold` ON `alerts` (`partner_id`, `threshold`, `id`);
 ANALYZE;
@@ -21,5 +22,6 @@ DROP INDEX `idx_customers_partner_available`;
 DROP INDEX `idx_customers_partner_usage`;
 DROP INDEX `idx_customers_partner_status_created`;
 DROP INDEX `idx_customers_email`;
+DROP INDEX `idx_customers_partner_email`;
 DROP INDEX `idx_allocations_partner_kind_created`;
 DROP INDEX `idx_alerts_partner_threshold`;
