@@ -190,7 +190,7 @@ func customerQuery(db *gorm.DB, partnerID uint, f CustomerFilter) (*gorm.DB, err
 		return nil, errs.E(errs.BadUserInput, "filter.search must be at most %d characters", MaxSearchLength)
 	}
 	if f.Search != nil && *f.Search != "" {
-		q = search(q, *f.Search)
+		q = search(q, *f.Search, !database.IsMySQL(db))
 	}
 	return q, nil
 }
@@ -199,9 +199,12 @@ func customerQuery(db *gorm.DB, partnerID uint, f CustomerFilter) (*gorm.DB, err
 // and an e-mail address an e-mail, found exactly by their indexes (a
 // dashboard's look-up of one customer stays fast at any size); any other text
 // is a substring of name, e-mail or remark, taken literally.
-func search(q *gorm.DB, text string) *gorm.DB {
+func search(q *gorm.DB, text string, sqlite bool) *gorm.DB {
 	if id, err := strconv.ParseUint(text, 10, 64); err == nil {
 		return q.Where("id = ?", id)
+	}
+	if isEmail(text) && sqlite {
+		return q.Where("email = ? COLLATE NOCASE", text) // as MySQL's collation compares it
 	}
 	if isEmail(text) {
 		return q.Where("email = ?", text)

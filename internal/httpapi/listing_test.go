@@ -191,6 +191,7 @@ func TestCustomerFilters(t *testing.T) {
 			{"upfront", []string{plain}},            // remark
 			{other, []string{other}},                // exact id
 			{"b@example.com", []string{under}},      // exact e-mail (an index look-up)
+			{"B@Example.COM", []string{under}},      // e-mails compare without case
 			{"@example.com", []string{}},            // an e-mail is found whole, not in part
 			{"zzz", []string{}},
 		}

@@ -9,8 +9,8 @@ CREATE INDEX `idx_customers_partner_credit` ON `customers` (`partner_id`, `credi
 CREATE INDEX `idx_customers_partner_available` ON `customers` (`partner_id`, `available`, `id`);
 CREATE INDEX `idx_customers_partner_usage` ON `customers` (`partner_id`, `usage_basis_points`, `id`);
 CREATE INDEX `idx_customers_partner_status_created` ON `customers` (`partner_id`, `status`, `created_at`, `id`);
-CREATE INDEX `idx_customers_email` ON `customers` (`email`);
-CREATE INDEX `idx_customers_partner_email` ON `customers` (`partner_id`, `email`);
+CREATE INDEX `idx_customers_email` ON `customers` (`email` COLLATE NOCASE);
+CREATE INDEX `idx_customers_partner_email` ON `customers` (`partner_id`, `email` COLLATE NOCASE);
 CREATE INDEX `idx_allocations_partner_kind_created` ON `credit_allocations` (`partner_id`, `kind`, `created_at`, `id`);
 CREATE INDEX `idx_alerts_partner_threshold` ON `alerts` (`partner_id`, `threshold`, `id`);
 ANALYZE;
