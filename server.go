@@ -73,7 +73,7 @@ func main() {
 func benchmark(args []string) int {
 	cfg := bench.Config{Out: os.Stdout}
 	fs := flag.NewFlagSet("credit bench", flag.ContinueOnError)
-	fs.StringVar(&cfg.MySQLDSN, "mysql-dsn", envOr("MYSQL_BENCH_DSN", "root@tcp(127.0.0.1:3306)/"), "MySQL server to run on (MYSQL_BENCH_DSN); it gets databases credit_bench and credit_bench_raw")
+	fs.StringVar(&cfg.MySQLDSN, "mysql-dsn", envOr("MYSQL_BENCH_DSN", "root@tcp(127.0.0.1:3306)/"), "MySQL server to run on (MYSQL_BENCH_DSN); the run makes databases of its own there and drops them")
 	sqlite := fs.Bool("sqlite", false, "run on SQLite files in a temporary directory instead of MySQL")
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "length of one measurement")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "server/raw pairs per workload (the median is shown)")

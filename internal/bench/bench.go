@@ -21,7 +21,8 @@ import (
 // Config says what to run.
 type Config struct {
 	// MySQLDSN is a go-sql-driver DSN of the server (no database): the run
-	// creates credit_bench and credit_bench_raw there, anew each run.
+	// creates databases credit_bench_… and credit_bench_raw_… there and drops
+	// them at the end.
 	MySQLDSN string
 	// SQLiteDir, when set instead, runs on SQLite files in that directory.
 	SQLiteDir string

@@ -77,6 +77,8 @@ type env struct {
 	round int
 	// bigFirstID is the first customer id of the dashboard's partner.
 	bigFirstID int64
+	// drop removes the run's databases (MySQL).
+	drop func()
 
 	partnerKeys []string // by partner index
 	billingKey  string
@@ -101,15 +103,20 @@ func prepare(ctx context.Context, cfg Config) (e *env, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := recreate(base, "credit_bench", "credit_bench_raw"); err != nil {
+		// Databases of this run's own, dropped at the end: runs side by side
+		// (a developer's and CI's) do not meet.
+		suffix := randomToken()[:8]
+		srvName, rawName := "credit_bench_"+suffix, "credit_bench_raw_"+suffix
+		if err := recreate(base, srvName, rawName); err != nil {
 			return nil, err
 		}
+		e.drop = func() { drop(base, srvName, rawName) }
 		e.store = "MySQL " + base.Addr
-		serverStore = "MYSQL_DSN=" + withDB(base, "credit_bench")
-		if e.raw, err = openRaw(ctx, database.Config{MySQLDSN: withDB(base, "credit_bench_raw")}); err != nil {
+		serverStore = "MYSQL_DSN=" + withDB(base, srvName)
+		if e.raw, err = openRaw(ctx, database.Config{MySQLDSN: withDB(base, rawName)}); err != nil {
 			return nil, err
 		}
-		if e.srvDB, err = sql.Open("mysql", withDB(base, "credit_bench")+"?parseTime=true"); err != nil {
+		if e.srvDB, err = sql.Open("mysql", withDB(base, srvName)+"?parseTime=true"); err != nil {
 			return nil, err
 		}
 	default:
@@ -191,6 +198,22 @@ func (e *env) close() {
 	}
 	if e.srvDB != nil {
 		e.srvDB.Close()
+	}
+	if e.drop != nil {
+		e.drop()
+	}
+}
+
+func drop(base *mysqldriver.Config, names ...string) {
+	server := *base
+	server.DBName = ""
+	db, err := sql.Open("mysql", server.FormatDSN())
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	for _, n := range names {
+		db.Exec("DROP DATABASE IF EXISTS `" + n + "`")
 	}
 }
 
