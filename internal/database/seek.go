@@ -60,6 +60,16 @@ func CreatedBetween(q *gorm.DB, from, to *time.Time) *gorm.DB {
 	return q
 }
 
+// ForUpdate is what ends a locking read on the store of db: " FOR UPDATE" on
+// MySQL, nothing on SQLite (whose transactions here hold the write lock from
+// their start).
+func ForUpdate(db *gorm.DB) string {
+	if IsMySQL(db) {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
 // LockByID reads the row with the id into dest and locks it until the end of the
 // transaction (SELECT … FOR UPDATE on MySQL; SQLite transactions here already hold
 // the database's write lock from their start).
