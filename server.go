@@ -78,7 +78,7 @@ func benchmark(args []string) int {
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "length of one measurement")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "server/raw pairs per workload (the median is shown)")
 	fs.BoolVar(&cfg.Short, "short", false, "a quick run for CI: 1 round of 1 s, figures only")
-	fs.StringVar(&cfg.Only, "only", "", "run only the workloads whose name contains this (for example customer(id))")
+	fs.StringVar(&cfg.Only, "only", "", "run only the workloads and sections whose name contains this (customer(id), alert cost, dashboard, …)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -190,7 +190,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	acc := accounts.New(db)
 	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	alertSvc := alerts.New(db, alerts.Options{}, log)
-	led := ledger.New(db, alertSvc.Wake)
+	led := ledger.New(db, alertSvc.Committed)
 	if err := seedDemo(ctx, cfg, acc, ks, led, log, out); err != nil {
 		return err
 	}

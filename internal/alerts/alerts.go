@@ -51,7 +51,9 @@ type Service struct {
 	opts   Options
 	broker *broker.Broker[*models.Alert]
 	wake   chan struct{}
-	log    *slog.Logger
+	// committed carries alerts this process committed to the tail.
+	committed chan []*models.Alert
+	log       *slog.Logger
 	// lastPoll is the UnixNano time of the tail's last successful poll.
 	lastPoll atomic.Int64
 }
@@ -67,11 +69,27 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: db, opts: opts, broker: broker.New[*models.Alert](), wake: make(chan struct{}, 1), log: log}
+	return &Service{db: db, opts: opts, broker: broker.New[*models.Alert](), wake: make(chan struct{}, 1),
+		committed: make(chan []*models.Alert, 64), log: log}
 }
 
 // Listeners is the number of live subscriptions in this process.
 func (s *Service) Listeners() int { return s.broker.Len() }
+
+// Committed hands the tail alerts this process has just committed (all of one
+// transaction, in id order). When they are the next ids it publishes them as
+// they are, without reading the store; otherwise (another process's alerts
+// come first) it reads the store from its last id.
+func (s *Service) Committed(alerts []*models.Alert) {
+	if len(alerts) == 0 {
+		return
+	}
+	select {
+	case s.committed <- alerts:
+	default:
+		s.Wake() // the tail is behind: it will read the store
+	}
+}
 
 // Wake tells the tail that alerts were just committed.
 func (s *Service) Wake() {
@@ -109,6 +127,17 @@ func (s *Service) tail(ctx context.Context, last uint) {
 		select {
 		case <-ctx.Done():
 			return
+		case batch := <-s.committed:
+			if batch[len(batch)-1].ID <= last {
+				continue // already published
+			}
+			if batch[0].ID == last+1 {
+				for _, a := range batch {
+					s.broker.Publish(a)
+				}
+				last = batch[len(batch)-1].ID
+				continue
+			}
 		case <-s.wake:
 		case <-tick.C:
 		}

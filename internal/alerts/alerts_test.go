@@ -194,3 +194,40 @@ func TestSlowListenerIsDroppedAndResumes(t *testing.T) {
 		}
 	}
 }
+
+// Alerts this process commits are published from memory when they are the
+// next ids; when another process's alert comes first, the store is read, so
+// listeners still get every alert once, in id order.
+func TestCommittedAlertsKeepIDOrder(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		customer(t, db)
+		// A poll interval far beyond the test: only Committed makes the tail move.
+		svc, ctx := start(t, db, alerts.Options{PollInterval: time.Hour})
+		live, err := svc.Subscribe(ctx, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commit := func(a *models.Alert) {
+			if err := db.Transaction(func(tx *gorm.DB) error { return alerts.Insert(tx, []*models.Alert{a}) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mine := alert(75)
+		commit(mine)
+		svc.Committed([]*models.Alert{mine})
+		if got := receive(t, live); got.ID != mine.ID {
+			t.Fatalf("got %d, want %d", got.ID, mine.ID)
+		}
+		theirs, next := alert(90), alert(100)
+		commit(theirs) // another process's: nobody tells this tail
+		commit(next)
+		svc.Committed([]*models.Alert{next})
+		for _, want := range []uint{theirs.ID, next.ID} {
+			if got := receive(t, live); got.ID != want {
+				t.Fatalf("got %d, want %d", got.ID, want)
+			}
+		}
+		svc.Committed([]*models.Alert{next}) // told twice: published once
+		quiet(t, live, 100*time.Millisecond)
+	})
+}

@@ -1,6 +1,8 @@
 package alerts
 
 import (
+	"strings"
+
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/database"
@@ -14,21 +16,46 @@ import (
 // so the next transaction that raises alerts takes its ids only once these are
 // visible. Ids therefore become visible in id order, never out of it as
 // overlapping auto-increment inserts would, and a tail asking for "id > last
-// seen" cannot skip one. The lock is held only from here to commit, and only by
-// transactions that raise alerts, which are few.
+// seen" cannot skip one. The lock is held only from here to commit (two
+// statements and the commit), and only by transactions that raise alerts.
 func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 	if len(alerts) == 0 {
 		return nil
 	}
-	var seq models.AlertSequence
-	if err := database.LockByID(tx, &seq, 1); err != nil {
+	last, err := takeIDs(tx, len(alerts))
+	if err != nil {
 		return err
 	}
+	now := tx.NowFunc()
+	var values strings.Builder
+	args := make([]any, 0, len(alerts)*9)
 	for i, a := range alerts {
-		a.ID = seq.LastID + uint(i) + 1
+		a.ID = last - uint(len(alerts)) + uint(i) + 1
+		a.CreatedAt = now
+		if i > 0 {
+			values.WriteString(", ")
+		}
+		values.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, a.ID, a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt)
 	}
-	if err := tx.Create(alerts).Error; err != nil {
-		return err
+	return tx.Exec("INSERT INTO alerts (id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at) VALUES "+
+		values.String(), args...).Error
+}
+
+// takeIDs advances the sequence by n, locking its row until commit, and
+// returns the last id taken, in one round trip: MySQL hands the new value back
+// through LAST_INSERT_ID(expr), SQLite through RETURNING.
+func takeIDs(tx *gorm.DB, n int) (uint, error) {
+	if !database.IsMySQL(tx) {
+		var last uint
+		err := tx.Raw("UPDATE alert_sequences SET last_id = last_id + ? WHERE id = 1 RETURNING last_id", n).Row().Scan(&last)
+		return last, err
 	}
-	return tx.Model(&seq).Update("last_id", seq.LastID+uint(len(alerts))).Error
+	res, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context,
+		"UPDATE alert_sequences SET last_id = LAST_INSERT_ID(last_id + ?) WHERE id = 1", n)
+	if err != nil {
+		return 0, err
+	}
+	last, err := res.LastInsertId()
+	return uint(last), err
 }

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
@@ -47,7 +48,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	printTable(cfg.Out, "Throughput at 1,000 customers of 4 partners (server vs the same work in plain database/sql)", rows)
-	if cfg.Short {
+	if cfg.wants("alert cost") {
+		cost, err := env.alertCost(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("alert cost: %w", err)
+		}
+		printTable(cfg.Out, "What raising alerts costs (both columns through the server)", []row{cost})
+	}
+	if cfg.Short || !cfg.wants("dashboard") {
 		return nil
 	}
 	latencies, err := env.dashboard(ctx, cfg)
@@ -56,6 +64,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	printLatencies(cfg.Out, fmt.Sprintf("A dashboard of one partner's %d customers: customers(first: 50), one request at a time", bigPartner), latencies)
 	return nil
+}
+
+// wants tells whether a section runs: every one unless -only names another.
+func (cfg Config) wants(section string) bool {
+	return cfg.Only == "" || strings.Contains(section, cfg.Only)
 }
 
 // serverDB is a plain pool on the server's own database.

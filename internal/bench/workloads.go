@@ -35,9 +35,7 @@ func (e *env) throughput(ctx context.Context, cfg Config) ([]row, error) {
 		{name: "`customers(first: 50)`, 32 clients", unit: "pages", clients: 32, target: 0.25,
 			server: e.serverPage, raw: e.rawPage},
 	}
-	if cfg.Only != "" {
-		work = slices.DeleteFunc(work, func(w workload) bool { return !strings.Contains(w.name, cfg.Only) })
-	}
+	work = slices.DeleteFunc(work, func(w workload) bool { return !cfg.wants(w.name) })
 	results := make([][2][]Result, len(work))
 	for round := range cfg.Rounds {
 		e.round = round
@@ -52,6 +50,114 @@ func (e *env) throughput(ctx context.Context, cfg Config) ([]row, error) {
 			server: median(results[i][0]), raw: median(results[i][1])})
 	}
 	return rows, ctx.Err()
+}
+
+// alertCost measures what raising alerts costs: 32 clients each alternate
+// -14.00 and +14.00 on a customer of their own, at 74 % usage (every
+// withdrawal crosses 75 % and raises an alert, every top-up re-arms it) and,
+// interleaved, at 10 % usage (no alert).
+func (e *env) alertCost(ctx context.Context, cfg Config) (row, error) {
+	const clients = 32
+	hot, err := e.customersAt(ctx, clients, "740.00")
+	if err != nil {
+		return row{}, err
+	}
+	cold, err := e.customersAt(ctx, clients, "100.00")
+	if err != nil {
+		return row{}, err
+	}
+	swing := func(cs []customer) func(ctx context.Context, client, i int) (int, error) {
+		return func(ctx context.Context, client, i int) (int, error) {
+			amount := "-14.00"
+			if i%2 == 1 {
+				amount = "14.00"
+			}
+			c := cs[client]
+			return 1, e.gql(ctx, e.partnerKeys[c.partner], `mutation($c: ID!, $a: Decimal!) { setCredit(input: {customerId: $c, amount: $a}) { allocation { id } } }`,
+				map[string]any{"c": fmt.Sprint(c.id), "a": amount}, nil)
+		}
+	}
+	var withAlerts, without []Result
+	for range cfg.Rounds {
+		// Each measurement ends after a top-up or a withdrawal: start from a
+		// known state, back at 74 % (and 10 %).
+		withAlerts = append(withAlerts, measure(ctx, clients, cfg.Duration, swing(hot)))
+		without = append(without, measure(ctx, clients, cfg.Duration, swing(cold)))
+		if err := e.resetCredit(ctx, hot); err != nil {
+			return row{}, err
+		}
+		if err := e.resetCredit(ctx, cold); err != nil {
+			return row{}, err
+		}
+	}
+	return row{name: "`setCredit` ±14.00, 32 clients: every second change raising an alert (server) vs none (raw column)",
+		unit: "changes", target: 0.90, server: median(withAlerts), raw: median(without)}, ctx.Err()
+}
+
+// customersAt makes n customers, spread over the partners, with 1,000.00 of
+// credit and the given usage.
+func (e *env) customersAt(ctx context.Context, n int, used string) ([]customer, error) {
+	var out []customer
+	for i := range n {
+		p := i % partners
+		id, err := e.createCustomer(ctx, p, 10000+i)
+		if err != nil {
+			return nil, err
+		}
+		c := customer{id: id, partner: p}
+		if err := e.resetTo(ctx, c, "1000.00"); err != nil {
+			return nil, err
+		}
+		if err := e.gql(ctx, e.billingKey, `mutation($in: RecordUsageInput!) { recordUsage(input: $in) { accepted } }`,
+			map[string]any{"in": map[string]any{"events": []any{map[string]any{
+				"eventId": fmt.Sprintf("swing-%d-%s", id, used), "customerId": fmt.Sprint(id), "amount": used}}}}, nil); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// resetCredit puts every customer's credit back to 1,000.00.
+func (e *env) resetCredit(ctx context.Context, cs []customer) error {
+	for _, c := range cs {
+		if err := e.resetTo(ctx, c, "1000.00"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resetTo sets a customer's credit to the amount.
+func (e *env) resetTo(ctx context.Context, c customer, amount string) error {
+	var out struct {
+		Customer struct{ Credit string }
+	}
+	if err := e.gql(ctx, e.partnerKeys[c.partner], `query($c: ID!) { customer(id: $c) { credit } }`, map[string]any{"c": fmt.Sprint(c.id)}, &out); err != nil {
+		return err
+	}
+	want, have := parseCents(amount), parseCents(out.Customer.Credit)
+	if want == have {
+		return nil
+	}
+	return e.gql(ctx, e.partnerKeys[c.partner], `mutation($c: ID!, $a: Decimal!) { setCredit(input: {customerId: $c, amount: $a}) { allocation { id } } }`,
+		map[string]any{"c": fmt.Sprint(c.id), "a": fmt.Sprintf("%d.%02d", (want-have)/100, abs((want-have)%100))}, nil)
+}
+
+func parseCents(s string) int64 {
+	var whole, cents int64
+	fmt.Sscanf(s, "%d.%d", &whole, &cents)
+	if strings.HasPrefix(s, "-") {
+		return whole*100 - cents
+	}
+	return whole*100 + cents
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 // loadPartners reads each customer's partner id, for the raw transactions.

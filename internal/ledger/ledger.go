@@ -31,15 +31,15 @@ import (
 // Ledger applies credit changes and usage.
 type Ledger struct {
 	db *gorm.DB
-	// alertsRaised is called after a transaction that raised alerts commits.
-	alertsRaised func()
+	// alertsRaised is given the alerts of a transaction once it commits.
+	alertsRaised func([]*models.Alert)
 }
 
 // New returns a Ledger on db. alertsRaised, when not nil, is called after every
 // commit that raised alerts, so that they are pushed to listeners at once.
-func New(db *gorm.DB, alertsRaised func()) *Ledger {
+func New(db *gorm.DB, alertsRaised func([]*models.Alert)) *Ledger {
 	if alertsRaised == nil {
-		alertsRaised = func() {}
+		alertsRaised = func([]*models.Alert) {}
 	}
 	return &Ledger{db: db, alertsRaised: alertsRaised}
 }
@@ -117,8 +117,8 @@ func (l *Ledger) apply(ctx context.Context, op string, in Change, delta func(cre
 	if err != nil {
 		return nil, err
 	}
-	if tx.alerts > 0 {
-		l.alertsRaised()
+	if len(tx.alerts) > 0 {
+		l.alertsRaised(tx.alerts)
 	}
 	return &tx.res, nil
 }
@@ -131,13 +131,13 @@ type change struct {
 	delta func(credit.Balance) (money.Amount, error)
 	hash  string
 	res   Result
-	// alerts counts the alerts the committed change raised (taking back credit
+	// alerts are the alerts the committed change raised (taking back credit
 	// raises usage).
-	alerts int
+	alerts []*models.Alert
 }
 
 func (c *change) run(tx *gorm.DB) error {
-	c.alerts = 0
+	c.alerts = nil
 	// Locks in order, partner first: the customer's partner (found by the
 	// customer, in the same statement), then the customer.
 	// A PARTNER key's condition keeps another partner's row unlocked: its
@@ -193,7 +193,7 @@ func (c *change) run(tx *gorm.DB) error {
 	if err := alerts.Insert(tx, raised); err != nil {
 		return err
 	}
-	c.alerts = len(raised)
+	c.alerts = raised
 	c.res = Result{Allocation: a, Customer: &cust}
 	return nil
 }

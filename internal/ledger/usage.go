@@ -67,7 +67,7 @@ func (l *Ledger) RecordUsage(ctx context.Context, events []UsageEvent) (*UsageRe
 		return nil, err
 	}
 	if len(batch.res.Alerts) > 0 {
-		l.alertsRaised()
+		l.alertsRaised(batch.res.Alerts)
 	}
 	return &batch.res, nil
 }
