@@ -131,13 +131,7 @@ func (s *Service) Customers(ctx context.Context, partnerID *uint, f CustomerFilt
 	if key.sqliteColumn != "" && !database.IsMySQL(s.db) {
 		column = key.sqliteColumn
 	}
-	if index := pageIndex(key, scope, f); index != "" && database.IsMySQL(s.db) {
-		// MariaDB reads a partner's rows by partner_id alone (a "ref" on the
-		// index prefix) when the page asks for whole rows, and then walks a
-		// descending listing from its top to the cursor: 50,000 rows for page
-		// 1,000. Told the index, it reads the range from the cursor: 51 rows.
-		q = q.Table("customers FORCE INDEX (" + index + ")")
-	}
+	q = database.ForceIndex(q, "customers", pageIndex(key, scope, f))
 	if scope != 0 && f.Search != nil && isEmail(*f.Search) && !database.IsMySQL(s.db) {
 		// SQLite prefers walking the page's order over the e-mail index.
 		q = q.Table("customers INDEXED BY idx_customers_partner_email")

@@ -26,11 +26,7 @@ type latencyRow struct {
 // dashboard measures listing one partner's 100,000 customers as a dashboard
 // does: every order and direction, first page, 20 and 1,000 pages in, a
 // status filter, totalCount, and searches.
-func (e *env) dashboard(ctx context.Context, cfg Config) ([]latencyRow, error) {
-	key, partnerID, err := e.seedBig(ctx)
-	if err != nil {
-		return nil, err
-	}
+func (e *env) dashboard(ctx context.Context, key string, partnerID int64) ([]latencyRow, error) {
 	db := e.serverDB()
 	const fields = `nodes { id name credit available usagePercent status } pageInfo { hasNextPage endCursor }`
 	samples := 40

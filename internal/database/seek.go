@@ -60,6 +60,18 @@ func CreatedBetween(q *gorm.DB, from, to *time.Time) *gorm.DB {
 	return q
 }
 
+// ForceIndex makes MySQL read table by the index (no index: q as it is).
+// MariaDB, asked for whole rows of one partner, reads them by partner_id alone
+// (a "ref" on the index prefix) and walks a descending listing from its top to
+// the cursor: 50,000 rows for page 1,000. Told the index, it reads the range
+// from the cursor. SQLite chooses well by its statistics and is left alone.
+func ForceIndex(q *gorm.DB, table, index string) *gorm.DB {
+	if index == "" || !IsMySQL(q) {
+		return q
+	}
+	return q.Table(table + " FORCE INDEX (" + index + ")")
+}
+
 // ForUpdate is what ends a locking read on the store of db: " FOR UPDATE" on
 // MySQL, nothing on SQLite (whose transactions here hold the write lock from
 // their start).
