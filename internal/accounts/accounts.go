@@ -8,6 +8,7 @@ import (
 	"errors"
 	"regexp"
 
+	"golang.org/x/sync/singleflight"
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/auth"
@@ -22,6 +23,8 @@ import (
 // Service manages partners and customers.
 type Service struct {
 	db *gorm.DB
+	// loads shares identical customer loads in flight (see CustomersByID).
+	loads singleflight.Group
 }
 
 // New returns a Service on db.

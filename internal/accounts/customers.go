@@ -267,7 +267,40 @@ func FindCustomer(db *gorm.DB, p auth.Principal, id uint, forUpdate bool) (*mode
 // CustomersByID loads customers by id, in the order asked, with nil for a
 // missing one. It checks no permission: it serves data loaders that resolve
 // references from records the caller could already see.
+//
+// Identical loads in flight at once are made once: when an alert reaches
+// 10,000 listeners that each select its customer, they share one query
+// instead of running 10,000. Nothing is kept after the query returns, so
+// every load still sees data read after it was asked for, or by a query
+// already running then.
 func (s *Service) CustomersByID(ctx context.Context, ids []uint) ([]*models.Customer, error) {
+	ch := s.loads.DoChan(idsKey(ids), func() (any, error) {
+		// The shared query outlives a caller that gives up, within bounds.
+		shared, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return s.customersByID(shared, ids)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]*models.Customer), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func idsKey(ids []uint) string {
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(strconv.FormatUint(uint64(id), 10))
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+func (s *Service) customersByID(ctx context.Context, ids []uint) ([]*models.Customer, error) {
 	var rows []*models.Customer
 	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
 		return nil, err

@@ -55,6 +55,13 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		printTable(cfg.Out, "What raising alerts costs (both columns through the server)", []row{cost})
 	}
+	if !cfg.Short && cfg.wants("listeners") {
+		rows, err := env.listeners(ctx)
+		if err != nil {
+			return fmt.Errorf("listeners: %w", err)
+		}
+		printListeners(cfg.Out, rows)
+	}
 	if cfg.Short || !cfg.wants("dashboard") && !cfg.wants("records") {
 		return nil
 	}
@@ -107,6 +114,7 @@ type env struct {
 	drop func()
 
 	partnerKeys []string // by partner index
+	partnerIDs  []string
 	billingKey  string
 	customers   []customer
 }

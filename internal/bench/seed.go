@@ -31,6 +31,7 @@ func (e *env) seed(ctx context.Context) error {
 			return err
 		}
 		e.partnerKeys = append(e.partnerKeys, key)
+		e.partnerIDs = append(e.partnerIDs, out.CreatePartner.ID)
 	}
 	var err error
 	if e.billingKey, err = e.createKey(ctx, "BILLING", ""); err != nil {

@@ -57,7 +57,7 @@ const DefaultInitTimeout = 10 * time.Second
 // pong within two intervals is taken for a half-open connection and closed,
 // which ends its subscriptions; legacy graphql-ws clients get a "ka", and
 // server-sent event streams a ": ping" comment.
-const DefaultPingInterval = 10 * time.Second
+const DefaultPingInterval = 20 * time.Second
 
 // New returns the service's HTTP handler.
 func New(s Services) http.Handler {

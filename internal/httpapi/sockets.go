@@ -123,6 +123,9 @@ func (c *socketConn) NextReader() (int, io.Reader, error) {
 	if err != nil {
 		return typ, nil, err
 	}
+	if bytes.Equal(b, pong) {
+		return typ, bytes.NewReader(b), nil // the answer to every ping: no state to track
+	}
 	var m clientMessage
 	if err := json.Unmarshal(b, &m); err != nil || m.Type == "" {
 		return typ, nil, c.refuse(closeBadMessage, "invalid message received")
@@ -174,6 +177,9 @@ func (c *socketConn) refuse(code int, reason string) error {
 	c.WebsocketConn.WriteClose(code, reason)
 	return errors.New(reason)
 }
+
+// pong is what graphql-ws clients answer to the server's pings.
+var pong = []byte(`{"type":"pong"}`)
 
 // serverDone matches the messages that end an operation from the server's side.
 var serverDone = [][]byte{[]byte(`"type":"complete"`), []byte(`"type":"error"`)}
