@@ -29,7 +29,7 @@ type latencyRow struct {
 func (e *env) dashboard(ctx context.Context, key string, partnerID int64) ([]latencyRow, error) {
 	db := e.serverDB()
 	const fields = `nodes { id name credit available usagePercent status } pageInfo { hasNextPage endCursor }`
-	samples := 40
+	samples := 100
 	var rows []latencyRow
 	orders := []struct{ field, column, sqlite string }{
 		{"CREATED_AT", "created_at", "created_at"},
