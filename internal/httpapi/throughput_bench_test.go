@@ -66,3 +66,41 @@ func stores(b *testing.B, fn func(b *testing.B, db *gorm.DB)) {
 	b.Run("sqlite", func(b *testing.B) { fn(b, testenv.SQLite(b)) })
 	b.Run("mysql", func(b *testing.B) { fn(b, testenv.MySQL(b)) })
 }
+
+// BenchmarkReads measures the read paths through the HTTP handler: one
+// customer by id, and a page of 50 customers (without and with totalCount),
+// 8 clients at once.
+//
+//	MYSQL_TEST_DSN='root@tcp(127.0.0.1:3306)/' go test -run '^$' -bench Reads ./internal/httpapi
+func BenchmarkReads(b *testing.B) {
+	stores(b, func(b *testing.B, db *gorm.DB) {
+		s := testenv.NewServer(b, db)
+		_, key := s.CreatePartner(b, "Reseller", "1000000000")
+		var custs []string
+		for i := range 60 {
+			custs = append(custs, s.CreateCustomer(b, key, fmt.Sprint("C", i), false))
+		}
+		const fields = `id name email credit used available usagePercent status`
+		for _, c := range []struct {
+			name, query string
+			vars        func(i int) map[string]any
+		}{
+			{"customer", `query($id: ID!) { customer(id: $id) { ` + fields + ` } }`,
+				func(i int) map[string]any { return map[string]any{"id": custs[i%len(custs)]} }},
+			{"page-of-50", `{ customers(first: 50) { nodes { ` + fields + ` } pageInfo { endCursor } } }`,
+				func(int) map[string]any { return nil }},
+			{"page-of-50-with-total", `{ customers(first: 50) { totalCount nodes { ` + fields + ` } } }`,
+				func(int) map[string]any { return nil }},
+		} {
+			b.Run(c.name, func(b *testing.B) {
+				var n atomic.Int64
+				b.SetParallelism(4) // 4 × GOMAXPROCS clients
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						s.Must(b, key, c.query, c.vars(int(n.Add(1))), nil)
+					}
+				})
+			})
+		}
+	})
+}
