@@ -25,7 +25,12 @@ type Partner struct {
 	// Allocated is the sum of the partner's customers' credit, kept in the same
 	// transaction as every change to it.
 	Allocated money.Amount `gorm:"not null;default:0"`
-	CreatedAt time.Time    `gorm:"precision:6;not null"`
+	// AllocationRecords and WithdrawRecords count the partner's allocation
+	// records (all, and those that took credit back), kept with Allocated, so
+	// that a listing's totalCount need not count a million rows.
+	AllocationRecords int64     `gorm:"not null;default:0"`
+	WithdrawRecords   int64     `gorm:"not null;default:0"`
+	CreatedAt         time.Time `gorm:"precision:6;not null"`
 }
 
 // RemainingCredit is what the partner may still allocate.

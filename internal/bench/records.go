@@ -128,6 +128,13 @@ func (e *env) seedRecords(ctx context.Context, db *sql.DB, partnerID int64) (tim
 	if err != nil {
 		return start, start, err
 	}
+	// Written past the service: its counters are set as migration 00004 does.
+	if _, err := db.ExecContext(ctx, `UPDATE partners SET
+		allocation_records = (SELECT COUNT(*) FROM credit_allocations a WHERE a.partner_id = partners.id),
+		withdraw_records = (SELECT COUNT(*) FROM credit_allocations a WHERE a.partner_id = partners.id AND a.kind = 'WITHDRAW')
+		WHERE id = ?`, partnerID); err != nil {
+		return start, start, err
+	}
 	var lastID int64
 	if err := db.QueryRowContext(ctx, "SELECT last_id FROM alert_sequences WHERE id = 1").Scan(&lastID); err != nil {
 		return start, start, err

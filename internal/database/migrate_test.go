@@ -82,6 +82,11 @@ func checkAdopted(t *testing.T, db *gorm.DB) {
 			t.Fatalf("%s: %d rows (%v), want %d", table, n, err, want)
 		}
 	}
+	var counters struct{ AllocationRecords, WithdrawRecords int64 }
+	if err := db.Raw("SELECT allocation_records, withdraw_records FROM partners WHERE id = 1").Scan(&counters).Error; err != nil ||
+		counters.AllocationRecords != 1 || counters.WithdrawRecords != 0 {
+		t.Fatalf("the partner's record counters after migration: %+v %v", counters, err)
+	}
 	var key string
 	if err := db.Raw("SELECT idempotency_key FROM credit_allocations WHERE id = 1").Scan(&key).Error; err != nil || key != "Az3" {
 		t.Fatalf("idempotency key after migration: %q %v", key, err)

@@ -182,7 +182,12 @@ func (c *change) run(tx *gorm.DB) error {
 		return err
 	}
 	partner.Allocated += delta
-	if err := tx.Exec("UPDATE partners SET allocated = ? WHERE id = ?", partner.Allocated, partner.ID).Error; err != nil {
+	withdrawn := 0
+	if credit.KindOf(delta) == credit.KindWithdraw {
+		withdrawn = 1
+	}
+	if err := tx.Exec("UPDATE partners SET allocated = ?, allocation_records = allocation_records + 1, withdraw_records = withdraw_records + ? WHERE id = ?",
+		partner.Allocated, withdrawn, partner.ID).Error; err != nil {
 		return err
 	}
 	a, err := c.record(tx, &cust, before, delta)

@@ -7,7 +7,8 @@
 // (each record's creditBefore is the previous record's creditAfter); usage
 // events sum to its used amount; the stored available, usage and status are
 // what internal/credit computes. Per partner: its customers' credit sums to
-// allocated, which stays within the credit line. Alerts: replaying each
+// allocated, which stays within the credit line, and its record counters match
+// its records. Alerts: replaying each
 // customer's records in the order they were written gives exactly the
 // alerts stored (threshold, used and credit of each), and alert ids run from 1
 // to the sequence's last id without a gap.
@@ -143,6 +144,20 @@ func (r *Report) checkPartners(db *gorm.DB, credits map[uint]money.Amount) error
 	if err := db.Order("id").Find(&partners).Error; err != nil {
 		return err
 	}
+	var counted []struct {
+		PartnerID      uint
+		All, Withdrawn int64
+	}
+	if err := db.Model(&models.CreditAllocation{}).
+		Select("partner_id, COUNT(*) AS `all`, SUM(CASE WHEN kind = 'WITHDRAW' THEN 1 ELSE 0 END) AS withdrawn").
+		Group("partner_id").Scan(&counted).Error; err != nil {
+		return err
+	}
+	type count struct{ all, withdrawn int64 }
+	records := map[uint]count{}
+	for _, c := range counted {
+		records[c.PartnerID] = count{c.All, c.Withdrawn}
+	}
 	for _, p := range partners {
 		r.Partners++
 		if p.Allocated != credits[p.ID] {
@@ -150,6 +165,10 @@ func (r *Report) checkPartners(db *gorm.DB, credits map[uint]money.Amount) error
 		}
 		if p.Allocated > p.CreditLine || p.Allocated < 0 {
 			r.drift("partner %d: allocated %s is outside its credit line %s", p.ID, p.Allocated, p.CreditLine)
+		}
+		if n := records[p.ID]; p.AllocationRecords != n.all || p.WithdrawRecords != n.withdrawn {
+			r.drift("partner %d: counts %d allocation records (%d withdrawals), but has %d (%d)",
+				p.ID, p.AllocationRecords, p.WithdrawRecords, n.all, n.withdrawn)
 		}
 	}
 	return nil
