@@ -93,7 +93,7 @@ func (s *Service) SetCreditLine(ctx context.Context, id uint, line money.Amount)
 	}
 	var p models.Partner
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		if err := lock(tx, &p, id, "partner"); err != nil {
+		if err := database.Lock(tx, &p, id, "partner"); err != nil {
 			return err
 		}
 		if line < p.Allocated {
@@ -188,22 +188,9 @@ func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (*models.C
 	return c, nil
 }
 
-// lock reads the row with the id into dest and locks it for the transaction;
-// a missing row is NOT_FOUND, naming what was looked for.
-func lock(tx *gorm.DB, dest any, id uint, what string) error {
-	err := database.LockByID(tx, dest, id)
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return errs.E(errs.NotFound, "no %s with id %d", what, id)
-	}
-	return err
-}
-
 func requireRole(ctx context.Context, roles ...auth.Role) error {
-	p, err := auth.FromContext(ctx)
-	if err != nil {
-		return err
-	}
-	return p.Require(roles...)
+	_, err := auth.Require(ctx, roles...)
+	return err
 }
 
 // PartnerByName returns the oldest partner with the name, or nil.
@@ -236,13 +223,5 @@ func (s *Service) Partners(ctx context.Context, args page.Args) (page.Result[*mo
 		return none, err
 	}
 	q := s.db.WithContext(ctx).Model(&models.Partner{})
-	total, err := database.CountIf(req.Count, q)
-	if err != nil {
-		return none, err
-	}
-	var rows []*models.Partner
-	if err := database.Seek(q, "id", false, req.After != nil, nil, req.AfterID()).Limit(req.Limit + 1).Find(&rows).Error; err != nil {
-		return none, err
-	}
-	return page.Build(rows, req, total, func(p *models.Partner) page.Cursor { return page.Cursor{ID: p.ID} }), nil
+	return database.PageByID(q, req, func(p *models.Partner) uint { return p.ID })
 }

@@ -239,11 +239,7 @@ func (s *Service) visibleCustomer(ctx context.Context, id uint) (*models.Custome
 
 // customerViewer returns the caller, if it may read customers at all.
 func customerViewer(ctx context.Context) (auth.Principal, error) {
-	p, err := auth.FromContext(ctx)
-	if err != nil {
-		return p, err
-	}
-	return p, p.Require(auth.RoleAdmin, auth.RolePartner)
+	return auth.Require(ctx, auth.RoleAdmin, auth.RolePartner)
 }
 
 // FindCustomer reads the customer with the id as p may see it (locked for the
@@ -377,7 +373,7 @@ func (s *Service) SetNonStopPrivilege(ctx context.Context, id uint, enabled bool
 	}
 	var c models.Customer
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		if err := lock(tx, &c, id, "customer"); err != nil {
+		if err := database.Lock(tx, &c, id, "customer"); err != nil {
 			return err
 		}
 		c.NonStopPrivilege = enabled

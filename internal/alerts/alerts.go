@@ -267,14 +267,8 @@ func alertCursor(a *models.Alert) page.Cursor { return page.Cursor{ID: a.ID} }
 
 // viewerScope returns the partner a caller may see alerts of (0: all, for ADMIN).
 func viewerScope(ctx context.Context) (uint, error) {
-	p, err := auth.FromContext(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
-		return 0, err
-	}
-	return p.PartnerID, nil
+	p, err := auth.Require(ctx, auth.RoleAdmin, auth.RolePartner)
+	return p.PartnerID, err
 }
 
 // Subscribe delivers the caller's alerts (one customer's, when customerID is

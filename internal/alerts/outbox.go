@@ -1,8 +1,6 @@
 package alerts
 
 import (
-	"strings"
-
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/database"
@@ -26,20 +24,14 @@ func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 	if err != nil {
 		return err
 	}
-	now := tx.NowFunc()
-	var values strings.Builder
-	args := make([]any, 0, len(alerts)*9)
-	for i, a := range alerts {
-		a.ID = last - uint(len(alerts)) + uint(i) + 1
-		a.CreatedAt = now
-		if i > 0 {
-			values.WriteString(", ")
-		}
-		values.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, a.ID, a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt)
-	}
-	return tx.Exec("INSERT INTO alerts (id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at) VALUES "+
-		values.String(), args...).Error
+	first, now := last-uint(len(alerts))+1, tx.NowFunc()
+	return database.InsertRows(tx, "alerts",
+		[]string{"id", "partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at"},
+		len(alerts), func(i int) []any {
+			a := alerts[i]
+			a.ID, a.CreatedAt = first+uint(i), now
+			return []any{a.ID, a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt}
+		})
 }
 
 // takeIDs advances the sequence by n, locking its row until commit, and
@@ -51,8 +43,7 @@ func takeIDs(tx *gorm.DB, n int) (uint, error) {
 		err := tx.Raw("UPDATE alert_sequences SET last_id = last_id + ? WHERE id = 1 RETURNING last_id", n).Row().Scan(&last)
 		return last, err
 	}
-	res, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context,
-		"UPDATE alert_sequences SET last_id = LAST_INSERT_ID(last_id + ?) WHERE id = 1", n)
+	res, err := database.Exec(tx, "UPDATE alert_sequences SET last_id = LAST_INSERT_ID(last_id + ?) WHERE id = 1", n)
 	if err != nil {
 		return 0, err
 	}

@@ -109,6 +109,16 @@ func FromContext(ctx context.Context) (Principal, error) {
 	return o.principal, nil
 }
 
+// Require returns the principal of the request if it has one of the roles:
+// UNAUTHENTICATED without one, FORBIDDEN for another role.
+func Require(ctx context.Context, roles ...Role) (Principal, error) {
+	p, err := FromContext(ctx)
+	if err != nil {
+		return p, err
+	}
+	return p, p.Require(roles...)
+}
+
 // Resolve authenticates a bearer credential ("Bearer <key>") and returns a
 // context carrying the outcome. An empty credential leaves ctx as it is, so that
 // schema introspection works without a key while every operation asks for one.

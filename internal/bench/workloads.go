@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cloudreseller/credit/internal/money"
 )
 
 // workload is one thing to measure, through the server and raw.
@@ -136,28 +138,16 @@ func (e *env) resetTo(ctx context.Context, c customer, amount string) error {
 	if err := e.gql(ctx, e.partnerKeys[c.partner], `query($c: ID!) { customer(id: $c) { credit } }`, map[string]any{"c": fmt.Sprint(c.id)}, &out); err != nil {
 		return err
 	}
-	want, have := parseCents(amount), parseCents(out.Customer.Credit)
-	if want == have {
-		return nil
+	want, err := money.Parse(amount)
+	if err != nil {
+		return err
+	}
+	have, err := money.Parse(out.Customer.Credit)
+	if err != nil || want == have {
+		return err
 	}
 	return e.gql(ctx, e.partnerKeys[c.partner], `mutation($c: ID!, $a: Decimal!) { setCredit(input: {customerId: $c, amount: $a}) { allocation { id } } }`,
-		map[string]any{"c": fmt.Sprint(c.id), "a": fmt.Sprintf("%d.%02d", (want-have)/100, abs((want-have)%100))}, nil)
-}
-
-func parseCents(s string) int64 {
-	var whole, cents int64
-	fmt.Sscanf(s, "%d.%d", &whole, &cents)
-	if strings.HasPrefix(s, "-") {
-		return whole*100 - cents
-	}
-	return whole*100 + cents
-}
-
-func abs(n int64) int64 {
-	if n < 0 {
-		return -n
-	}
-	return n
+		map[string]any{"c": fmt.Sprint(c.id), "a": (want - have).String()}, nil)
 }
 
 // loadPartners reads each customer's partner id, for the raw transactions.

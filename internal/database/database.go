@@ -211,11 +211,10 @@ func IsMySQL(db *gorm.DB) bool { return db.Dialector.Name() == "mysql" }
 // connection runs at READ COMMITTED (set when it opens), so that what a
 // transaction reads after taking a row lock is the latest committed state.
 func Transact(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
-	var opts *sql.TxOptions
 	const attempts = 30
 	var err error
 	for i := range attempts {
-		err = db.WithContext(ctx).Transaction(fn, opts)
+		err = db.WithContext(ctx).Transaction(fn)
 		if err == nil || !retryable(err) {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 
 	"github.com/pressly/goose/v3"
 	"gorm.io/gorm"
@@ -21,15 +22,16 @@ import (
 //go:embed migrations
 var migrationFiles embed.FS
 
-// SchemaVersion is the newest migration this build knows.
-func SchemaVersion() int64 {
+// SchemaVersion is the newest migration this build knows (read once from the
+// embedded files: /readyz asks on every probe).
+var SchemaVersion = sync.OnceValue(func() int64 {
 	p, err := newMigrator(nil, "sqlite")
 	if err != nil {
 		return 0
 	}
 	srcs := p.ListSources()
 	return srcs[len(srcs)-1].Version
-}
+})
 
 // Migrate brings the schema up to SchemaVersion. A database created by the
 // first release (with GORM's AutoMigrate and no version table) is adopted: its

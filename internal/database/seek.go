@@ -1,11 +1,13 @@
 package database
 
 import (
+	"errors"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/page"
 )
 
@@ -82,6 +84,16 @@ func ForUpdate(db *gorm.DB) string {
 	return ""
 }
 
+// Lock is LockByID for a row a client named: a missing one is NOT_FOUND,
+// naming what was looked for.
+func Lock(tx *gorm.DB, dest any, id uint, what string) error {
+	err := LockByID(tx, dest, id)
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return errs.E(errs.NotFound, "no %s with id %d", what, id)
+	}
+	return err
+}
+
 // LockByID reads the row with the id into dest and locks it until the end of the
 // transaction (SELECT … FOR UPDATE on MySQL; SQLite transactions here already hold
 // the database's write lock from their start).
@@ -98,6 +110,20 @@ func CountIf(asked bool, q *gorm.DB) (int64, error) {
 	}
 	err := q.Session(&gorm.Session{}).Count(&n).Error
 	return n, err
+}
+
+// PageByID lists the rows q selects oldest (lowest id) first, one page of
+// req, counted when req asks.
+func PageByID[T any](q *gorm.DB, req page.Request, id func(T) uint) (page.Result[T], error) {
+	total, err := CountIf(req.Count, q)
+	if err != nil {
+		return page.Result[T]{}, err
+	}
+	var rows []T
+	if err := Seek(q, "id", false, req.After != nil, nil, req.AfterID()).Limit(req.Limit + 1).Find(&rows).Error; err != nil {
+		return page.Result[T]{}, err
+	}
+	return page.Build(rows, req, total, func(row T) page.Cursor { return page.Cursor{ID: id(row)} }), nil
 }
 
 // PagesPerCustomer lists, for each of many customers at once, the first page

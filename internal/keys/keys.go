@@ -188,9 +188,7 @@ func (s *Service) Revoke(ctx context.Context, id uint) (*models.APIKey, error) {
 	}
 	var k models.APIKey
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		if err := database.LockByID(tx, &k, id); errors.Is(err, gorm.ErrRecordNotFound) {
-			return errs.E(errs.NotFound, "no API key with id %d", id)
-		} else if err != nil {
+		if err := database.Lock(tx, &k, id, "API key"); err != nil {
 			return err
 		}
 		if k.RevokedAt != nil {
@@ -230,23 +228,12 @@ func (s *Service) List(ctx context.Context, partnerID *uint, includeRevoked bool
 	if !includeRevoked {
 		q = q.Where("revoked_at IS NULL")
 	}
-	total, err := database.CountIf(req.Count, q)
-	if err != nil {
-		return none, err
-	}
-	var rows []*models.APIKey
-	if err := database.Seek(q, "id", false, req.After != nil, nil, req.AfterID()).Limit(req.Limit + 1).Find(&rows).Error; err != nil {
-		return none, err
-	}
-	return page.Build(rows, req, total, func(k *models.APIKey) page.Cursor { return page.Cursor{ID: k.ID} }), nil
+	return database.PageByID(q, req, func(k *models.APIKey) uint { return k.ID })
 }
 
 func requireAdmin(ctx context.Context) error {
-	p, err := auth.FromContext(ctx)
-	if err != nil {
-		return err
-	}
-	return p.Require(auth.RoleAdmin)
+	_, err := auth.Require(ctx, auth.RoleAdmin)
+	return err
 }
 
 // Watch looks up, every RecheckInterval until ctx ends, the keys that have

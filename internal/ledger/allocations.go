@@ -61,11 +61,8 @@ func (l *Ledger) AllocationsOfCustomers(ctx context.Context, ids []uint, args pa
 // its paging and the cursor's time.
 func (l *Ledger) allocationQuery(ctx context.Context, args page.Args) (*gorm.DB, page.Request, time.Time, error) {
 	var after time.Time
-	p, err := auth.FromContext(ctx)
+	p, err := auth.Require(ctx, auth.RoleAdmin, auth.RolePartner)
 	if err != nil {
-		return nil, page.Request{}, after, err
-	}
-	if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
 		return nil, page.Request{}, after, err
 	}
 	req, err := args.Parse()

@@ -91,11 +91,8 @@ func (l *Ledger) WithdrawCredit(ctx context.Context, in Change) (*Result, error)
 // apply runs one credit change. delta computes the signed change from the
 // customer's locked balance.
 func (l *Ledger) apply(ctx context.Context, op string, in Change, delta func(credit.Balance) (money.Amount, error)) (*Result, error) {
-	p, err := auth.FromContext(ctx)
+	p, err := auth.Require(ctx, auth.RoleAdmin, auth.RolePartner)
 	if err != nil {
-		return nil, err
-	}
-	if err := p.Require(auth.RoleAdmin, auth.RolePartner); err != nil {
 		return nil, err
 	}
 	if in.Remark, err = input.Optional("remark", in.Remark, 1000); err != nil {
@@ -223,24 +220,15 @@ func (c *change) record(tx *gorm.DB, cust *models.Customer, before credit.Balanc
 		a.APIKeyID = &c.p.KeyID
 	}
 	a.CreatedAt = tx.NowFunc()
-	res, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context,
+	res, err := database.Exec(tx,
 		"INSERT INTO credit_allocations (partner_id, customer_id, kind, amount, credit_before, credit_after, available_after, operator, api_key_id, remark, idempotency_key, request_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		a.PartnerID, a.CustomerID, a.Kind, a.Amount, a.CreditBefore, a.CreditAfter, a.AvailableAfter, a.Operator, a.APIKeyID, a.Remark, a.IdempotencyKey, a.RequestHash, a.CreatedAt)
 	if err != nil {
-		return nil, translate(tx, err)
+		return nil, err
 	}
 	id, err := res.LastInsertId()
 	a.ID = uint(id)
 	return a, err
-}
-
-// translate gives a driver's error GORM's meaning (a duplicate key becomes
-// gorm.ErrDuplicatedKey), as GORM does for the statements it runs itself.
-func translate(tx *gorm.DB, err error) error {
-	if t, ok := tx.Dialector.(gorm.ErrorTranslator); ok {
-		return t.Translate(err)
-	}
-	return err
 }
 
 // replay looks for an earlier change with the same idempotency key. It reports
