@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -62,9 +63,31 @@ func main() {
 	if command == "reconcile" {
 		os.Exit(reconcileStore(ctx, cfg, os.Stdout))
 	}
+	tuneGC(os.Getenv)
 	if err := run(ctx, cfg, log, os.Stderr); err != nil {
 		log.Error("server stopped", "err", err)
 		os.Exit(1)
+	}
+}
+
+// Garbage collector defaults of the server, unless GOGC or GOMEMLIMIT say
+// otherwise. The live heap of a serving process is small (a few MiB without
+// listeners), so Go's default GOGC=100 collects after every few MiB
+// allocated: a fifth of the CPU of a page of customers was the collector
+// (go run . bench -profile). Collecting at 4× the live heap, under a soft
+// limit that makes it collect sooner when the heap gets big (10,000
+// listeners), gave a page 20 % more throughput.
+const (
+	defaultGCPercent   = 400
+	defaultMemoryLimit = 900 << 20
+)
+
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 }
 
@@ -78,6 +101,7 @@ func benchmark(args []string) int {
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "length of one measurement")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "server/raw pairs per workload (the median is shown)")
 	fs.BoolVar(&cfg.Short, "short", false, "a quick run for CI: 1 round of 1 s, figures only")
+	fs.StringVar(&cfg.ProfileDir, "profile", "", "write the server's CPU profile during each workload's first measurement to this directory (<workload>.pprof)")
 	fs.StringVar(&cfg.Only, "only", "", "run only the workloads and sections whose name contains this (customer(id), alert cost, dashboard, …)")
 	if err := fs.Parse(args); err != nil {
 		return 2

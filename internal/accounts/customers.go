@@ -2,14 +2,12 @@ package accounts
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
@@ -137,8 +135,12 @@ func (s *Service) Customers(ctx context.Context, partnerID *uint, f CustomerFilt
 		q = q.Table("customers INDEXED BY idx_customers_partner_email")
 	}
 	q = database.Seek(q, column, order.Desc, req.After != nil, after, req.AfterID())
-	var rows []*models.Customer
-	if err := q.Limit(req.Limit + 1).Find(&rows).Error; err != nil {
+	res, err := q.Select(customerColumns).Limit(req.Limit + 1).Rows()
+	if err != nil {
+		return none, err
+	}
+	rows, err := scanCustomers(res, req.Limit+1)
+	if err != nil {
 		return none, err
 	}
 	return page.Build(rows, req, total, func(c *models.Customer) page.Cursor {
@@ -246,18 +248,14 @@ func customerViewer(ctx context.Context) (auth.Principal, error) {
 // transaction when forUpdate is true). A customer of another partner than a PARTNER
 // key's is NOT_FOUND, exactly like a missing one.
 func FindCustomer(db *gorm.DB, p auth.Principal, id uint, forUpdate bool) (*models.Customer, error) {
-	if forUpdate {
-		db = db.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
-	var c models.Customer
-	err := db.Take(&c, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && !p.Sees(c.PartnerID)) {
+	c, err := findCustomer(db, id, forUpdate)
+	if isNotFound(err) || (err == nil && !p.Sees(c.PartnerID)) {
 		return nil, errs.E(errs.NotFound, "no customer with id %d", id)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
 }
 
 // CustomersByID loads customers by id, in the order asked, with nil for a
@@ -297,8 +295,12 @@ func idsKey(ids []uint) string {
 }
 
 func (s *Service) customersByID(ctx context.Context, ids []uint) ([]*models.Customer, error) {
-	var rows []*models.Customer
-	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	in, args := database.In(ids)
+	rows, err := queryCustomers(s.db.WithContext(ctx), len(ids), "SELECT "+customerColumns+" FROM customers WHERE id IN "+in, args...)
+	if err != nil {
 		return nil, err
 	}
 	byID := make(map[uint]*models.Customer, len(rows))
@@ -371,19 +373,19 @@ func (s *Service) SetNonStopPrivilege(ctx context.Context, id uint, enabled bool
 	if err := requireRole(ctx, auth.RoleAdmin); err != nil {
 		return nil, err
 	}
-	var c models.Customer
-	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		if err := database.Lock(tx, &c, id, "customer"); err != nil {
+	var c *models.Customer
+	err := database.Transact(ctx, s.db, func(tx *gorm.DB) (err error) {
+		if c, err = FindCustomer(tx, auth.Principal{Role: auth.RoleAdmin}, id, true); err != nil {
 			return err
 		}
 		c.NonStopPrivilege = enabled
 		c.Refresh()
-		return tx.Model(&c).Select("non_stop_privilege", "status", "updated_at").Updates(&c).Error
+		return tx.Model(c).Select("non_stop_privilege", "status", "updated_at").Updates(c).Error
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
 }
 
 // PurchaseCheck tells whether a customer may buy something costing amount now.

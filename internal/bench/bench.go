@@ -35,6 +35,9 @@ type Config struct {
 	Short bool
 	// Only, when set, runs the workloads whose name contains it.
 	Only string
+	// ProfileDir, when set, receives the server's CPU profile of each
+	// workload's first server measurement: profile before optimising.
+	ProfileDir string
 	Out  io.Writer
 }
 

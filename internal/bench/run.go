@@ -120,6 +120,8 @@ type env struct {
 	bigFirstID int64
 	// drop removes the run's databases (MySQL).
 	drop func()
+	// pprof is the server's profile address, when profiles are asked for.
+	pprof string
 
 	partnerKeys []string // by partner index
 	partnerIDs  []string
@@ -179,6 +181,14 @@ func prepare(ctx context.Context, cfg Config) (e *env, err error) {
 	e.url = "http://127.0.0.1:" + port
 	e.server = exec.Command(cfg.Server)
 	e.server.Env = append(os.Environ(), serverStore, "PORT="+port, "ADMIN_TOKEN="+e.admin, "DEMO=false")
+	if cfg.ProfileDir != "" {
+		pprofPort, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		e.pprof = "http://127.0.0.1:" + pprofPort
+		e.server.Env = append(e.server.Env, "PPROF_ADDR=127.0.0.1:"+pprofPort)
+	}
 	var logs bytes.Buffer
 	e.server.Stdout, e.server.Stderr = &logs, &logs
 	if err := e.server.Start(); err != nil {

@@ -42,7 +42,17 @@ func (e *env) throughput(ctx context.Context, cfg Config) ([]row, error) {
 	for round := range cfg.Rounds {
 		e.round = round
 		for i, w := range work {
-			results[i][0] = append(results[i][0], measure(ctx, w.clients, cfg.Duration, w.server))
+			server := measure
+			if round == 0 && cfg.ProfileDir != "" {
+				server = func(ctx context.Context, clients int, d time.Duration, op func(ctx context.Context, client, i int) (int, error)) Result {
+					r, err := e.profiled(ctx, cfg.ProfileDir, w.name, clients, d, op)
+					if err != nil {
+						fmt.Fprintf(cfg.Out, "(no profile of %s: %v)\n", w.name, err)
+					}
+					return r
+				}
+			}
+			results[i][0] = append(results[i][0], server(ctx, w.clients, cfg.Duration, w.server))
 			results[i][1] = append(results[i][1], measure(ctx, w.clients, cfg.Duration, w.raw))
 		}
 	}

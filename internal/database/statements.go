@@ -37,3 +37,13 @@ func InsertRows(tx *gorm.DB, table string, columns []string, n int, row func(i i
 	}
 	return tx.Exec("INSERT INTO "+table+" ("+strings.Join(columns, ", ")+") VALUES "+b.String(), args...).Error
 }
+
+// In returns the list "(?, ?, …)" for an IN condition on values, and values
+// as the statement's arguments. values must not be empty.
+func In[T any](values []T) (string, []any) {
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return "(?" + strings.Repeat(", ?", len(values)-1) + ")", args
+}

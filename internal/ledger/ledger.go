@@ -11,13 +11,14 @@ package ledger
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"strconv"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
+	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
@@ -135,20 +136,7 @@ type change struct {
 
 func (c *change) run(tx *gorm.DB) error {
 	c.alerts = nil
-	// Locks in order, partner first: the customer's partner (found by the
-	// customer, in the same statement), then the customer.
-	// A PARTNER key's condition keeps another partner's row unlocked: its
-	// customer is simply not found.
-	q := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-		Where("id = (SELECT partner_id FROM customers WHERE id = ?)", c.in.CustomerID)
-	if c.p.Role == auth.RolePartner {
-		q = q.Where("id = ?", c.p.PartnerID)
-	}
-	var partner models.Partner
-	err := q.Take(&partner).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return errs.E(errs.NotFound, "no customer with id %d", c.in.CustomerID)
-	}
+	partner, err := lockPartnerOf(tx, c.p, c.in.CustomerID)
 	if err != nil {
 		return err
 	}
@@ -158,8 +146,8 @@ func (c *change) run(tx *gorm.DB) error {
 			return err
 		}
 	}
-	var cust models.Customer
-	if err := database.LockByID(tx, &cust, c.in.CustomerID); err != nil {
+	cust, err := accounts.FindCustomer(tx, c.p, c.in.CustomerID, true)
+	if err != nil {
 		return err
 	}
 	before := cust.Balance()
@@ -187,17 +175,38 @@ func (c *change) run(tx *gorm.DB) error {
 		partner.Allocated, withdrawn, partner.ID).Error; err != nil {
 		return err
 	}
-	a, err := c.record(tx, &cust, before, delta)
+	a, err := c.record(tx, cust, before, delta)
 	if err != nil {
 		return err
 	}
-	raised := alertsFor(&cust, before)
+	raised := alertsFor(cust, before)
 	if err := alerts.Insert(tx, raised); err != nil {
 		return err
 	}
 	c.alerts = raised
-	c.res = Result{Allocation: a, Customer: &cust}
+	c.res = Result{Allocation: a, Customer: cust}
 	return nil
+}
+
+// lockPartnerOf reads the partner of the customer with the id and locks its
+// row until the end of tx: changes lock in order, partner first, then the
+// customer. A PARTNER key's condition keeps another partner's row unlocked:
+// its customer is simply not found.
+func lockPartnerOf(tx *gorm.DB, p auth.Principal, customerID uint) (*models.Partner, error) {
+	query, args := "SELECT id, credit_line, allocated FROM partners WHERE id = (SELECT partner_id FROM customers WHERE id = ?)", []any{customerID}
+	if p.Role == auth.RolePartner {
+		query, args = query+" AND id = ?", append(args, p.PartnerID)
+	}
+	var partner models.Partner
+	err := tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, query+database.ForUpdate(tx), args...).
+		Scan(&partner.ID, &partner.CreditLine, &partner.Allocated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errs.E(errs.NotFound, "no customer with id %d", customerID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &partner, nil
 }
 
 // record writes the allocation record of a change of delta from before to the
