@@ -38,7 +38,7 @@ type Config struct {
 	// ProfileDir, when set, receives the server's CPU profile of each
 	// workload's first server measurement: profile before optimising.
 	ProfileDir string
-	Out  io.Writer
+	Out        io.Writer
 }
 
 // Result is one measurement.
