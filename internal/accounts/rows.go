@@ -3,10 +3,13 @@ package accounts
 import (
 	"database/sql"
 	"errors"
+	"strings"
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/models"
 )
 
@@ -23,9 +26,14 @@ const customerColumns = "id, partner_id, name, email, remark, billing_permission
 // scanCustomer reads one row of customerColumns.
 func scanCustomer(row interface{ Scan(dest ...any) error }) (*models.Customer, error) {
 	c := new(models.Customer)
-	err := row.Scan(&c.ID, &c.PartnerID, &c.Name, &c.Email, &c.Remark, &c.BillingPermission, &c.NonStopPrivilege,
-		&c.Credit, &c.Used, &c.Available, &c.UsageBasisPoints, &c.Status, &c.CreatedAt, &c.UpdatedAt)
+	err := row.Scan(customerFields(c)...)
 	return c, err
+}
+
+// customerFields are where the columns of customerColumns go.
+func customerFields(c *models.Customer) []any {
+	return []any{&c.ID, &c.PartnerID, &c.Name, &c.Email, &c.Remark, &c.BillingPermission, &c.NonStopPrivilege,
+		&c.Credit, &c.Used, &c.Available, &c.UsageBasisPoints, &c.Status, &c.CreatedAt, &c.UpdatedAt}
 }
 
 // scanCustomers reads every row of customerColumns and closes rows.
@@ -71,3 +79,34 @@ func findCustomer(db *gorm.DB, id uint, forUpdate bool) (*models.Customer, error
 
 // isNotFound tells a missing row from a failure.
 func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }
+
+// LockCustomerAndPartner reads the customer with the id, as p may see it, and
+// its partner's credit line and allocated credit, and locks both rows until
+// the end of tx, in one statement: a change holds its partner's lock for
+// every round trip after this one, and the partner's lock is what its
+// changes queue on. Rows are locked customer first, then partner, the order
+// of every transaction that locks both (usage locks customers, then its
+// inserts check their partners). Another partner's customer is NOT_FOUND,
+// and its rows are left unlocked.
+func LockCustomerAndPartner(tx *gorm.DB, p auth.Principal, customerID uint) (*models.Customer, *models.Partner, error) {
+	query := "SELECT p.credit_line, p.allocated, c." + strings.ReplaceAll(customerColumns, ", ", ", c.") +
+		" FROM customers c JOIN partners p ON p.id = c.partner_id WHERE c.id = ?"
+	args := []any{customerID}
+	if p.Role == auth.RolePartner {
+		query, args = query+" AND c.partner_id = ?", append(args, p.PartnerID)
+	}
+	var (
+		partner models.Partner
+		c       models.Customer
+	)
+	err := tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, query+database.ForUpdate(tx), args...).
+		Scan(append([]any{&partner.CreditLine, &partner.Allocated}, customerFields(&c)...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, errs.E(errs.NotFound, "no customer with id %d", customerID)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	partner.ID = c.PartnerID
+	return &c, &partner, nil
+}

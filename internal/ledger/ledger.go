@@ -11,7 +11,6 @@ package ledger
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"strconv"
@@ -136,7 +135,7 @@ type change struct {
 
 func (c *change) run(tx *gorm.DB) error {
 	c.alerts = nil
-	partner, err := lockPartnerOf(tx, c.p, c.in.CustomerID)
+	cust, partner, err := accounts.LockCustomerAndPartner(tx, c.p, c.in.CustomerID)
 	if err != nil {
 		return err
 	}
@@ -145,10 +144,6 @@ func (c *change) run(tx *gorm.DB) error {
 		if done || err != nil {
 			return err
 		}
-	}
-	cust, err := accounts.FindCustomer(tx, c.p, c.in.CustomerID, true)
-	if err != nil {
-		return err
 	}
 	before := cust.Balance()
 	delta, err := c.delta(before)
@@ -162,8 +157,8 @@ func (c *change) run(tx *gorm.DB) error {
 	cust.UpdatedAt = tx.NowFunc()
 	// Plain statements while the locks are held (the lock hold time bounds
 	// how many changes a partner takes a second).
-	if err := tx.Exec("UPDATE customers SET credit = ?, available = ?, usage_basis_points = ?, status = ?, updated_at = ? WHERE id = ?",
-		cust.Credit, cust.Available, cust.UsageBasisPoints, cust.Status, cust.UpdatedAt, cust.ID).Error; err != nil {
+	if _, err := database.Exec(tx, "UPDATE customers SET credit = ?, available = ?, usage_basis_points = ?, status = ?, updated_at = ? WHERE id = ?",
+		cust.Credit, cust.Available, cust.UsageBasisPoints, cust.Status, cust.UpdatedAt, cust.ID); err != nil {
 		return err
 	}
 	partner.Allocated += delta
@@ -171,8 +166,8 @@ func (c *change) run(tx *gorm.DB) error {
 	if credit.KindOf(delta) == credit.KindWithdraw {
 		withdrawn = 1
 	}
-	if err := tx.Exec("UPDATE partners SET allocated = ?, allocation_records = allocation_records + 1, withdraw_records = withdraw_records + ? WHERE id = ?",
-		partner.Allocated, withdrawn, partner.ID).Error; err != nil {
+	if _, err := database.Exec(tx, "UPDATE partners SET allocated = ?, allocation_records = allocation_records + 1, withdraw_records = withdraw_records + ? WHERE id = ?",
+		partner.Allocated, withdrawn, partner.ID); err != nil {
 		return err
 	}
 	a, err := c.record(tx, cust, before, delta)
@@ -186,27 +181,6 @@ func (c *change) run(tx *gorm.DB) error {
 	c.alerts = raised
 	c.res = Result{Allocation: a, Customer: cust}
 	return nil
-}
-
-// lockPartnerOf reads the partner of the customer with the id and locks its
-// row until the end of tx: changes lock in order, partner first, then the
-// customer. A PARTNER key's condition keeps another partner's row unlocked:
-// its customer is simply not found.
-func lockPartnerOf(tx *gorm.DB, p auth.Principal, customerID uint) (*models.Partner, error) {
-	query, args := "SELECT id, credit_line, allocated FROM partners WHERE id = (SELECT partner_id FROM customers WHERE id = ?)", []any{customerID}
-	if p.Role == auth.RolePartner {
-		query, args = query+" AND id = ?", append(args, p.PartnerID)
-	}
-	var partner models.Partner
-	err := tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, query+database.ForUpdate(tx), args...).
-		Scan(&partner.ID, &partner.CreditLine, &partner.Allocated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errs.E(errs.NotFound, "no customer with id %d", customerID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &partner, nil
 }
 
 // record writes the allocation record of a change of delta from before to the
