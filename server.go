@@ -214,7 +214,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	acc := accounts.New(db)
 	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	alertSvc := alerts.New(db, alerts.Options{}, log)
-	led := ledger.New(db, alertSvc.Committed)
+	led := ledger.New(db, alertSvc)
 	if err := seedDemo(ctx, cfg, acc, ks, led, log, out); err != nil {
 		return err
 	}

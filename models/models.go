@@ -152,6 +152,9 @@ type Alert struct {
 	Credit           money.Amount `gorm:"not null"`
 	Available        money.Amount `gorm:"not null"`
 	CreatedAt        time.Time    `gorm:"precision:6;not null;index"`
+	// RaisedID is the alert's row in the outbox (raised_alerts) before it was
+	// numbered; nil for alerts numbered before the outbox existed.
+	RaisedID *uint
 }
 
 // UsagePercent is the customer's usage right after the change that raised the alert.

@@ -69,77 +69,93 @@ func quiet(t *testing.T, c <-chan *models.Alert, d time.Duration) {
 	}
 }
 
-// Two transactions that raise alerts overlap; the one that started first
-// commits last. With auto-increment ids the later one's id could become visible
-// first and a tail asking for "id > last" would skip the other. Here the second
-// waits for the first's ids to be visible, so listeners get both, in order.
-func TestOverlappingTransactionsAreDeliveredInOrder(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
-		customer(t, db)
-		svc, ctx := start(t, db, alerts.Options{PollInterval: 20 * time.Millisecond})
-		live, err := svc.Subscribe(ctx, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+// commit writes an alert to the outbox in a transaction of its own.
+func commit(t *testing.T, db *gorm.DB, a *models.Alert) {
+	t.Helper()
+	if err := db.Transaction(func(tx *gorm.DB) error { return alerts.Insert(tx, []*models.Alert{a}) }); err != nil {
+		t.Fatal(err)
+	}
+}
 
-		first := db.Begin()
-		a1 := alert(75)
-		if err := alerts.Insert(first, []*models.Alert{a1}); err != nil {
-			t.Fatal(err)
-		}
-		a2 := alert(90)
-		secondDone := make(chan error, 1)
-		go func() {
-			secondDone <- db.Transaction(func(tx *gorm.DB) error { return alerts.Insert(tx, []*models.Alert{a2}) })
-			svc.Wake()
-		}()
-		quiet(t, live, 300*time.Millisecond) // nothing is visible yet
-		select {
-		case err := <-secondDone:
-			t.Fatalf("the second transaction committed before the first: %v", err)
-		default:
-		}
-		if err := first.Commit().Error; err != nil {
-			t.Fatal(err)
-		}
-		svc.Wake()
-		if err := <-secondDone; err != nil {
-			t.Fatal(err)
-		}
-		if got := receive(t, live); got.ID != a1.ID {
-			t.Fatalf("first delivered %d, want %d", got.ID, a1.ID)
-		}
-		if got := receive(t, live); got.ID != a2.ID || a2.ID != a1.ID+1 {
-			t.Fatalf("second delivered %d, want %d = %d+1", got.ID, a2.ID, a1.ID)
-		}
+// raise commits an alert and returns it numbered.
+func raise(t *testing.T, ctx context.Context, db *gorm.DB, svc *alerts.Service, a *models.Alert) *models.Alert {
+	t.Helper()
+	commit(t, db, a)
+	numbered, err := svc.Numbered(ctx, []*models.Alert{a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return numbered[0]
+}
 
-		// A rolled-back transaction pushes nothing and leaves no gap.
-		rolled := db.Begin()
-		if err := alerts.Insert(rolled, []*models.Alert{alert(100)}); err != nil {
-			t.Fatal(err)
-		}
-		rolled.Rollback()
-		a3 := alert(100)
-		if err := db.Transaction(func(tx *gorm.DB) error { return alerts.Insert(tx, []*models.Alert{a3}) }); err != nil {
-			t.Fatal(err)
-		}
-		svc.Wake()
-		if got := receive(t, live); got.ID != a2.ID+1 || got.Threshold != 100 {
-			t.Fatalf("after a rollback delivered %+v, want id %d", got, a2.ID+1)
-		}
+// Two changes that raise alerts overlap; the one that started first commits
+// last. The second does not wait for the first (before the outbox, both took
+// the alert sequence row to commit), and listeners get both, numbered in the
+// order they committed, without gaps, also after a rollback.
+func TestChangesRaisingAlertsDoNotWaitForEachOther(t *testing.T) {
+	db := testenv.MySQL(t) // SQLite has one writer at a time
+	customer(t, db)
+	svc, ctx := start(t, db, alerts.Options{PollInterval: 20 * time.Millisecond})
+	live, err := svc.Subscribe(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 
-		// Resuming after the first replays exactly the rest.
-		resumed, err := svc.Subscribe(ctx, nil, &a1.ID)
-		if err != nil {
-			t.Fatal(err)
+	first := db.Begin()
+	if err := alerts.Insert(first, []*models.Alert{alert(75)}); err != nil {
+		t.Fatal(err)
+	}
+	secondDone := make(chan *models.Alert, 1)
+	go func() {
+		defer close(secondDone)
+		a := alert(90)
+		if err := db.Transaction(func(tx *gorm.DB) error { return alerts.Insert(tx, []*models.Alert{a}) }); err != nil {
+			t.Error(err)
+			return
 		}
-		for _, want := range []uint{a2.ID, a3.ID} {
-			if got := receive(t, resumed); got.ID != want {
-				t.Fatalf("resumed with %d, want %d", got.ID, want)
-			}
+		svc.Raised()
+		secondDone <- a
+	}()
+	select {
+	case <-secondDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second change waited for the first")
+	}
+	second := receive(t, live)
+	if second.Threshold != 90 {
+		t.Fatalf("delivered %+v first, want the committed 90 %% alert", second)
+	}
+	quiet(t, live, 100*time.Millisecond) // the first is not committed yet
+	if err := first.Commit().Error; err != nil {
+		t.Fatal(err)
+	}
+	svc.Raised()
+	if got := receive(t, live); got.Threshold != 75 || got.ID != second.ID+1 {
+		t.Fatalf("then delivered %+v, want the 75 %% alert with id %d", got, second.ID+1)
+	}
+
+	// A rolled-back change pushes nothing and leaves no gap.
+	rolled := db.Begin()
+	if err := alerts.Insert(rolled, []*models.Alert{alert(100)}); err != nil {
+		t.Fatal(err)
+	}
+	rolled.Rollback()
+	third := raise(t, ctx, db, svc, alert(100))
+	if got := receive(t, live); got.ID != second.ID+2 || got.ID != third.ID {
+		t.Fatalf("after a rollback delivered %+v, want id %d", got, second.ID+2)
+	}
+
+	// Resuming after the first delivered replays exactly the rest.
+	resumed, err := svc.Subscribe(ctx, nil, &second.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []uint{second.ID + 1, third.ID} {
+		if got := receive(t, resumed); got.ID != want {
+			t.Fatalf("resumed with %d, want %d", got.ID, want)
 		}
-		quiet(t, resumed, 100*time.Millisecond)
-	})
+	}
+	quiet(t, resumed, 100*time.Millisecond)
 }
 
 // A listener that stops reading is disconnected once it is a buffer behind,
@@ -160,12 +176,8 @@ func TestSlowListenerIsDroppedAndResumes(t *testing.T) {
 	const n = 10
 	var ids []uint
 	for i := range n {
-		a := alert(75 + i)
-		if err := db.Transaction(func(tx *gorm.DB) error { return alerts.Insert(tx, []*models.Alert{a}) }); err != nil {
-			t.Fatal(err)
-		}
+		a := raise(t, ctx, db, svc, alert(75+i))
 		ids = append(ids, a.ID)
-		svc.Wake()
 		if got := receive(t, fast); got.ID != a.ID {
 			t.Fatalf("fast listener got %d, want %d", got.ID, a.ID)
 		}
@@ -195,39 +207,42 @@ func TestSlowListenerIsDroppedAndResumes(t *testing.T) {
 	}
 }
 
-// Alerts this process commits are published from memory when they are the
-// next ids; when another process's alert comes first, the store is read, so
-// listeners still get every alert once, in id order.
-func TestCommittedAlertsKeepIDOrder(t *testing.T) {
+// Alerts this process numbers are published from memory; alerts another
+// process numbered are read from the store, so listeners still get every
+// alert once, in id order, and a change learns its alerts' ids whichever
+// process numbered them.
+func TestAlertsNumberedByAnotherProcess(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
 		customer(t, db)
-		// A poll interval far beyond the test: only Committed makes the tail move.
+		// Poll intervals far beyond the test: only Raised and Numbered make
+		// the tails move.
 		svc, ctx := start(t, db, alerts.Options{PollInterval: time.Hour})
+		other, _ := start(t, db, alerts.Options{PollInterval: time.Hour})
 		live, err := svc.Subscribe(ctx, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		commit := func(a *models.Alert) {
-			if err := db.Transaction(func(tx *gorm.DB) error { return alerts.Insert(tx, []*models.Alert{a}) }); err != nil {
-				t.Fatal(err)
-			}
-		}
-		mine := alert(75)
-		commit(mine)
-		svc.Committed([]*models.Alert{mine})
+		mine := raise(t, ctx, db, svc, alert(75))
 		if got := receive(t, live); got.ID != mine.ID {
 			t.Fatalf("got %d, want %d", got.ID, mine.ID)
 		}
-		theirs, next := alert(90), alert(100)
-		commit(theirs) // another process's: nobody tells this tail
-		commit(next)
-		svc.Committed([]*models.Alert{next})
-		for _, want := range []uint{theirs.ID, next.ID} {
+		theirs := raise(t, ctx, db, other, alert(90)) // nobody tells this tail
+		next := alert(100)
+		commit(t, db, next)
+		other.Raised() // the other process numbers this process's alert
+		numbered, err := svc.Numbered(ctx, []*models.Alert{next})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if numbered[0].ID != theirs.ID+1 || numbered[0].Threshold != 100 {
+			t.Fatalf("numbered %+v, want id %d", numbered[0], theirs.ID+1)
+		}
+		for _, want := range []uint{theirs.ID, numbered[0].ID} {
 			if got := receive(t, live); got.ID != want {
 				t.Fatalf("got %d, want %d", got.ID, want)
 			}
 		}
-		svc.Committed([]*models.Alert{next}) // told twice: published once
+		svc.Raised() // told again: published once
 		quiet(t, live, 100*time.Millisecond)
 	})
 }

@@ -1,52 +1,132 @@
 package alerts
 
 import (
+	"context"
+	"strings"
+
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/models"
 )
 
-// Insert numbers alerts from the alert sequence and writes them in tx, the
-// transaction of the change that raised them.
+// Alerts reach the alerts table in two steps.
 //
-// Call it last in the transaction: the sequence row stays locked until commit,
-// so the next transaction that raises alerts takes its ids only once these are
-// visible. Ids therefore become visible in id order, never out of it as
-// overlapping auto-increment inserts would, and a tail asking for "id > last
-// seen" cannot skip one. The lock is held only from here to commit (two
-// statements and the commit), and only by transactions that raise alerts.
+// A change writes the alerts it raises to the outbox, raised_alerts, in its
+// own transaction: they commit or roll back with it, and the change takes no
+// lock but its own rows. Changes of different partners raising alerts at once
+// do not wait for each other.
+//
+// A pass of the sequencer (Service.sequence, run by every process's tail) then
+// moves committed outbox rows into the alerts table, numbered from the alert
+// sequence, in one short transaction that holds the sequence row to commit.
+// Passes of all processes take turns on that row, so alert ids become visible
+// in id order, without gaps (a pass that rolls back returns its ids), and a
+// tail asking for "id > last" never skips one. A pass moves every committed row
+// at once, so under load one pass numbers the alerts of many changes.
+
+// Insert writes alerts a change raised to the outbox in tx, the change's
+// transaction, and sets each one's RaisedID (the outbox row's id; ids of one
+// statement are consecutive: the stores hand out auto-increment ids to a
+// multi-row insert as one range, given MySQL's auto_increment_increment of 1).
 func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 	if len(alerts) == 0 {
 		return nil
 	}
-	last, err := takeIDs(tx, len(alerts))
+	now := tx.NowFunc()
+	var b strings.Builder
+	b.WriteString("INSERT INTO raised_alerts (partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at) VALUES ")
+	args := make([]any, 0, 8*len(alerts))
+	for i, a := range alerts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		a.CreatedAt = now
+		args = append(args, a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt)
+	}
+	res, err := database.Exec(tx, b.String(), args...)
 	if err != nil {
 		return err
 	}
-	first, now := last-uint(len(alerts))+1, tx.NowFunc()
-	return database.InsertRows(tx, "alerts",
-		[]string{"id", "partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at"},
-		len(alerts), func(i int) []any {
-			a := alerts[i]
-			a.ID, a.CreatedAt = first+uint(i), now
-			return []any{a.ID, a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt}
-		})
+	last, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	first := uint(last)
+	if !database.IsMySQL(tx) {
+		first = uint(last) - uint(len(alerts)) + 1 // SQLite reports the last row's id
+	}
+	for i, a := range alerts {
+		id := first + uint(i)
+		a.RaisedID = &id
+	}
+	return nil
 }
 
-// takeIDs advances the sequence by n, locking its row until commit, and
-// returns the last id taken, in one round trip: MySQL hands the new value back
-// through LAST_INSERT_ID(expr), SQLite through RETURNING.
-func takeIDs(tx *gorm.DB, n int) (uint, error) {
-	if !database.IsMySQL(tx) {
+// passSize is the most outbox rows one pass moves.
+const passSize = 1000
+
+// sequence moves committed outbox rows, oldest first, into the alerts table
+// and returns the alerts it numbered, in id order.
+func sequence(ctx context.Context, db *gorm.DB) ([]*models.Alert, error) {
+	var moved []*models.Alert
+	err := database.Transact(ctx, db, func(tx *gorm.DB) error {
+		moved = nil
+		// The sequence row first: passes take turns. Then a plain read, which
+		// skips rows of changes still in flight (a locking read would wait
+		// for them).
+		conn, ctx := tx.Statement.ConnPool, tx.Statement.Context
 		var last uint
-		err := tx.Raw("UPDATE alert_sequences SET last_id = last_id + ? WHERE id = 1 RETURNING last_id", n).Row().Scan(&last)
-		return last, err
+		if err := conn.QueryRowContext(ctx, "SELECT last_id FROM alert_sequences WHERE id = 1"+database.ForUpdate(tx)).Scan(&last); err != nil {
+			return err
+		}
+		rows, err := conn.QueryContext(ctx, "SELECT id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at FROM raised_alerts ORDER BY id LIMIT ?", passSize)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a := &models.Alert{RaisedID: new(uint)}
+			if err := rows.Scan(a.RaisedID, &a.PartnerID, &a.CustomerID, &a.Threshold, &a.UsageBasisPoints, &a.Used, &a.Credit, &a.Available, &a.CreatedAt); err != nil {
+				return err
+			}
+			a.ID = last + uint(len(moved)) + 1
+			moved = append(moved, a)
+		}
+		if err := rows.Err(); err != nil || len(moved) == 0 {
+			return err
+		}
+		rows.Close()
+		if err := database.InsertRows(tx, "alerts",
+			[]string{"id", "raised_id", "partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at"},
+			len(moved), func(i int) []any {
+				a := moved[i]
+				return []any{a.ID, *a.RaisedID, a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt}
+			}); err != nil {
+			return err
+		}
+		in, args := database.In(raisedIDs(moved))
+		if _, err := database.Exec(tx, "DELETE FROM raised_alerts WHERE id IN "+in, args...); err != nil {
+			return err
+		}
+		_, err = database.Exec(tx, "UPDATE alert_sequences SET last_id = ? WHERE id = 1", moved[len(moved)-1].ID)
+		return err
+	})
+	return moved, err
+}
+
+func raisedIDs(alerts []*models.Alert) []uint {
+	ids := make([]uint, len(alerts))
+	for i, a := range alerts {
+		ids[i] = *a.RaisedID
 	}
-	res, err := database.Exec(tx, "UPDATE alert_sequences SET last_id = LAST_INSERT_ID(last_id + ?) WHERE id = 1", n)
-	if err != nil {
-		return 0, err
-	}
-	last, err := res.LastInsertId()
-	return uint(last), err
+	return ids
+}
+
+// pending tells whether the outbox holds rows to move.
+func pending(ctx context.Context, db *gorm.DB) (bool, error) {
+	var n int
+	err := db.WithContext(ctx).Raw("SELECT COUNT(*) FROM (SELECT id FROM raised_alerts LIMIT 1) t").Scan(&n).Error
+	return n > 0, err
 }

@@ -231,5 +231,19 @@ func (m *mariadb) stop() {
 
 // freeze stops the server process without closing its connections, as a hung
 // or partitioned database looks to its clients; thaw resumes it.
-func (m *mariadb) freeze() { m.cmd.Process.Signal(syscall.SIGSTOP) }
+// freeze stops the database and returns once it is stopped: a signal is
+// delivered asynchronously, and a query could otherwise still be answered.
+func (m *mariadb) freeze() {
+	m.cmd.Process.Signal(syscall.SIGSTOP)
+	stat := fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid)
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		// The state follows the command name in parentheses: "pid (comm) T …".
+		if b, err := os.ReadFile(stat); err == nil {
+			if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+				return
+			}
+		}
+	}
+}
+
 func (m *mariadb) thaw()   { m.cmd.Process.Signal(syscall.SIGCONT) }

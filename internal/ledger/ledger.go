@@ -30,18 +30,24 @@ import (
 
 // Ledger applies credit changes and usage.
 type Ledger struct {
-	db *gorm.DB
-	// alertsRaised is given the alerts of a transaction once it commits.
-	alertsRaised func([]*models.Alert)
+	db     *gorm.DB
+	outbox Outbox
 }
 
-// New returns a Ledger on db. alertsRaised, when not nil, is called after every
-// commit that raised alerts, so that they are pushed to listeners at once.
-func New(db *gorm.DB, alertsRaised func([]*models.Alert)) *Ledger {
-	if alertsRaised == nil {
-		alertsRaised = func([]*models.Alert) {}
-	}
-	return &Ledger{db: db, alertsRaised: alertsRaised}
+// Outbox is told about the alerts a change wrote to the outbox once it
+// commits (alerts.Service).
+type Outbox interface {
+	// Raised says that a change committed alerts, so that they are
+	// numbered and pushed to listeners at once.
+	Raised()
+	// Numbered waits until the alerts are numbered and returns them with
+	// their ids.
+	Numbered(ctx context.Context, raised []*models.Alert) ([]*models.Alert, error)
+}
+
+// New returns a Ledger on db that tells outbox of the alerts changes raise.
+func New(db *gorm.DB, outbox Outbox) *Ledger {
+	return &Ledger{db: db, outbox: outbox}
 }
 
 // Change is a request to change a customer's credit.
@@ -115,7 +121,7 @@ func (l *Ledger) apply(ctx context.Context, op string, in Change, delta func(cre
 		return nil, err
 	}
 	if len(tx.alerts) > 0 {
-		l.alertsRaised(tx.alerts)
+		l.outbox.Raised()
 	}
 	return &tx.res, nil
 }

@@ -64,7 +64,12 @@ func (l *Ledger) RecordUsage(ctx context.Context, events []UsageEvent) (*UsageRe
 		return nil, err
 	}
 	if len(batch.res.Alerts) > 0 {
-		l.alertsRaised(batch.res.Alerts)
+		// The payload lists the alerts with their ids, which they get once
+		// numbered, a moment after the commit.
+		if batch.res.Alerts, err = l.outbox.Numbered(ctx, batch.res.Alerts); err != nil {
+			return nil, errs.E(errs.ServiceUnavailable,
+				"the usage was recorded and its alerts will reach listeners, but their ids could not be read back: send the batch again to see it counted as duplicates")
+		}
 	}
 	return &batch.res, nil
 }

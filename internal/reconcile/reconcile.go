@@ -10,8 +10,8 @@
 // allocated, which stays within the credit line, and its record counters match
 // its records. Alerts: replaying each
 // customer's records in the order they were written gives exactly the
-// alerts stored (threshold, used and credit of each), and alert ids run from 1
-// to the sequence's last id without a gap.
+// alerts stored, numbered or still in the outbox (threshold, used and credit
+// of each), and alert ids run from 1 to the sequence's last id without a gap.
 package reconcile
 
 import (
@@ -223,8 +223,11 @@ func (r *Report) checkHistory(db *gorm.DB) error {
 		return err
 	}
 	defer usage.close()
-	alertRows, err := newGroups(db.Model(&models.Alert{}).
-		Select("customer_id, id, created_at, threshold, used, credit").Order("customer_id, id"))
+	// Alerts still in the outbox count (numbered or not, each is read once:
+	// one statement sees the store at one instant, and numbering moves rows
+	// in one transaction).
+	alertRows, err := newGroups(db.Raw("SELECT customer_id, id, created_at, threshold, used, credit FROM alerts" +
+		" UNION ALL SELECT customer_id, 0, created_at, threshold, used, credit FROM raised_alerts ORDER BY customer_id, id"))
 	if err != nil {
 		return err
 	}

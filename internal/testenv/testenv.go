@@ -128,7 +128,7 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, keyOpts
 	ko.AdminToken = AdminToken
 	s.Keys = keys.New(db, ko)
 	s.Alerts = alerts.New(db, alerts.Options{}, nil)
-	s.Ledger = ledger.New(db, s.Alerts.Committed)
+	s.Ledger = ledger.New(db, s.Alerts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done, err := s.Alerts.Start(ctx)
 	if err != nil {
