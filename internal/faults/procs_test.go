@@ -246,4 +246,4 @@ func (m *mariadb) freeze() {
 	}
 }
 
-func (m *mariadb) thaw()   { m.cmd.Process.Signal(syscall.SIGCONT) }
+func (m *mariadb) thaw() { m.cmd.Process.Signal(syscall.SIGCONT) }
