@@ -3,7 +3,6 @@ package accounts
 import (
 	"database/sql"
 	"errors"
-	"strings"
 
 	"gorm.io/gorm"
 
@@ -80,33 +79,20 @@ func findCustomer(db *gorm.DB, id uint, forUpdate bool) (*models.Customer, error
 // isNotFound tells a missing row from a failure.
 func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }
 
-// LockCustomerAndPartner reads the customer with the id, as p may see it, and
-// its partner's credit line and allocated credit, and locks both rows until
-// the end of tx, in one statement: a change holds its partner's lock for
-// every round trip after this one, and the partner's lock is what its
-// changes queue on. Rows are locked customer first, then partner, the order
-// of every transaction that locks both (usage locks customers, then its
-// inserts check their partners). Another partner's customer is NOT_FOUND,
-// and its rows are left unlocked.
-func LockCustomerAndPartner(tx *gorm.DB, p auth.Principal, customerID uint) (*models.Customer, *models.Partner, error) {
-	query := "SELECT p.credit_line, p.allocated, c." + strings.ReplaceAll(customerColumns, ", ", ", c.") +
-		" FROM customers c JOIN partners p ON p.id = c.partner_id WHERE c.id = ?"
-	args := []any{customerID}
+// LockCustomer reads the customer with the id, as p may see it, and locks
+// its row until the end of tx. Another partner's customer is NOT_FOUND, and
+// its row is left unlocked (the condition is part of the statement).
+func LockCustomer(tx *gorm.DB, p auth.Principal, id uint) (*models.Customer, error) {
+	query, args := "SELECT "+customerColumns+" FROM customers WHERE id = ?", []any{id}
 	if p.Role == auth.RolePartner {
-		query, args = query+" AND c.partner_id = ?", append(args, p.PartnerID)
+		query, args = query+" AND partner_id = ?", append(args, p.PartnerID)
 	}
-	var (
-		partner models.Partner
-		c       models.Customer
-	)
-	err := tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, query+database.ForUpdate(tx), args...).
-		Scan(append([]any{&partner.CreditLine, &partner.Allocated}, customerFields(&c)...)...)
+	c, err := scanCustomer(tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, query+database.ForUpdate(tx), args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, errs.E(errs.NotFound, "no customer with id %d", customerID)
+		return nil, errs.E(errs.NotFound, "no customer with id %d", id)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	partner.ID = c.PartnerID
-	return &c, &partner, nil
+	return c, nil
 }

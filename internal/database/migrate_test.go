@@ -113,8 +113,8 @@ func checkAdopted(t *testing.T, db *gorm.DB) {
 		"UPDATE partners SET allocated = credit_line + 1 WHERE id = 1",
 		"INSERT INTO usage_events (event_id, partner_id, customer_id, amount, occurred_at, created_at) VALUES ('e-9', 1, 999, 1, '2026-01-03 00:00:00', '2026-01-03 00:00:00')",
 		"INSERT INTO usage_events (event_id, partner_id, customer_id, amount, occurred_at, created_at) VALUES ('e-10', 1, 1, 0, '2026-01-03 00:00:00', '2026-01-03 00:00:00')",
-		// Alerts enter through the outbox, which checks their partner.
-		"INSERT INTO raised_alerts (partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at) VALUES (7, 1, 75, 1, 1, 1, 1, '2026-01-03 00:00:00')",
+		// Alerts enter through the outbox, which checks their customer.
+		"INSERT INTO raised_alerts (partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at) VALUES (1, 9, 75, 1, 1, 1, 1, '2026-01-03 00:00:00')",
 		"INSERT INTO credit_allocations (partner_id, customer_id, kind, amount, credit_before, credit_after, available_after, operator, created_at) VALUES (1, 1, 'ALLOCATE', 5, 0, 6, 6, 'x', '2026-01-03 00:00:00')",
 	} {
 		if err := db.Exec(bad).Error; err == nil {

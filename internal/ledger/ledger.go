@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"math"
 	"strconv"
 
 	"gorm.io/gorm"
@@ -139,14 +140,21 @@ type change struct {
 	alerts []*models.Alert
 }
 
+// run makes the change in tx. The partner's row, which every change of the
+// partner's customers updates, is locked last and held for two statements
+// and the commit: that hold bounds how many changes a partner takes a
+// second. Before it, only the customer's row is locked, and the customer's
+// alerts go to the outbox (which checks the customer, not the partner: a
+// check of the partner's row would take a shared lock that the partner
+// update of another change would then wait on, and each for the other).
 func (c *change) run(tx *gorm.DB) error {
 	c.alerts = nil
-	cust, partner, err := accounts.LockCustomerAndPartner(tx, c.p, c.in.CustomerID)
+	cust, err := accounts.LockCustomer(tx, c.p, c.in.CustomerID)
 	if err != nil {
 		return err
 	}
 	if c.in.IdempotencyKey != nil {
-		done, err := c.replay(tx, partner.ID)
+		done, err := c.replay(tx, cust.PartnerID)
 		if done || err != nil {
 			return err
 		}
@@ -156,37 +164,57 @@ func (c *change) run(tx *gorm.DB) error {
 	if err != nil {
 		return err
 	}
-	if err := credit.CheckChange(delta, before, partner.RemainingCredit()); err != nil {
+	// The partner's line is checked by the partner update below.
+	if err := credit.CheckChange(delta, before, money.Amount(math.MaxInt64)); err != nil {
 		return err
 	}
 	cust.SetBalance(credit.Balance{Credit: before.Credit + delta, Used: before.Used})
 	cust.UpdatedAt = tx.NowFunc()
-	// Plain statements while the locks are held (the lock hold time bounds
-	// how many changes a partner takes a second).
 	if _, err := database.Exec(tx, "UPDATE customers SET credit = ?, available = ?, usage_basis_points = ?, status = ?, updated_at = ? WHERE id = ?",
 		cust.Credit, cust.Available, cust.UsageBasisPoints, cust.Status, cust.UpdatedAt, cust.ID); err != nil {
-		return err
-	}
-	partner.Allocated += delta
-	withdrawn := 0
-	if credit.KindOf(delta) == credit.KindWithdraw {
-		withdrawn = 1
-	}
-	if _, err := database.Exec(tx, "UPDATE partners SET allocated = ?, allocation_records = allocation_records + 1, withdraw_records = withdraw_records + ? WHERE id = ?",
-		partner.Allocated, withdrawn, partner.ID); err != nil {
-		return err
-	}
-	a, err := c.record(tx, cust, before, delta)
-	if err != nil {
 		return err
 	}
 	raised := alertsFor(cust, before)
 	if err := alerts.Insert(tx, raised); err != nil {
 		return err
 	}
+	if err := allocate(tx, cust.PartnerID, delta, before); err != nil {
+		return err
+	}
+	a, err := c.record(tx, cust, before, delta)
+	if err != nil {
+		return err
+	}
 	c.alerts = raised
 	c.res = Result{Allocation: a, Customer: cust}
 	return nil
+}
+
+// allocate adds delta to what the partner has allocated, and counts the
+// record, provided the partner's credit line allows it, and locks the
+// partner's row until the end of tx.
+func allocate(tx *gorm.DB, partnerID uint, delta money.Amount, before credit.Balance) error {
+	withdrawn := 0
+	if credit.KindOf(delta) == credit.KindWithdraw {
+		withdrawn = 1
+	}
+	res, err := database.Exec(tx, "UPDATE partners SET allocated = allocated + ?, allocation_records = allocation_records + 1, withdraw_records = withdraw_records + ?"+
+		" WHERE id = ? AND (? <= 0 OR allocated + ? <= credit_line)", delta, withdrawn, partnerID, delta, delta)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var p models.Partner
+	if err := tx.Select("credit_line", "allocated").Take(&p, partnerID).Error; err != nil {
+		return err
+	}
+	if err := credit.CheckChange(delta, before, p.RemainingCredit()); err != nil {
+		return err
+	}
+	// Another change took credit back since the update: still refused.
+	return errs.E(errs.PartnerCreditExceeded, "allocating %s would exceed the partner's credit line", delta)
 }
 
 // record writes the allocation record of a change of delta from before to the

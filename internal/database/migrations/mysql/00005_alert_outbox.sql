@@ -4,10 +4,13 @@
 -- the alert sequence row until its commit, and such changes of all partners
 -- queued on it.
 --
--- The outbox checks its rows' partner and customer (the change's transaction
--- holds their locks already). The alerts table no longer does: its rows are
--- copies of outbox rows, and checking again would make the numbering wait for
--- whichever change holds the customer's row at that moment.
+-- The outbox checks its rows' customer (the change's transaction holds its
+-- lock already), not the partner (the partner_id is the customer's, copied):
+-- a check takes a shared lock on the partner's row, which a change takes
+-- exclusively right after writing its alerts (see ledger.change.run), and two
+-- changes would each wait for the other. The alerts table no longer checks
+-- either: its rows are copies of outbox rows, and checking again would make
+-- the numbering wait for whichever change holds the customer's row then.
 
 -- +goose Up
 CREATE TABLE `raised_alerts` (
@@ -21,7 +24,6 @@ CREATE TABLE `raised_alerts` (
   `available` bigint(20) NOT NULL,
   `created_at` datetime(6) NOT NULL,
   PRIMARY KEY (`id`),
-  CONSTRAINT `fk_raised_alerts_partner` FOREIGN KEY (`partner_id`) REFERENCES `partners` (`id`),
   CONSTRAINT `fk_raised_alerts_customer` FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 ALTER TABLE `alerts`

@@ -7,7 +7,7 @@
 -- +goose Up
 CREATE TABLE `raised_alerts` (
   `id` integer PRIMARY KEY AUTOINCREMENT,
-  `partner_id` integer NOT NULL CONSTRAINT `fk_raised_alerts_partner` REFERENCES `partners` (`id`),
+  `partner_id` integer NOT NULL,
   `customer_id` integer NOT NULL CONSTRAINT `fk_raised_alerts_customer` REFERENCES `customers` (`id`),
   `threshold` integer NOT NULL,
   `usage_basis_points` integer NOT NULL,
