@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/reconcile"
 	"github.com/cloudreseller/credit/internal/testenv"
 )
 
@@ -310,3 +312,100 @@ func TestAllocationListing(t *testing.T) {
 		s.Fails(t, "BAD_USER_INPUT", key, `{ creditAllocations(filter: {from: "yesterday"}) { totalCount } }`, nil)
 	})
 }
+
+// A partner's records over a time range are counted by whole past days,
+// each counted once and kept, plus the rows at the range's ends: the
+// totalCount is exact for any range and kind, also once the days are kept,
+// and a day that is not over (or over for less than a day) is always counted
+// by its rows.
+func TestRecordsOverTimeRangesAreCountedExactly(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServer(t, db)
+		_, partner := s.CreatePartner(t, "Reseller", "100000")
+		cust := s.CreateCustomer(t, partner, "C", false)
+		for i := range 40 {
+			amount := "10"
+			if i%3 == 2 {
+				amount = "-5"
+			}
+			s.SetCredit(t, partner, cust, amount)
+		}
+		// Spread the records over the last 10 days, a few hours apart, as if
+		// made then (the partner too, so that an open range starts before).
+		now := time.Now().UTC()
+		if err := db.Exec("UPDATE partners SET created_at = ?", now.Add(-30*24*time.Hour)).Error; err != nil {
+			t.Fatal(err)
+		}
+		var ids []uint
+		if err := db.Table("credit_allocations").Order("id").Pluck("id", &ids).Error; err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids {
+			at := now.Add(-10*24*time.Hour + time.Duration(i)*6*time.Hour + 7*time.Minute)
+			if err := db.Exec("UPDATE credit_allocations SET created_at = ? WHERE id = ?", at, id).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := func(kind string, from, to *time.Time) int64 {
+			q := db.Table("credit_allocations")
+			if kind != "" {
+				q = q.Where("kind = ?", kind)
+			}
+			if from != nil {
+				q = q.Where("created_at >= ?", *from)
+			}
+			if to != nil {
+				q = q.Where("created_at < ?", *to)
+			}
+			var n int64
+			if err := q.Count(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
+		ranges := []struct{ from, to *time.Time }{
+			{at(-9*24*time.Hour - 5*time.Hour), at(-2 * time.Hour)},
+			{at(-8 * 24 * time.Hour), nil},
+			{nil, at(-3*24*time.Hour + 90*time.Minute)},
+			{at(-6 * 24 * time.Hour), at(-5*24*time.Hour + time.Hour)},
+			{at(-time.Hour), nil},
+		}
+		for round := range 2 { // counting the days, then from the kept counts
+			for _, r := range ranges {
+				for _, kind := range []string{"", "WITHDRAW", "ALLOCATE"} {
+					filter := map[string]any{}
+					if kind != "" {
+						filter["kind"] = kind
+					}
+					if r.from != nil {
+						filter["from"] = r.from.Format(time.RFC3339Nano)
+					}
+					if r.to != nil {
+						filter["to"] = r.to.Format(time.RFC3339Nano)
+					}
+					var out struct{ CreditAllocations struct{ TotalCount int64 } }
+					s.Must(t, partner, `query($f: AllocationFilter) { creditAllocations(filter: $f, first: 1) { totalCount } }`, map[string]any{"f": filter}, &out)
+					if w := want(kind, r.from, r.to); out.CreditAllocations.TotalCount != w {
+						t.Fatalf("round %d, %v to %v, kind %q: totalCount %d, want %d", round, r.from, r.to, kind, out.CreditAllocations.TotalCount, w)
+					}
+				}
+			}
+		}
+		var kept int64
+		if err := db.Table("allocation_day_counts").Where("day >= ?", now.Add(-closedDay)).Count(&kept).Error; err != nil || kept != 0 {
+			t.Fatalf("%d days kept that ended less than a day ago (%v)", kept, err)
+		}
+		if err := db.Table("allocation_day_counts").Count(&kept).Error; err != nil || kept == 0 {
+			t.Fatalf("no day counts kept (%v)", err)
+		}
+		// What is kept is what a recount finds.
+		report, err := reconcile.Run(context.Background(), db)
+		if err != nil || !report.Clean() {
+			t.Fatalf("reconcile: %+v (%v)", report, err)
+		}
+	})
+}
+
+// closedDay: a day's count is kept once the day ended more than a day ago.
+const closedDay = 48 * time.Hour

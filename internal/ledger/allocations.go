@@ -87,14 +87,19 @@ func allocationCursor(a *models.CreditAllocation) page.Cursor {
 
 // count is a listing's totalCount, when asked for. A listing of every record
 // the caller sees, or of one kind, is counted by the partners' counters (one
-// row, or one sum for ADMIN); any other filter counts its rows (by the
-// optimizer's own choice of index).
+// row, or one sum for ADMIN); a PARTNER key's time range by day counts
+// (countBetween); any other filter counts its rows (by the optimizer's own
+// choice of index).
 func (l *Ledger) count(ctx context.Context, asked bool, q *gorm.DB, f AllocationFilter) (int64, error) {
+	p, _ := auth.FromContext(ctx)
+	if asked && f.CustomerID == nil && (f.From != nil || f.To != nil) && p.Role == auth.RolePartner {
+		return l.countBetween(ctx, q, p.PartnerID, f.Kind, f.From, f.To)
+	}
 	if !asked || f.CustomerID != nil || f.From != nil || f.To != nil {
 		return database.CountIf(asked, q)
 	}
 	counters := l.db.WithContext(ctx).Model(&models.Partner{})
-	if p, _ := auth.FromContext(ctx); p.Role == auth.RolePartner {
+	if p.Role == auth.RolePartner {
 		counters = counters.Where("id = ?", p.PartnerID)
 	}
 	var c struct{ All, Withdrawn int64 }

@@ -12,6 +12,7 @@
 // customer's records in the order they were written gives exactly the
 // alerts stored, numbered or still in the outbox (threshold, used and credit
 // of each), and alert ids run from 1 to the sequence's last id without a gap.
+// Day counts kept for time-range totals match the records of their day.
 package reconcile
 
 import (
@@ -83,7 +84,36 @@ func Run(ctx context.Context, db *gorm.DB) (*Report, error) {
 	if err := r.checkAlertIDs(db); err != nil {
 		return nil, err
 	}
+	if err := r.checkDayCounts(db); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// checkDayCounts recounts every day count kept for time-range totals.
+func (r *Report) checkDayCounts(db *gorm.DB) error {
+	var days []struct {
+		PartnerID            uint
+		Day                  time.Time
+		Records, Withdrawals int64
+	}
+	if err := db.Table("allocation_day_counts").Find(&days).Error; err != nil {
+		return err
+	}
+	for _, d := range days {
+		var got struct{ Records, Withdrawals int64 }
+		err := db.Model(&models.CreditAllocation{}).
+			Select("COUNT(*) AS records, COALESCE(SUM(CASE WHEN kind = 'WITHDRAW' THEN 1 ELSE 0 END), 0) AS withdrawals").
+			Where("partner_id = ? AND created_at >= ? AND created_at < ?", d.PartnerID, d.Day, d.Day.Add(24*time.Hour)).Scan(&got).Error
+		if err != nil {
+			return err
+		}
+		if got.Records != d.Records || got.Withdrawals != d.Withdrawals {
+			r.drift("partner %d: day %s is kept as %d records (%d withdrawals), but has %d (%d)",
+				d.PartnerID, d.Day.UTC().Format("2006-01-02"), d.Records, d.Withdrawals, got.Records, got.Withdrawals)
+		}
+	}
+	return nil
 }
 
 // sums returns SUM(amount) per customer of a table.

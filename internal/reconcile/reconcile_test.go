@@ -70,6 +70,8 @@ func TestReconcile(t *testing.T) {
 				"UPDATE alerts SET customer_id = 1 WHERE id = 1", "without an alert"},
 			{"doubled alert", "INSERT INTO alerts (id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at) SELECT 13, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at FROM alerts WHERE id = 1",
 				"DELETE FROM alerts WHERE id = 13", "raised twice"},
+			{"wrong day count", "INSERT INTO allocation_day_counts (partner_id, day, records, withdrawals) VALUES (1, '2020-01-01 00:00:00', 3, 0)",
+				"DELETE FROM allocation_day_counts", "is kept as 3 records"},
 			{"record counter", "UPDATE partners SET withdraw_records = withdraw_records + 1",
 				"UPDATE partners SET withdraw_records = withdraw_records - 1", "allocation records"},
 			{"gap in alert ids", "UPDATE alert_sequences SET last_id = last_id + 1",
