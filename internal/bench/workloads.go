@@ -58,6 +58,12 @@ func (e *env) throughput(ctx context.Context, cfg Config) ([]row, error) {
 	}
 	var rows []row
 	for i, w := range work {
+		if e.sqlite {
+			// The targets compare with MySQL over the network; raw SQLite
+			// is a call into the same process (a customer by id in 0.03 ms),
+			// so its ratio is the cost of HTTP and GraphQL alone.
+			w.target = 0
+		}
 		rows = append(rows, row{name: w.name, unit: w.unit, target: w.target,
 			server: median(results[i][0]), raw: median(results[i][1])})
 	}
