@@ -399,6 +399,9 @@ func (s *Service) List(ctx context.Context, f Filter, args page.Args) (page.Resu
 		q = q.Where("threshold = ?", *f.Threshold)
 	}
 	q = database.CreatedBetween(q, f.From, f.To)
+	if f.CustomerID != nil {
+		q = database.SQLiteIndex(q, "alerts", "idx_alerts_customer")
+	}
 	total, err := database.CountIf(req.Count, q) // counting, the optimizer's own choice is best
 	if err != nil {
 		return none, err

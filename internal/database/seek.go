@@ -74,6 +74,18 @@ func ForceIndex(q *gorm.DB, table, index string) *gorm.DB {
 	return q.Table(table + " FORCE INDEX (" + index + ")")
 }
 
+// SQLiteIndex makes SQLite read table by the index (INDEXED BY). Its planner
+// weighs indexes by the statistics a connection loaded when it opened: a
+// connection opened when the table was small kept walking a partner's
+// million records in time order to find one customer's ten (600 ms), where
+// the customer's index finds them at once. MySQL chooses well by itself.
+func SQLiteIndex(q *gorm.DB, table, index string) *gorm.DB {
+	if IsMySQL(q) {
+		return q
+	}
+	return q.Table(table + " INDEXED BY " + index)
+}
+
 // ForUpdate is what ends a locking read on the store of db: " FOR UPDATE" on
 // MySQL, nothing on SQLite (whose transactions here hold the write lock from
 // their start).

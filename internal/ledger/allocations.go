@@ -32,6 +32,9 @@ func (l *Ledger) Allocations(ctx context.Context, f AllocationFilter, args page.
 		return none, err
 	}
 	q = applyFilter(q, f)
+	if f.CustomerID != nil {
+		q = database.SQLiteIndex(q, "credit_allocations", "idx_allocations_customer_created")
+	}
 	total, err := l.count(ctx, req.Count, q, f)
 	if err != nil {
 		return none, err

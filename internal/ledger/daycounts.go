@@ -75,10 +75,22 @@ func (l *Ledger) countBetween(ctx context.Context, q *gorm.DB, partnerID uint, k
 			n += d.Records - d.Withdrawals
 		}
 	}
-	// The rest: from lo to the first whole day, and from the last to hi.
-	edges := q.Session(&gorm.Session{}).Where("created_at < ? OR created_at >= ?", first, end)
-	rest, err := database.CountIf(true, edges)
-	return n + rest, err
+	// The rest: from lo to the first whole day, and from the last to hi,
+	// each a range of the index (SQLite would scan the whole range for
+	// the two joined by OR).
+	index := "idx_allocations_partner_created"
+	if kind != nil {
+		index = "idx_allocations_partner_kind_created"
+	}
+	edge := func(cond string, at time.Time) (int64, error) {
+		return database.CountIf(true, database.SQLiteIndex(q.Session(&gorm.Session{}), "credit_allocations", index).Where(cond, at))
+	}
+	before, err := edge("created_at < ?", first)
+	if err != nil {
+		return 0, err
+	}
+	after, err := edge("created_at >= ?", end)
+	return n + before + after, err
 }
 
 // dayCounts returns the partner's counts of the days in [first, end), counting
