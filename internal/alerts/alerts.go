@@ -114,7 +114,7 @@ func (s *Service) Listeners() int { return s.broker.Len() }
 // Raised tells the tail that a change just committed alerts to the outbox:
 // it numbers and delivers them within Options.Gather instead of at its next
 // poll.
-func (s *Service) Raised() { s.Wake() }
+func (s *Service) Raised() { signal(s.wake) }
 
 // Numbered waits until the tail has numbered alerts this process committed
 // to the outbox (Insert set their RaisedID) and returns them, in the same
@@ -212,9 +212,6 @@ func (s *Service) takePass() *pass {
 	s.next = nil
 	return p
 }
-
-// Wake tells the tail that alerts were just committed.
-func (s *Service) Wake() { signal(s.wake) }
 
 // signal wakes whoever reads c, once however often it is called meanwhile.
 func signal(c chan struct{}) {
