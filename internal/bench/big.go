@@ -179,12 +179,7 @@ func (e *env) seedBig(ctx context.Context) (key string, partnerID int64, err err
 	if err := db.QueryRowContext(ctx, "SELECT MIN(id) FROM customers WHERE partner_id = ?", partnerID).Scan(&e.bigFirstID); err != nil {
 		return "", 0, err
 	}
-	if e.sqlite {
-		_, err = db.ExecContext(ctx, "ANALYZE")
-	} else {
-		_, err = db.ExecContext(ctx, "ANALYZE TABLE customers")
-	}
-	return key, partnerID, err
+	return key, partnerID, e.analyze(ctx, db, "customers")
 }
 
 func printLatencies(w io.Writer, title string, rows []latencyRow) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/page"
 )
 
@@ -161,12 +162,28 @@ func (e *env) seedRecords(ctx context.Context, db *sql.DB, partnerID int64) (tim
 	if _, err := db.ExecContext(ctx, "UPDATE alert_sequences SET last_id = ? WHERE id = 1", lastID+bigAlerts); err != nil {
 		return start, start, err
 	}
-	analyze := "ANALYZE TABLE credit_allocations, alerts"
-	if e.sqlite {
-		analyze = "ANALYZE"
-	}
-	_, err = db.ExecContext(ctx, analyze)
+	err = e.analyze(ctx, db, "credit_allocations, alerts")
 	return start, start.Add(30 * 24 * time.Hour), err
+}
+
+// analyze gathers the statistics of tables just filled behind the server's
+// back, as an operator would after an import. The server's SQLite
+// connections read statistics when they open, and are replaced every
+// database.SQLiteConnLifetime: wait for that.
+func (e *env) analyze(ctx context.Context, db *sql.DB, tables string) error {
+	if !e.sqlite {
+		_, err := db.ExecContext(ctx, "ANALYZE TABLE "+tables)
+		return err
+	}
+	if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
+		return err
+	}
+	select {
+	case <-time.After(database.SQLiteConnLifetime + time.Second):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // insertRows inserts n rows into table (with its column list) 1,000 at a time.

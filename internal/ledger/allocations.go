@@ -31,13 +31,25 @@ func (l *Ledger) Allocations(ctx context.Context, f AllocationFilter, args page.
 	if err != nil {
 		return none, err
 	}
-	q = applyFilter(q, f)
+	base := q.Session(&gorm.Session{})
+	q = applyFilter(base, f)
 	if f.CustomerID != nil {
 		q = database.SQLiteIndex(q, "credit_allocations", "idx_allocations_customer_created")
 	}
 	total, err := l.count(ctx, req.Count, q, f)
 	if err != nil {
 		return none, err
+	}
+	if req.After != nil && f.To != nil && after.Before(*f.To) {
+		// Past the cursor, `to` bounds nothing; SQLite reads an index range
+		// by one upper bound and took `to`'s, walking down from it to the
+		// cursor (page 1,000 of a range: 16 ms instead of 1).
+		pageFilter := f
+		pageFilter.To = nil
+		q = applyFilter(base, pageFilter)
+		if f.CustomerID != nil {
+			q = database.SQLiteIndex(q, "credit_allocations", "idx_allocations_customer_created")
+		}
 	}
 	q = database.ForceIndex(q, "credit_allocations", allocationIndex(ctx, f))
 	var rows []*models.CreditAllocation
