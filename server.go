@@ -41,6 +41,9 @@ type config struct {
 	AdminToken string
 	// Demo is nil when DEMO is unset: seed only a new, empty embedded store.
 	Demo *bool
+	// Migrations: MIGRATE=auto applies pending migrations at start,
+	// MIGRATE=manual refuses to start until `credit migrate` has.
+	Migrations database.MigrationMode
 }
 
 func main() {
@@ -49,6 +52,14 @@ func main() {
 	args, command := os.Args[1:], "serve"
 	if len(args) > 0 && args[0] == "bench" {
 		os.Exit(benchmark(args[1:]))
+	}
+	var sub []string
+	if len(args) > 0 && args[0] == "migrate" {
+		// credit migrate [status] [flags]
+		args, command = args[1:], "migrate"
+		if len(args) > 0 && args[0] == "status" {
+			args, sub = args[1:], []string{"status"}
+		}
 	}
 	if len(args) > 0 && args[0] == "reconcile" {
 		args, command = args[1:], args[0]
@@ -62,6 +73,9 @@ func main() {
 	defer stop()
 	if command == "reconcile" {
 		os.Exit(reconcileStore(ctx, cfg, os.Stdout))
+	}
+	if command == "migrate" {
+		os.Exit(migrateStore(ctx, cfg, len(sub) > 0, os.Stdout))
 	}
 	tuneGC(os.Getenv)
 	if err := run(ctx, cfg, log, os.Stderr); err != nil {
@@ -136,7 +150,7 @@ func benchmark(args []string) int {
 // reconcileStore verifies the whole store and prints what it checked and every
 // drift. It returns the exit code: 0 clean, 1 drift, 2 the check could not run.
 func reconcileStore(ctx context.Context, cfg config, out io.Writer) int {
-	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath})
+	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath, Migrations: cfg.Migrations})
 	if err != nil {
 		fmt.Fprintln(out, "reconcile: open the store:", err)
 		return 2
@@ -154,6 +168,40 @@ func reconcileStore(ctx context.Context, cfg config, out io.Writer) int {
 	return 0
 }
 
+// migrateStore applies pending migrations (`credit migrate`), or with status
+// lists every migration as applied or pending (`credit migrate status`).
+func migrateStore(ctx context.Context, cfg config, status bool, out io.Writer) int {
+	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath, Migrations: database.LeaveSchema})
+	if err != nil {
+		fmt.Fprintln(out, "migrate: open the store:", err)
+		return 2
+	}
+	defer database.Close(db)
+	if !status {
+		if err := database.Migrate(ctx, db); err != nil {
+			fmt.Fprintln(out, "migrate:", err)
+			return 1
+		}
+	}
+	migrations, err := database.Status(ctx, db)
+	if err != nil {
+		fmt.Fprintln(out, "migrate status:", err)
+		return 2
+	}
+	pending := 0
+	for _, m := range migrations {
+		state := "pending"
+		if m.Applied {
+			state = "applied " + m.AppliedAt.UTC().Format(time.RFC3339)
+		} else {
+			pending++
+		}
+		fmt.Fprintf(out, "%05d  %-45s  %s\n", m.Version, m.File, state)
+	}
+	fmt.Fprintf(out, "%d migrations, %d pending; this build needs version %d\n", len(migrations), pending, database.SchemaVersion())
+	return 0
+}
+
 func loadConfig(args []string) (config, error) {
 	cfg := config{
 		Port:       envOr("PORT", "8080"),
@@ -162,13 +210,23 @@ func loadConfig(args []string) (config, error) {
 		AdminToken: os.Getenv("ADMIN_TOKEN"),
 	}
 	demoFlag := os.Getenv("DEMO")
+	migrateFlag := envOr("MIGRATE", "auto")
 	fs := flag.NewFlagSet("credit", flag.ContinueOnError)
 	fs.StringVar(&cfg.Port, "port", cfg.Port, "HTTP port (PORT)")
 	fs.StringVar(&cfg.MySQLDSN, "mysql-dsn", cfg.MySQLDSN, "MySQL DSN; when set, MySQL is used (MYSQL_DSN)")
 	fs.StringVar(&cfg.SQLitePath, "sqlite-path", cfg.SQLitePath, "embedded database file without MySQL (SQLITE_PATH)")
 	fs.StringVar(&demoFlag, "demo", demoFlag, "seed demo data: true or false (DEMO; default: only a new embedded database)")
+	fs.StringVar(&migrateFlag, "migrate", migrateFlag, "auto: apply pending schema migrations at start; manual: refuse to start until `credit migrate` has (MIGRATE)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	switch migrateFlag {
+	case "auto":
+		cfg.Migrations = database.MigrateAtOpen
+	case "manual":
+		cfg.Migrations = database.RequireMigrated
+	default:
+		return cfg, fmt.Errorf("MIGRATE must be auto or manual, not %q", migrateFlag)
 	}
 	if demoFlag != "" {
 		v, err := strconv.ParseBool(demoFlag)
@@ -192,7 +250,7 @@ func envOr(name, fallback string) string {
 
 // run serves until ctx ends. Demo keys, when made, are printed to out.
 func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error {
-	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath})
+	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath, Migrations: cfg.Migrations})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -210,5 +211,44 @@ func TestReconcileCommand(t *testing.T) {
 	out.Reset()
 	if code := reconcileStore(context.Background(), cfg, &out); code != 1 || !strings.Contains(out.String(), "DRIFT: customer 2: used") {
 		t.Fatalf("reconcile after tampering: exit %d\n%s", code, out.String())
+	}
+}
+
+// With MIGRATE=manual the server refuses a database that is behind and says
+// what to run; `credit migrate status` lists applied and pending migrations;
+// `credit migrate` applies them, and the server then starts.
+func TestManualMigrations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "credit.db")
+	cfg := config{SQLitePath: path, Port: "0", Migrations: database.RequireMigrated}
+	var out bytes.Buffer
+	if code := migrateStore(context.Background(), cfg, true, &out); code != 0 {
+		t.Fatalf("migrate status: exit %d\n%s", code, out.String())
+	}
+	want := fmt.Sprintf("%d migrations, %d pending", database.SchemaVersion(), database.SchemaVersion())
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "00001_baseline.sql") {
+		t.Fatalf("migrate status on a new database:\n%s\nwant %q", out.String(), want)
+	}
+	err := run(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "credit migrate") {
+		t.Fatalf("MIGRATE=manual on a database behind: %v", err)
+	}
+	out.Reset()
+	if code := migrateStore(context.Background(), cfg, false, &out); code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", code, out.String())
+	}
+	if !strings.Contains(out.String(), ", 0 pending") || !strings.Contains(out.String(), "applied 20") {
+		t.Fatalf("after migrate:\n%s", out.String())
+	}
+	db, err := database.Open(context.Background(), database.Config{SQLitePath: path, Migrations: database.RequireMigrated})
+	if err != nil {
+		t.Fatalf("MIGRATE=manual on a migrated database: %v", err)
+	}
+	database.Close(db)
+}
+
+func TestMigrateSettingIsChecked(t *testing.T) {
+	t.Setenv("MIGRATE", "sometimes")
+	if _, err := loadConfig(nil); err == nil || !strings.Contains(err.Error(), "MIGRATE must be auto or manual") {
+		t.Fatalf("MIGRATE=sometimes: %v", err)
 	}
 }

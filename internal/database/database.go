@@ -31,7 +31,23 @@ type Config struct {
 	// frozen or unreachable server fails a request quickly instead of hanging
 	// it (DefaultStatementTimeout when zero).
 	StatementTimeout time.Duration
+	// Migrations says what Open does with the schema.
+	Migrations MigrationMode
 }
+
+// MigrationMode is what Open does with the schema.
+type MigrationMode int
+
+// The modes: MIGRATE=auto (the default), MIGRATE=manual, and opening to
+// migrate or inspect (`credit migrate`).
+const (
+	// MigrateAtOpen applies pending migrations.
+	MigrateAtOpen MigrationMode = iota
+	// RequireMigrated refuses a database not at SchemaVersion.
+	RequireMigrated
+	// LeaveSchema opens the database as it is.
+	LeaveSchema
+)
 
 // DefaultStatementTimeout is the server's bound on one MySQL round trip: the
 // service's statements take milliseconds.
@@ -54,7 +70,12 @@ func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Migrate(ctx, db); err != nil {
+	migrate := map[MigrationMode]func(context.Context, *gorm.DB) error{
+		MigrateAtOpen:   Migrate,
+		RequireMigrated: RequireCurrent,
+		LeaveSchema:     func(context.Context, *gorm.DB) error { return nil },
+	}[cfg.Migrations]
+	if err := migrate(ctx, db); err != nil {
 		Close(db)
 		return nil, fmt.Errorf("migrate schema: %w", err)
 	}

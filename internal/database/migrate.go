@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"gorm.io/gorm"
@@ -58,6 +59,61 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 		slog.Info("schema migrated", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
 	}
 	return err
+}
+
+// RequireCurrent refuses a database whose schema is not at SchemaVersion,
+// saying what to do (MIGRATE=manual: migrations are applied by `credit
+// migrate` only).
+func RequireCurrent(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	p, err := newMigrator(sqlDB, db.Dialector.Name())
+	if err != nil {
+		return err
+	}
+	current, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("read the schema version: %w", err)
+	}
+	switch known := SchemaVersion(); {
+	case current > known:
+		return fmt.Errorf("the database schema is at version %d, newer than this build knows (%d): run a newer build", current, known)
+	case current < known:
+		return fmt.Errorf("the database schema is at version %d and this build needs %d: run `credit migrate` (MIGRATE=manual)", current, known)
+	}
+	return nil
+}
+
+// Migration is one migration and whether the database has it.
+type Migration struct {
+	Version   int64
+	File      string
+	Applied   bool
+	AppliedAt time.Time
+}
+
+// Status lists every migration this build knows, oldest first, applied or
+// pending in the database.
+func Status(ctx context.Context, db *gorm.DB) ([]Migration, error) {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	p, err := newMigrator(sqlDB, db.Dialector.Name())
+	if err != nil {
+		return nil, err
+	}
+	status, err := p.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Migration, len(status))
+	for i, m := range status {
+		out[i] = Migration{Version: m.Source.Version, File: m.Source.Path, Applied: m.State == goose.StateApplied, AppliedAt: m.AppliedAt}
+	}
+	return out, nil
 }
 
 func newMigrator(sqlDB *sql.DB, dialect string) (*goose.Provider, error) {
