@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
+
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/bench"
@@ -168,6 +170,19 @@ func reconcileStore(ctx context.Context, cfg config, out io.Writer) int {
 	return 0
 }
 
+// describeStore names the store for the logs: the SQLite file, or MySQL's
+// address and database, never its user or password.
+func describeStore(cfg config) string {
+	if cfg.MySQLDSN == "" {
+		return "SQLite " + cfg.SQLitePath
+	}
+	c, err := mysqldriver.ParseDSN(cfg.MySQLDSN)
+	if err != nil {
+		return "MySQL"
+	}
+	return "MySQL " + c.Addr + "/" + c.DBName
+}
+
 // migrateStore applies pending migrations (`credit migrate`), or with status
 // lists every migration as applied or pending (`credit migrate status`).
 func migrateStore(ctx context.Context, cfg config, status bool, out io.Writer) int {
@@ -255,11 +270,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 		return err
 	}
 	defer database.Close(db)
-	store := "SQLite " + cfg.SQLitePath
-	if cfg.MySQLDSN != "" {
-		store = "MySQL"
+	version, err := database.CurrentVersion(ctx, db)
+	if err != nil {
+		return err
 	}
-	log.Info("store ready", "store", store)
+	log.Info("store ready", "store", describeStore(cfg), "schema_version", version)
 
 	// Take the port before seeding: demo keys are shown once, and a server that
 	// then fails to listen would have shown them for nothing.

@@ -143,6 +143,10 @@ func TestMySQLIsNotSeededByDefault(t *testing.T) {
 	if partnerKey.MatchString(out.String()) {
 		t.Fatal("MySQL was seeded without DEMO=true")
 	}
+	// Start-up names the store and its schema version.
+	if want := fmt.Sprintf("schema_version=%d", database.SchemaVersion()); !strings.Contains(out.String(), `store="MySQL `) || !strings.Contains(out.String(), want) {
+		t.Fatalf("start-up does not name the store and %s:\n%s", want, out)
+	}
 	yes := true
 	_, out = start(t, config{MySQLDSN: dsn, Demo: &yes})
 	if !partnerKey.MatchString(out.String()) {
@@ -250,5 +254,12 @@ func TestMigrateSettingIsChecked(t *testing.T) {
 	t.Setenv("MIGRATE", "sometimes")
 	if _, err := loadConfig(nil); err == nil || !strings.Contains(err.Error(), "MIGRATE must be auto or manual") {
 		t.Fatalf("MIGRATE=sometimes: %v", err)
+	}
+}
+
+func TestStoreIsDescribedWithoutCredentials(t *testing.T) {
+	got := describeStore(config{MySQLDSN: "app:s3cret@tcp(db.internal:3306)/credit?parseTime=true"})
+	if got != "MySQL db.internal:3306/credit" {
+		t.Fatalf("described as %q", got)
 	}
 }
