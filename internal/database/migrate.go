@@ -39,20 +39,12 @@ var SchemaVersion = sync.OnceValue(func() int64 {
 // baseline migration creates nothing that exists, and the later ones convert
 // it. A database migrated past what this build knows is refused.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	sqlDB, err := db.DB()
+	p, current, err := migratorAt(ctx, db)
 	if err != nil {
 		return err
 	}
-	p, err := newMigrator(sqlDB, db.Dialector.Name())
-	if err != nil {
+	if err := refuseNewer(current); err != nil {
 		return err
-	}
-	current, err := p.GetDBVersion(ctx)
-	if err != nil {
-		return fmt.Errorf("read the schema version: %w", err)
-	}
-	if known := SchemaVersion(); current > known {
-		return fmt.Errorf("the database schema is at version %d, newer than this build knows (%d): run a newer build", current, known)
 	}
 	results, err := p.Up(ctx)
 	for _, r := range results {
@@ -65,23 +57,40 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 // saying what to do (MIGRATE=manual: migrations are applied by `credit
 // migrate` only).
 func RequireCurrent(ctx context.Context, db *gorm.DB) error {
-	sqlDB, err := db.DB()
+	_, current, err := migratorAt(ctx, db)
 	if err != nil {
 		return err
+	}
+	if err := refuseNewer(current); err != nil {
+		return err
+	}
+	if known := SchemaVersion(); current < known {
+		return fmt.Errorf("the database schema is at version %d and this build needs %d: run `credit migrate` (MIGRATE=manual)", current, known)
+	}
+	return nil
+}
+
+// migratorAt returns the migrations of db's dialect and the version db is at.
+func migratorAt(ctx context.Context, db *gorm.DB) (*goose.Provider, int64, error) {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, 0, err
 	}
 	p, err := newMigrator(sqlDB, db.Dialector.Name())
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	current, err := p.GetDBVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("read the schema version: %w", err)
+		return nil, 0, fmt.Errorf("read the schema version: %w", err)
 	}
-	switch known := SchemaVersion(); {
-	case current > known:
+	return p, current, nil
+}
+
+// refuseNewer refuses a schema migrated past what this build knows.
+func refuseNewer(current int64) error {
+	if known := SchemaVersion(); current > known {
 		return fmt.Errorf("the database schema is at version %d, newer than this build knows (%d): run a newer build", current, known)
-	case current < known:
-		return fmt.Errorf("the database schema is at version %d and this build needs %d: run `credit migrate` (MIGRATE=manual)", current, known)
 	}
 	return nil
 }
@@ -97,11 +106,7 @@ type Migration struct {
 // Status lists every migration this build knows, oldest first, applied or
 // pending in the database.
 func Status(ctx context.Context, db *gorm.DB) ([]Migration, error) {
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, err
-	}
-	p, err := newMigrator(sqlDB, db.Dialector.Name())
+	p, _, err := migratorAt(ctx, db)
 	if err != nil {
 		return nil, err
 	}
