@@ -248,7 +248,10 @@ func customerViewer(ctx context.Context) (auth.Principal, error) {
 // transaction when forUpdate is true). A customer of another partner than a PARTNER
 // key's is NOT_FOUND, exactly like a missing one.
 func FindCustomer(db *gorm.DB, p auth.Principal, id uint, forUpdate bool) (*models.Customer, error) {
-	c, err := findCustomer(db, id, forUpdate)
+	if forUpdate {
+		return LockCustomer(db, p, id)
+	}
+	c, err := findCustomer(db, id)
 	if isNotFound(err) || (err == nil && !p.Sees(c.PartnerID)) {
 		return nil, errs.E(errs.NotFound, "no customer with id %d", id)
 	}

@@ -59,14 +59,9 @@ func queryCustomers(db *gorm.DB, size int, query string, args ...any) ([]*models
 	return scanCustomers(rows, size)
 }
 
-// findCustomer reads the customer with the id (locked until the end of db's
-// transaction when forUpdate is set), or gorm.ErrRecordNotFound.
-func findCustomer(db *gorm.DB, id uint, forUpdate bool) (*models.Customer, error) {
-	query := "SELECT " + customerColumns + " FROM customers WHERE id = ?"
-	if forUpdate {
-		query += database.ForUpdate(db)
-	}
-	cs, err := queryCustomers(db, 1, query, id)
+// findCustomer reads the customer with the id, or gorm.ErrRecordNotFound.
+func findCustomer(db *gorm.DB, id uint) (*models.Customer, error) {
+	cs, err := queryCustomers(db, 1, "SELECT "+customerColumns+" FROM customers WHERE id = ?", id)
 	if err == nil && len(cs) == 0 {
 		err = gorm.ErrRecordNotFound
 	}

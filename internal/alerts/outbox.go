@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"context"
-	"strings"
 
 	"gorm.io/gorm"
 
@@ -34,18 +33,13 @@ func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 		return nil
 	}
 	now := tx.NowFunc()
-	var b strings.Builder
-	b.WriteString("INSERT INTO raised_alerts (partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at) VALUES ")
-	args := make([]any, 0, 8*len(alerts))
-	for i, a := range alerts {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-		a.CreatedAt = now
-		args = append(args, a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt)
-	}
-	res, err := database.Exec(tx, b.String(), args...)
+	res, err := database.InsertRows(tx, "raised_alerts",
+		[]string{"partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at"},
+		len(alerts), func(i int) []any {
+			a := alerts[i]
+			a.CreatedAt = now
+			return []any{a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt}
+		})
 	if err != nil {
 		return err
 	}
@@ -98,7 +92,7 @@ func sequence(ctx context.Context, db *gorm.DB) ([]*models.Alert, error) {
 			return err
 		}
 		rows.Close()
-		if err := database.InsertRows(tx, "alerts",
+		if _, err := database.InsertRows(tx, "alerts",
 			[]string{"id", "raised_id", "partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at"},
 			len(moved), func(i int) []any {
 				a := moved[i]

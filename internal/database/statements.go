@@ -22,9 +22,10 @@ func Exec(tx *gorm.DB, query string, args ...any) (sql.Result, error) {
 }
 
 // InsertRows inserts n rows into table in one statement; row(i) gives the
-// values of row i in the order of columns. Mind the stores' limits on
-// parameters (MySQL 65,535, SQLite 32,766).
-func InsertRows(tx *gorm.DB, table string, columns []string, n int, row func(i int) []any) error {
+// values of row i in the order of columns. The result's LastInsertId is the
+// first row's auto-increment id on MySQL, the last row's on SQLite. Mind the
+// stores' limits on parameters (MySQL 65,535, SQLite 32,766).
+func InsertRows(tx *gorm.DB, table string, columns []string, n int, row func(i int) []any) (sql.Result, error) {
 	placeholders := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
 	var b strings.Builder
 	args := make([]any, 0, n*len(columns))
@@ -35,7 +36,7 @@ func InsertRows(tx *gorm.DB, table string, columns []string, n int, row func(i i
 		b.WriteString(placeholders)
 		args = append(args, row(i)...)
 	}
-	return tx.Exec("INSERT INTO "+table+" ("+strings.Join(columns, ", ")+") VALUES "+b.String(), args...).Error
+	return Exec(tx, "INSERT INTO "+table+" ("+strings.Join(columns, ", ")+") VALUES "+b.String(), args...)
 }
 
 // In returns the list "(?, ?, …)" for an IN condition on values, and values

@@ -33,9 +33,6 @@ func (l *Ledger) Allocations(ctx context.Context, f AllocationFilter, args page.
 	}
 	base := q.Session(&gorm.Session{})
 	q = applyFilter(base, f)
-	if f.CustomerID != nil {
-		q = database.SQLiteIndex(q, "credit_allocations", "idx_allocations_customer_created")
-	}
 	total, err := l.count(ctx, req.Count, q, f)
 	if err != nil {
 		return none, err
@@ -47,9 +44,6 @@ func (l *Ledger) Allocations(ctx context.Context, f AllocationFilter, args page.
 		pageFilter := f
 		pageFilter.To = nil
 		q = applyFilter(base, pageFilter)
-		if f.CustomerID != nil {
-			q = database.SQLiteIndex(q, "credit_allocations", "idx_allocations_customer_created")
-		}
 	}
 	q = database.ForceIndex(q, "credit_allocations", allocationIndex(ctx, f))
 	var rows []*models.CreditAllocation
@@ -143,7 +137,7 @@ func allocationIndex(ctx context.Context, f AllocationFilter) string {
 
 func applyFilter(q *gorm.DB, f AllocationFilter) *gorm.DB {
 	if f.CustomerID != nil {
-		q = q.Where("customer_id = ?", *f.CustomerID)
+		q = database.SQLiteIndex(q, "credit_allocations", "idx_allocations_customer_created").Where("customer_id = ?", *f.CustomerID)
 	}
 	if f.Kind != nil {
 		q = q.Where("kind = ?", *f.Kind)

@@ -130,12 +130,13 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 // columns stays under both stores' limit on parameters).
 func insertEvents(tx *gorm.DB, events []*models.UsageEvent) error {
 	now := tx.NowFunc()
-	return database.InsertRows(tx, "usage_events",
+	_, err := database.InsertRows(tx, "usage_events",
 		[]string{"event_id", "partner_id", "customer_id", "amount", "description", "occurred_at", "created_at"},
 		len(events), func(i int) []any {
 			e := events[i]
 			return []any{e.EventID, e.PartnerID, e.CustomerID, e.Amount, e.Description, e.OccurredAt, now}
 		})
+	return err
 }
 
 // updateUsage writes the (locked) customers' new usage and what follows from
