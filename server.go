@@ -16,8 +16,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -26,31 +26,32 @@ import (
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/bench"
+	"github.com/cloudreseller/credit/internal/config"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/demo"
 	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/httpapi"
 	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
+	"github.com/cloudreseller/credit/internal/metrics"
 	"github.com/cloudreseller/credit/internal/reconcile"
 )
 
-// config is the server's configuration.
-type config struct {
-	Port       string
-	MySQLDSN   string
-	SQLitePath string
-	AdminToken string
-	// Demo is nil when DEMO is unset: seed only a new, empty embedded store.
-	Demo *bool
-	// Migrations: MIGRATE=auto applies pending migrations at start,
-	// MIGRATE=manual refuses to start until `credit migrate` has.
-	Migrations database.MigrationMode
+// version is the build's version: set with -ldflags "-X main.version=v1.2.3",
+// or else read from the module's build information.
+var version string
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return "devel"
 }
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	slog.SetDefault(log)
 	args, command := os.Args[1:], "serve"
 	if len(args) > 0 && args[0] == "bench" {
 		os.Exit(benchmark(args[1:]))
@@ -66,11 +67,22 @@ func main() {
 	if len(args) > 0 && args[0] == "reconcile" {
 		args, command = args[1:], args[0]
 	}
-	cfg, err := loadConfig(args)
+	for _, a := range args {
+		if a == "--version" || a == "-version" {
+			fmt.Printf("credit %s (schema version %d, %s)\n", buildVersion(), database.SchemaVersion(), runtime.Version())
+			os.Exit(0)
+		}
+	}
+	cfg, err := config.Load("credit", args, os.Getenv, os.Stderr)
+	if errors.Is(err, config.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
-		log.Error("configuration", "err", err)
+		fmt.Fprintln(os.Stderr, "credit: configuration:", err)
 		os.Exit(2)
 	}
+	log := newLogger(cfg, os.Stderr)
+	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if command == "reconcile" {
@@ -84,6 +96,24 @@ func main() {
 		log.Error("server stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// newLogger returns the logger LOG_FORMAT and LOG_LEVEL ask for.
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// storeConfig is the store's part of the configuration.
+func storeConfig(cfg config.Config) database.Config {
+	mode := database.MigrateAtOpen
+	if cfg.MigrateManually {
+		mode = database.RequireMigrated
+	}
+	return database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath, Migrations: mode}
 }
 
 // Garbage collector defaults of the server, unless GOGC or GOMEMLIMIT say
@@ -151,8 +181,8 @@ func benchmark(args []string) int {
 
 // reconcileStore verifies the whole store and prints what it checked and every
 // drift. It returns the exit code: 0 clean, 1 drift, 2 the check could not run.
-func reconcileStore(ctx context.Context, cfg config, out io.Writer) int {
-	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath, Migrations: cfg.Migrations})
+func reconcileStore(ctx context.Context, cfg config.Config, out io.Writer) int {
+	db, err := database.Open(ctx, storeConfig(cfg))
 	if err != nil {
 		fmt.Fprintln(out, "reconcile: open the store:", err)
 		return 2
@@ -172,7 +202,7 @@ func reconcileStore(ctx context.Context, cfg config, out io.Writer) int {
 
 // describeStore names the store for the logs: the SQLite file, or MySQL's
 // address and database, never its user or password.
-func describeStore(cfg config) string {
+func describeStore(cfg config.Config) string {
 	if cfg.MySQLDSN == "" {
 		return "SQLite " + cfg.SQLitePath
 	}
@@ -185,8 +215,10 @@ func describeStore(cfg config) string {
 
 // migrateStore applies pending migrations (`credit migrate`), or with status
 // lists every migration as applied or pending (`credit migrate status`).
-func migrateStore(ctx context.Context, cfg config, status bool, out io.Writer) int {
-	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath, Migrations: database.LeaveSchema})
+func migrateStore(ctx context.Context, cfg config.Config, status bool, out io.Writer) int {
+	store := storeConfig(cfg)
+	store.Migrations = database.LeaveSchema
+	db, err := database.Open(ctx, store)
 	if err != nil {
 		fmt.Fprintln(out, "migrate: open the store:", err)
 		return 2
@@ -217,45 +249,6 @@ func migrateStore(ctx context.Context, cfg config, status bool, out io.Writer) i
 	return 0
 }
 
-func loadConfig(args []string) (config, error) {
-	cfg := config{
-		Port:       envOr("PORT", "8080"),
-		MySQLDSN:   os.Getenv("MYSQL_DSN"),
-		SQLitePath: envOr("SQLITE_PATH", "credit.db"),
-		AdminToken: os.Getenv("ADMIN_TOKEN"),
-	}
-	demoFlag := os.Getenv("DEMO")
-	migrateFlag := envOr("MIGRATE", "auto")
-	fs := flag.NewFlagSet("credit", flag.ContinueOnError)
-	fs.StringVar(&cfg.Port, "port", cfg.Port, "HTTP port (PORT)")
-	fs.StringVar(&cfg.MySQLDSN, "mysql-dsn", cfg.MySQLDSN, "MySQL DSN; when set, MySQL is used (MYSQL_DSN)")
-	fs.StringVar(&cfg.SQLitePath, "sqlite-path", cfg.SQLitePath, "embedded database file without MySQL (SQLITE_PATH)")
-	fs.StringVar(&demoFlag, "demo", demoFlag, "seed demo data: true or false (DEMO; default: only a new embedded database)")
-	fs.StringVar(&migrateFlag, "migrate", migrateFlag, "auto: apply pending schema migrations at start; manual: refuse to start until `credit migrate` has (MIGRATE)")
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	switch migrateFlag {
-	case "auto":
-		cfg.Migrations = database.MigrateAtOpen
-	case "manual":
-		cfg.Migrations = database.RequireMigrated
-	default:
-		return cfg, fmt.Errorf("MIGRATE must be auto or manual, not %q", migrateFlag)
-	}
-	if demoFlag != "" {
-		v, err := strconv.ParseBool(demoFlag)
-		if err != nil {
-			return cfg, fmt.Errorf("DEMO must be true or false, not %q", demoFlag)
-		}
-		cfg.Demo = &v
-	}
-	if cfg.AdminToken != "" && len(cfg.AdminToken) < 32 {
-		return cfg, errors.New("ADMIN_TOKEN must be at least 32 characters (try: openssl rand -hex 32)")
-	}
-	return cfg, nil
-}
-
 func envOr(name, fallback string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -264,21 +257,21 @@ func envOr(name, fallback string) string {
 }
 
 // run serves until ctx ends. Demo keys, when made, are printed to out.
-func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error {
-	db, err := database.Open(ctx, database.Config{MySQLDSN: cfg.MySQLDSN, SQLitePath: cfg.SQLitePath, Migrations: cfg.Migrations})
+func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) error {
+	db, err := database.Open(ctx, storeConfig(cfg))
 	if err != nil {
 		return err
 	}
 	defer database.Close(db)
-	version, err := database.CurrentVersion(ctx, db)
+	schema, err := database.CurrentVersion(ctx, db)
 	if err != nil {
 		return err
 	}
-	log.Info("store ready", "store", describeStore(cfg), "schema_version", version)
+	log.Info("store ready", "store", describeStore(cfg), "schema_version", schema, "version", buildVersion())
 
 	// Take the port before seeding: demo keys are shown once, and a server that
 	// then fails to listen would have shown them for nothing.
-	ln, err := net.Listen("tcp", ":"+cfg.Port)
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Port))
 	if err != nil {
 		return err
 	}
@@ -303,11 +296,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	go func() { defer close(watchDone); ks.Watch(background) }()
 	defer func() { stopBackground(); <-tailDone; <-watchDone }()
 
-	if addr := os.Getenv("PPROF_ADDR"); addr != "" {
-		go servePprof(addr, log)
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log)
 	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	m := metrics.New(metrics.Sources{DB: sqlDB, Alerts: alertSvc, Ledger: led, Version: buildVersion(), SchemaVersion: schema, Logger: log})
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Services{DB: db, Accounts: acc, Keys: ks, Ledger: led, Alerts: alertSvc, Logger: log}),
+		Handler: httpapi.New(httpapi.Services{DB: db, Accounts: acc, Keys: ks, Ledger: led, Alerts: alertSvc, Logger: log,
+			Metrics: m, MetricsToken: cfg.MetricsToken, PlaygroundCDN: cfg.PlaygroundCDN}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
@@ -318,7 +317,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, out io.Writer) error
 	srv.RegisterOnShutdown(func() {
 		ks.Sessions.EndAll(errs.E(errs.ShuttingDown, "the server is shutting down: reconnect"))
 	})
-	return serve(ctx, srv, ln, log)
+	return serve(ctx, srv, ln, log, cfg.ShutdownTimeout)
 }
 
 // servePprof serves Go's profiles on addr (PPROF_ADDR, for example
@@ -336,15 +335,18 @@ func servePprof(addr string, log *slog.Logger) {
 
 // serve runs srv on ln until ctx ends, then shuts it down gracefully: requests
 // in flight finish (a mutation running at SIGTERM commits and answers); what
-// is still open after ShutdownTimeout is cut.
-func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger) error {
+// is still open after the timeout is cut.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	srv.BaseContext = func(net.Listener) context.Context { return base }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	port := ln.Addr().(*net.TCPAddr).Port
-	log.Info("listening", "playground", fmt.Sprintf("http://localhost:%d/", port), "graphql", fmt.Sprintf("http://localhost:%d/graphql", port))
+	log.Info("listening", "port", port, "playground", fmt.Sprintf("http://localhost:%d/", port), "graphql", fmt.Sprintf("http://localhost:%d/graphql", port))
 
 	select {
 	case err := <-errc:
@@ -352,23 +354,24 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Log
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: draining requests in flight")
-	shutdown, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	shutdown, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := srv.Shutdown(shutdown)
 	cancelBase() // whatever is left (sockets that never signed in)
 	if errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("shutdown: requests still running were cut", "after", ShutdownTimeout)
+		log.Warn("shutdown: requests still running were cut", "after", timeout)
 		return nil
 	}
 	return err
 }
 
-// ShutdownTimeout bounds how long a shutdown waits for requests in flight.
-const ShutdownTimeout = 8 * time.Second
+// DefaultShutdownTimeout bounds how long a shutdown waits for requests in
+// flight, unless SHUTDOWN_TIMEOUT says otherwise.
+const DefaultShutdownTimeout = 8 * time.Second
 
 // seedDemo seeds demo data when DEMO says so, or by default on a new, empty
 // embedded store, and prints the demo keys.
-func seedDemo(ctx context.Context, cfg config, acc *accounts.Service, ks *keys.Service, led *ledger.Ledger, log *slog.Logger, out io.Writer) error {
+func seedDemo(ctx context.Context, cfg config.Config, acc *accounts.Service, ks *keys.Service, led *ledger.Ledger, log *slog.Logger, out io.Writer) error {
 	want := cfg.Demo != nil && *cfg.Demo
 	if cfg.Demo == nil && cfg.MySQLDSN == "" {
 		empty, err := acc.IsEmpty(ctx)

@@ -65,6 +65,11 @@ type Service struct {
 	log    *slog.Logger
 	// lastPoll is the UnixNano time of the tail's last successful poll.
 	lastPoll atomic.Int64
+	// published is the id of the newest alert the tail has published.
+	published atomic.Uint64
+	// delivered and dropped count alerts sent to listeners and listeners
+	// disconnected for falling behind.
+	delivered, dropped atomic.Uint64
 
 	mu sync.Mutex
 	// next is the sequencer pass that callers of Numbered wait for: the
@@ -245,6 +250,7 @@ func (s *Service) Start(ctx context.Context) (done <-chan struct{}, err error) {
 // logged when it starts failing, every minute while it fails, and when it
 // answers again; the tail resumes from the last alert it published.
 func (s *Service) tail(ctx context.Context, last uint) {
+	s.published.Store(uint64(last))
 	tick := time.NewTicker(s.opts.PollInterval)
 	defer tick.Stop()
 	var failingSince, lastLog time.Time
@@ -279,6 +285,7 @@ func (s *Service) tail(ctx context.Context, last uint) {
 		if err == nil {
 			s.lastPoll.Store(now.UnixNano())
 		}
+		s.published.Store(uint64(last))
 	}
 }
 
@@ -301,6 +308,41 @@ func (s *Service) LastPoll() time.Time {
 		return time.Unix(0, n)
 	}
 	return time.Time{}
+}
+
+// Stats are the alert tail's figures in this process, for operators.
+type Stats struct {
+	// Published is the id of the newest alert the tail has published.
+	Published uint
+	// LastPoll is when the tail last read the store successfully.
+	LastPoll time.Time
+	// Delivered counts alerts sent to listeners; Dropped counts listeners
+	// disconnected for falling a buffer behind.
+	Delivered, Dropped uint64
+	// Listeners is the number of live subscriptions.
+	Listeners int
+}
+
+// Stats returns the tail's figures.
+func (s *Service) Stats() Stats {
+	return Stats{
+		Published: uint(s.published.Load()),
+		LastPoll:  s.LastPoll(),
+		Delivered: s.delivered.Load(),
+		Dropped:   s.dropped.Load(),
+		Listeners: s.Listeners(),
+	}
+}
+
+// Backlog reads from the store the id of the newest numbered alert and how
+// many committed alerts wait in the outbox to be numbered. With Stats'
+// Published it tells how far this process's listeners lag behind the store.
+func (s *Service) Backlog(ctx context.Context) (newest uint, outbox int64, err error) {
+	if newest, err = s.newestID(ctx); err != nil {
+		return 0, 0, err
+	}
+	err = s.db.WithContext(ctx).Raw("SELECT COUNT(*) FROM raised_alerts").Scan(&outbox).Error
+	return newest, outbox, err
 }
 
 func (s *Service) newestID(ctx context.Context) (uint, error) {
@@ -527,6 +569,7 @@ func (s *Service) deliver(ctx context.Context, live *broker.Subscription[*models
 	send := func(a *models.Alert) bool {
 		select {
 		case out <- a:
+			s.delivered.Add(1)
 			return true
 		case <-ctx.Done():
 			return false
@@ -552,6 +595,7 @@ func (s *Service) deliver(ctx context.Context, live *broker.Subscription[*models
 		case a, ok := <-live.C:
 			if !ok {
 				if live.Dropped() {
+					s.dropped.Add(1)
 					s.log.Info("alerts listener fell behind and was disconnected", "last", last)
 					streams.End(ctx, errs.E(errs.SlowConsumer,
 						"the listener fell more than %d alerts behind and was disconnected: subscribe again with after: %q", s.opts.Buffer, fmt.Sprint(last)))

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	gosqlite "github.com/glebarez/go-sqlite"
@@ -253,6 +254,7 @@ func Transact(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) erro
 		if err == nil || !retryable(err) {
 			return err
 		}
+		retried.Add(1)
 		// A random pause that grows with each loss (up to 100 ms) lets the
 		// contenders go one after the other.
 		pause := time.Duration(1+rand.IntN(min(100, 5<<min(i, 5)))) * time.Millisecond
@@ -264,6 +266,14 @@ func Transact(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) erro
 	}
 	return err
 }
+
+// retried counts transactions run again, process-wide: a figure for
+// operators (RetriedTransactions), like the pool's, of the whole process.
+var retried atomic.Uint64
+
+// RetriedTransactions is how many times Transact has run a transaction again
+// since the process started.
+func RetriedTransactions() uint64 { return retried.Load() }
 
 // retryable tells whether a transaction failed only because of concurrency.
 func retryable(err error) bool {

@@ -145,15 +145,25 @@ func TestHTTPEndpoints(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodOptions, s.URL+"/graphql", nil)
 	req.Header.Set("Origin", "https://app.example")
 	req.Header.Set("Access-Control-Request-Method", "POST")
-	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+	// Apollo Client adds its client name and version, tracing adds traceparent.
+	asked := []string{"authorization", "content-type", "apollographql-client-name", "apollographql-client-version", "traceparent", "x-request-id"}
+	req.Header.Set("Access-Control-Request-Headers", strings.Join(asked, ","))
 	res, err := s.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if res.StatusCode != http.StatusNoContent || res.Header.Get("Access-Control-Allow-Origin") != "*" ||
-		!strings.Contains(res.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+	if res.StatusCode != http.StatusNoContent || res.Header.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("preflight: %d %v", res.StatusCode, res.Header)
+	}
+	allowed := strings.ToLower(res.Header.Get("Access-Control-Allow-Headers"))
+	for _, h := range asked {
+		if !strings.Contains(allowed, h) {
+			t.Fatalf("preflight does not allow %s: %v", h, res.Header)
+		}
+	}
+	if !strings.EqualFold(res.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+		t.Fatalf("the request id is not exposed to browsers: %v", res.Header)
 	}
 
 	if code, body := get("/readyz", nil); code != 200 || body != "ready\n" {

@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"golang.org/x/net/http/httpguts"
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/graph"
@@ -31,6 +33,7 @@ import (
 	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/internal/loaders"
+	"github.com/cloudreseller/credit/internal/metrics"
 	"github.com/cloudreseller/credit/resolvers"
 )
 
@@ -42,6 +45,13 @@ type Services struct {
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
 	Logger   *slog.Logger
+	// Metrics are served on /metrics (made from the services when nil).
+	Metrics *metrics.Metrics
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsToken string
+	// PlaygroundCDN serves the playground page that loads GraphiQL from its
+	// public CDN, even when the build embeds GraphiQL.
+	PlaygroundCDN bool
 	// PingInterval overrides DefaultPingInterval (tests use a short one).
 	PingInterval time.Duration
 	// InitTimeout overrides DefaultInitTimeout.
@@ -70,9 +80,14 @@ func New(s Services) http.Handler {
 	if s.InitTimeout <= 0 {
 		s.InitTimeout = DefaultInitTimeout
 	}
-	api := allowCrossOrigin(limitBody(markTransport(auth.Middleware(s.Keys, streamSessions(s.Keys, newGraphQL(s))))))
+	if s.Metrics == nil {
+		s.Metrics = metrics.New(metrics.Sources{Alerts: s.Alerts, Ledger: s.Ledger, Logger: s.Logger})
+	}
+	obs := observer{log: s.Logger, metrics: s.Metrics}
+	api := obs.requests(allowCrossOrigin(limitBody(markTransport(auth.Middleware(s.Keys, streamSessions(s.Keys, newGraphQL(s, obs)))))))
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api)
+	mux.Handle("GET /metrics", requireToken(s.MetricsToken, s.Metrics.Handler()))
 	// The headers editor starts with the Authorization header to fill in; the
 	// playground sends it with queries and in connection_init of subscriptions.
 	mux.Handle("GET /{$}", playground.HandlerWithHeaders("Credit API", "/graphql", nil,
@@ -113,7 +128,7 @@ func ready(s Services) http.HandlerFunc {
 const ReadyTailLag = 5 * time.Second
 
 // newGraphQL returns the GraphQL server with its transports and extensions.
-func newGraphQL(s Services) *handler.Server {
+func newGraphQL(s Services, obs observer) *handler.Server {
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
 		Resolvers:  &resolvers.Resolver{Accounts: s.Accounts, Keys: s.Keys, Ledger: s.Ledger, Alerts: s.Alerts},
 		Complexity: complexity(),
@@ -122,15 +137,17 @@ func newGraphQL(s Services) *handler.Server {
 	// SSE before POST: both take POST requests, SSE those that accept text/event-stream.
 	gql.AddTransport(transport.SSE{KeepAlivePingInterval: s.PingInterval})
 	gql.AddTransport(transport.Options{})
-	gql.AddTransport(getTransport{})
-	gql.AddTransport(transport.POST{})
+	gql.AddTransport(overHTTP{getTransport{}})
+	gql.AddTransport(overHTTP{transport.POST{}})
 	gql.AddTransport(unsupportedTransport{})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	gql.Use(extension.Introspection{})
 	gql.Use(shapeLimit{})
 	gql.Use(extension.FixedComplexityLimit(ComplexityLimit))
-	present := presentError(s.Logger)
-	gql.AroundOperations(guardOperations(s.Keys, present))
+	present := withRequestID(presentError(s.Logger))
+	gql.AroundOperations(obs.operations)
+	gql.AroundOperations(guardOperations(s.Keys, present, s.Metrics))
+	gql.AroundResponses(obs.responses)
 	loaded := loaders.Services{Accounts: s.Accounts, Ledger: s.Ledger, Alerts: s.Alerts}
 	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		return next(loaders.With(ctx, loaded))
@@ -163,15 +180,34 @@ func allowCrossOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", RequestIDHeader)
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept")
+			h.Set("Access-Control-Allow-Headers", allowedHeaders(r.Header.Get("Access-Control-Request-Headers")))
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// allowedHeaders answers a preflight's Access-Control-Request-Headers: every
+// header the client asks for (Apollo's apollographql-client-name and -version,
+// traceparent, X-Request-Id, whatever a frontend adds), since no header
+// carries an ambient credential. A list that is not a list of header names
+// gets the headers the API reads.
+func allowedHeaders(requested string) string {
+	const base = "Authorization, Content-Type, Accept, X-Request-Id"
+	if requested == "" || len(requested) > 2048 {
+		return base
+	}
+	for _, name := range strings.Split(requested, ",") {
+		if !httpguts.ValidHeaderFieldName(strings.TrimSpace(name)) {
+			return base
+		}
+	}
+	return requested
 }
 
 // payloadCredential finds the Authorization entry of a connection_init payload,
@@ -228,6 +264,38 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		setCode(gqlErr, string(errs.Internal))
 		return gqlErr
 	}
+}
+
+// withRequestID adds the request's id to every error, so that a client's
+// report can be matched with the server's log line.
+func withRequestID(present graphql.ErrorPresenterFunc) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := present(ctx, err)
+		if id := requestID(ctx); id != "" {
+			if gqlErr.Extensions == nil {
+				gqlErr.Extensions = map[string]any{}
+			}
+			gqlErr.Extensions["requestId"] = id
+		}
+		return gqlErr
+	}
+}
+
+// requireToken serves next only to requests bearing the token, when one is
+// set (METRICS_TOKEN): Prometheus sends it with its scrape's authorization.
+func requireToken(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			http.Error(w, "send the metrics token as 'Authorization: Bearer <token>'", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func setCode(e *gqlerror.Error, code string) {

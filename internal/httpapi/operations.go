@@ -16,6 +16,7 @@ import (
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/keys"
+	"github.com/cloudreseller/credit/internal/metrics"
 	"github.com/cloudreseller/credit/internal/streams"
 )
 
@@ -43,6 +44,11 @@ func markTransport(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), transportKey{}, kind)))
 	}))
+}
+
+// String names the transport in logs and metrics.
+func (k transportKind) String() string {
+	return [...]string{oneResponse: "http", webSocket: "websocket", eventStream: "sse"}[k]
 }
 
 func isEventStream(r *http.Request) bool {
@@ -76,7 +82,7 @@ func streamSessions(ks *keys.Service, next http.Handler) http.Handler {
 // (a socket opened before a revocation cannot outlive it), refuses what a
 // role may not select, and runs subscriptions only where they can stream,
 // within the limits, telling the client why the server ended one.
-func guardOperations(ks *keys.Service, present graphql.ErrorPresenterFunc) graphql.OperationMiddleware {
+func guardOperations(ks *keys.Service, present graphql.ErrorPresenterFunc, m *metrics.Metrics) graphql.OperationMiddleware {
 	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		fail := func(err error) graphql.ResponseHandler {
 			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{present(ctx, err)}})
@@ -106,6 +112,8 @@ func guardOperations(ks *keys.Service, present graphql.ErrorPresenterFunc) graph
 			}
 			release = r
 		}
+		unsubscribed, unsessioned := m.Subscribed(kind.String()), release
+		release = func() { unsessioned(); unsubscribed() }
 		ctx, ending := streams.With(ctx)
 		return endWithReason(next(ctx), ending, kind, release, present)
 	}
@@ -144,6 +152,9 @@ func endWithReason(responses graphql.ResponseHandler, ending *streams.Ending, ki
 			return nil
 		}
 		gqlErr := present(ctx, reason)
+		if rec := recordFrom(ctx); rec != nil {
+			noteErrors(rec, gqlerror.List{gqlErr})
+		}
 		if kind == webSocket {
 			transport.AddSubscriptionError(ctx, gqlErr)
 			return nil
@@ -235,9 +246,13 @@ func (unsupportedTransport) Do(w http.ResponseWriter, r *http.Request, _ graphql
 
 // writeError writes a GraphQL error response with the error's code.
 func writeError(w http.ResponseWriter, status int, e *errs.Error) {
+	extensions := map[string]any{"code": string(e.Code)}
+	if id := w.Header().Get(RequestIDHeader); id != "" {
+		extensions["requestId"] = id // set by observer.requests
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{"errors": []any{map[string]any{
-		"message": e.Message, "extensions": map[string]any{"code": string(e.Code)},
+		"message": e.Message, "extensions": extensions,
 	}}})
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 
@@ -33,6 +34,32 @@ import (
 type Ledger struct {
 	db     *gorm.DB
 	outbox Outbox
+	stats  counters
+}
+
+// counters are the ledger's running totals since the process started.
+type counters struct {
+	raised, accepted, duplicates, conflicts atomic.Uint64
+}
+
+// Stats are a ledger's totals since the process started, for operators.
+type Stats struct {
+	// AlertsRaised counts alerts committed by changes and usage.
+	AlertsRaised uint64
+	// UsageAccepted, UsageDuplicates and UsageConflicts count usage events
+	// applied, events already recorded (not applied again), and events whose
+	// id was recorded with other figures (their batch was refused).
+	UsageAccepted, UsageDuplicates, UsageConflicts uint64
+}
+
+// Stats returns the ledger's totals.
+func (l *Ledger) Stats() Stats {
+	return Stats{
+		AlertsRaised:    l.stats.raised.Load(),
+		UsageAccepted:   l.stats.accepted.Load(),
+		UsageDuplicates: l.stats.duplicates.Load(),
+		UsageConflicts:  l.stats.conflicts.Load(),
+	}
 }
 
 // Outbox is told about the alerts a change wrote to the outbox once it
@@ -122,6 +149,7 @@ func (l *Ledger) apply(ctx context.Context, op string, in Change, delta func(cre
 		return nil, err
 	}
 	if len(tx.alerts) > 0 {
+		l.stats.raised.Add(uint64(len(tx.alerts)))
 		l.outbox.Raised()
 	}
 	return &tx.res, nil

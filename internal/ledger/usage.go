@@ -60,9 +60,15 @@ func (l *Ledger) RecordUsage(ctx context.Context, events []UsageEvent) (*UsageRe
 			break
 		}
 	}
+	if errs.CodeOf(err) == errs.IdempotencyConflict {
+		l.stats.conflicts.Add(1)
+	}
 	if err != nil {
 		return nil, err
 	}
+	l.stats.accepted.Add(uint64(batch.res.Accepted))
+	l.stats.duplicates.Add(uint64(batch.res.Duplicates))
+	l.stats.raised.Add(uint64(len(batch.res.Alerts)))
 	if len(batch.res.Alerts) > 0 {
 		// The payload lists the alerts with their ids, which they get once
 		// numbered, a moment after the commit.

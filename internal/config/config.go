@@ -1,0 +1,213 @@
+// Package config reads the server's settings from the environment and the
+// command line. Every setting has an environment variable and a flag (the
+// flag wins); --help lists them with their defaults; a value that does not
+// parse stops the server at start with a message naming the setting.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	mysqldriver "github.com/go-sql-driver/mysql"
+)
+
+// Config is the server's configuration.
+type Config struct {
+	Port       int
+	MySQLDSN   string
+	SQLitePath string
+	AdminToken string
+	// Demo is nil when DEMO is unset: seed only a new, empty embedded store.
+	Demo *bool
+	// MigrateManually: MIGRATE=manual refuses to start until `credit
+	// migrate` has applied the migrations; MIGRATE=auto applies them at start.
+	MigrateManually bool
+	LogFormat       string // text or json
+	LogLevel        slog.Level
+	// MetricsToken, when set, is the bearer token GET /metrics requires.
+	MetricsToken string
+	// PprofAddr, when set, serves Go's profiles on this address.
+	PprofAddr string
+	// ShutdownTimeout bounds how long a shutdown waits for requests in flight.
+	ShutdownTimeout time.Duration
+	// PlaygroundCDN serves the playground page that loads GraphiQL from its
+	// public CDN even when the build embeds it.
+	PlaygroundCDN bool
+}
+
+// setting is one configuration item: its variable, flag, default and how it
+// is read into a Config.
+type setting struct {
+	env, flag, def, help string
+	set                  func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"PORT", "port", "8080", "HTTP port of the API, the playground, /metrics and the health checks", func(c *Config, v string) error {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 0 || p > 65535 {
+			return errors.New("must be a port number from 0 to 65535")
+		}
+		c.Port = p
+		return nil
+	}},
+	{"MYSQL_DSN", "mysql-dsn", "", "MySQL to use, as a go-sql-driver DSN (user:password@tcp(host:3306)/credit); unset: the embedded SQLite file", func(c *Config, v string) error {
+		if v != "" {
+			if _, err := mysqldriver.ParseDSN(v); err != nil {
+				return errors.New("is not a MySQL DSN such as user:password@tcp(host:3306)/credit")
+			}
+		}
+		c.MySQLDSN = v
+		return nil
+	}},
+	{"SQLITE_PATH", "sqlite-path", "credit.db", "embedded database file, used when MYSQL_DSN is unset", func(c *Config, v string) error {
+		if v == "" {
+			return errors.New("must name a file")
+		}
+		c.SQLitePath = v
+		return nil
+	}},
+	{"ADMIN_TOKEN", "admin-token", "", "bearer token with the ADMIN role, at least 32 characters (prefer the variable: flags show in ps)", func(c *Config, v string) error {
+		if v != "" && len(v) < 32 {
+			return errors.New("must be at least 32 characters (try: openssl rand -hex 32)")
+		}
+		c.AdminToken = v
+		return nil
+	}},
+	{"DEMO", "demo", "", "seed a demo partner and print its keys: true or false (unset: only on a new, empty embedded database)", func(c *Config, v string) error {
+		if v == "" {
+			c.Demo = nil
+			return nil
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.Demo = &b
+		return nil
+	}},
+	{"MIGRATE", "migrate", "auto", "auto: apply pending schema migrations at start; manual: refuse to start until `credit migrate` has", func(c *Config, v string) error {
+		switch v {
+		case "auto", "manual":
+			c.MigrateManually = v == "manual"
+			return nil
+		}
+		return errors.New("must be auto or manual")
+	}},
+	{"LOG_FORMAT", "log-format", "text", "log lines as text or json", func(c *Config, v string) error {
+		if v != "text" && v != "json" {
+			return errors.New("must be text or json")
+		}
+		c.LogFormat = v
+		return nil
+	}},
+	{"LOG_LEVEL", "log-level", "info", "least important level logged: debug, info, warn or error", func(c *Config, v string) error {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return errors.New("must be debug, info, warn or error")
+		}
+		return nil
+	}},
+	{"METRICS_TOKEN", "metrics-token", "", "bearer token GET /metrics requires (unset: /metrics is open; keep it off the internet)", func(c *Config, v string) error {
+		c.MetricsToken = v
+		return nil
+	}},
+	{"PPROF_ADDR", "pprof-addr", "", "serve Go's profiles (/debug/pprof/) on this address, apart from the API, e.g. 127.0.0.1:6060", func(c *Config, v string) error {
+		c.PprofAddr = v
+		return nil
+	}},
+	{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "8s", "how long a shutdown waits for requests in flight before cutting them (a Go duration: 8s, 1m)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive duration such as 8s or 1m")
+		}
+		c.ShutdownTimeout = d
+		return nil
+	}},
+	{"PLAYGROUND_CDN", "playground-cdn", "false", "serve the playground from GraphiQL's public CDN instead of the files built into the binary: true or false", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.PlaygroundCDN = b
+		return nil
+	}},
+}
+
+// ErrHelp is returned by Load when the arguments ask for help (it has been
+// printed).
+var ErrHelp = flag.ErrHelp
+
+// Load reads the configuration of command `name` from getenv and args (flags
+// win over variables). Usage and errors go to out.
+func Load(name string, args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	values := map[string]*string{}
+	for _, s := range settings {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		values[s.env] = fs.String(s.flag, v, fmt.Sprintf("%s (%s)", s.help, s.env))
+	}
+	fs.Usage = func() { Usage(out, name) }
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	for _, s := range settings {
+		if err := s.set(&c, *values[s.env]); err != nil {
+			return c, fmt.Errorf("%s (--%s) %s, not %q", s.env, s.flag, err, redact(s.env, *values[s.env]))
+		}
+	}
+	return c, nil
+}
+
+// redact keeps secrets out of error messages.
+func redact(env, v string) string {
+	switch env {
+	case "ADMIN_TOKEN", "METRICS_TOKEN":
+		return strings.Repeat("*", min(len(v), 8))
+	case "MYSQL_DSN":
+		if at := strings.LastIndex(v, "@"); at >= 0 {
+			return "…" + v[at:]
+		}
+	}
+	return v
+}
+
+// Usage prints the commands and every setting with its variable and default.
+func Usage(out io.Writer, name string) {
+	fmt.Fprintf(out, `Usage: %[1]s [command] [flags]
+
+Commands:
+  (none)            serve the API (GraphQL on /graphql, playground on /)
+  migrate           apply pending schema migrations and list them
+  migrate status    list applied and pending schema migrations
+  reconcile         check every balance against its records (exit 1 on drift)
+  bench             measure the server against plain database/sql (see --help there)
+
+Flags and variables (a flag wins over its variable):
+`, name)
+	for _, s := range settings {
+		def := s.def
+		if def == "" {
+			def = "unset"
+		}
+		fmt.Fprintf(out, "  --%-18s %-17s %s\n  %-37s default: %s\n", s.flag, s.env, s.help, "", def)
+	}
+	fmt.Fprintf(out, `  --help                                print this
+  --version                             print the build's version and the schema version it expects
+
+Go's own variables apply too: GOGC (default here 400) and GOMEMLIMIT (default here 900MiB).
+`)
+}
