@@ -81,7 +81,11 @@ func New(s Services) http.Handler {
 		s.InitTimeout = DefaultInitTimeout
 	}
 	if s.Metrics == nil {
-		s.Metrics = metrics.New(metrics.Sources{Alerts: s.Alerts, Ledger: s.Ledger, Logger: s.Logger})
+		src := metrics.Sources{Alerts: s.Alerts, Ledger: s.Ledger, Logger: s.Logger, Version: "unknown"}
+		if s.DB != nil {
+			src.DB, _ = s.DB.DB()
+		}
+		s.Metrics = metrics.New(src)
 	}
 	obs := observer{log: s.Logger, metrics: s.Metrics}
 	api := obs.requests(allowCrossOrigin(limitBody(markTransport(auth.Middleware(s.Keys, streamSessions(s.Keys, newGraphQL(s, obs)))))))

@@ -214,3 +214,8 @@ func (s *Server) Stream(t testing.TB, key, query string) <-chan string {
 
 // Messages is the channel of messages received (closed when the connection ends).
 func (c *WSClient) Messages() <-chan WSMessage { return c.msgs }
+
+// Close closes the connection from the client's side, normally.
+func (c *WSClient) Close() {
+	c.conn.Close(websocket.StatusNormalClosure, "bye")
+}
