@@ -34,6 +34,7 @@ import (
 	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/internal/metrics"
+	"github.com/cloudreseller/credit/internal/playground"
 	"github.com/cloudreseller/credit/internal/reconcile"
 )
 
@@ -346,7 +347,11 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Log
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	port := ln.Addr().(*net.TCPAddr).Port
-	log.Info("listening", "port", port, "playground", fmt.Sprintf("http://localhost:%d/", port), "graphql", fmt.Sprintf("http://localhost:%d/graphql", port))
+	playgroundFiles := "embedded"
+	if !playground.Built() {
+		playgroundFiles = "from the public CDN (this build does not embed GraphiQL: go generate ./internal/playground)"
+	}
+	log.Info("listening", "port", port, "playground_files", playgroundFiles, "playground", fmt.Sprintf("http://localhost:%d/", port), "graphql", fmt.Sprintf("http://localhost:%d/graphql", port))
 
 	select {
 	case err := <-errc:

@@ -18,7 +18,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"golang.org/x/net/http/httpguts"
@@ -34,6 +33,7 @@ import (
 	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/internal/loaders"
 	"github.com/cloudreseller/credit/internal/metrics"
+	"github.com/cloudreseller/credit/internal/playground"
 	"github.com/cloudreseller/credit/resolvers"
 )
 
@@ -92,10 +92,7 @@ func New(s Services) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api)
 	mux.Handle("GET /metrics", requireToken(s.MetricsToken, s.Metrics.Handler()))
-	// The headers editor starts with the Authorization header to fill in; the
-	// playground sends it with queries and in connection_init of subscriptions.
-	mux.Handle("GET /{$}", playground.HandlerWithHeaders("Credit API", "/graphql", nil,
-		map[string]string{"Authorization": "Bearer PASTE-YOUR-KEY-HERE"}))
+	playground.Register(mux, s.PlaygroundCDN)
 	// healthz: the process is alive and serving (no store call, so an
 	// orchestrator does not restart a healthy process for a database outage).
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
