@@ -23,6 +23,7 @@ import (
 
 	mysqldriver "github.com/go-sql-driver/mysql"
 
+	"github.com/cloudreseller/credit/graph"
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/bench"
@@ -56,6 +57,11 @@ func main() {
 	args, command := os.Args[1:], "serve"
 	if len(args) > 0 && args[0] == "bench" {
 		os.Exit(benchmark(args[1:]))
+	}
+	if len(args) > 0 && args[0] == "schema" {
+		// credit schema: the GraphQL schema, as schema.graphql holds it.
+		os.Stdout.Write(graph.SDL())
+		os.Exit(0)
 	}
 	var sub []string
 	if len(args) > 0 && args[0] == "migrate" {

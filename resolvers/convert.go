@@ -20,7 +20,7 @@ func edges[T, E any](r page.Result[T], edge func(cursor string, node T) E) []E {
 }
 
 func pageInfo[T any](r page.Result[T]) *model.PageInfo {
-	return &model.PageInfo{HasNextPage: r.HasNextPage, EndCursor: r.EndCursor()}
+	return &model.PageInfo{HasNextPage: r.HasNextPage, HasPreviousPage: r.HasPreviousPage, StartCursor: r.StartCursor(), EndCursor: r.EndCursor()}
 }
 
 func allocationConnection(res page.Result[*models.CreditAllocation]) *model.CreditAllocationConnection {

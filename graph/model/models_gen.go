@@ -16,202 +16,308 @@ import (
 	"github.com/cloudreseller/credit/models"
 )
 
+// A page of alerts.
 type AlertConnection struct {
-	Edges      []*AlertEdge    `json:"edges"`
-	Nodes      []*models.Alert `json:"nodes"`
-	PageInfo   *PageInfo       `json:"pageInfo"`
-	TotalCount int             `json:"totalCount"`
+	// The alerts of the page with their cursors.
+	Edges []*AlertEdge `json:"edges"`
+	// The alerts of the page, without cursors.
+	Nodes []*models.Alert `json:"nodes"`
+	// Where the page is in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many alerts match, on every page.
+	TotalCount int `json:"totalCount"`
 }
 
+// An alert in a page, with its cursor.
 type AlertEdge struct {
-	Cursor string        `json:"cursor"`
-	Node   *models.Alert `json:"node"`
+	// Pass as `after` to continue after this alert.
+	Cursor string `json:"cursor"`
+	// The alert.
+	Node *models.Alert `json:"node"`
 }
 
+// Narrows a listing of alerts; fields left out do not filter, and all given must match.
 type AlertFilter struct {
+	// Only this customer's alerts.
 	CustomerID *uint `json:"customerId,omitempty"`
-	Threshold  *int  `json:"threshold,omitempty"`
+	// Only alerts of this threshold (75, 90 or 100).
+	Threshold *int `json:"threshold,omitempty"`
 	// Alerts raised at or after this instant.
 	From *time.Time `json:"from,omitempty"`
 	// Alerts raised before this instant.
 	To *time.Time `json:"to,omitempty"`
 }
 
+// Narrows a listing of allocation records; fields left out do not filter, and all given must match.
 type AllocationFilter struct {
-	CustomerID *uint        `json:"customerId,omitempty"`
-	Kind       *credit.Kind `json:"kind,omitempty"`
+	// Only this customer's records (one of yours, or none are returned).
+	CustomerID *uint `json:"customerId,omitempty"`
+	// Only allocations or only withdrawals.
+	Kind *credit.Kind `json:"kind,omitempty"`
 	// Records created at or after this instant.
 	From *time.Time `json:"from,omitempty"`
 	// Records created before this instant.
 	To *time.Time `json:"to,omitempty"`
 }
 
+// A page of API keys.
 type APIKeyConnection struct {
-	Edges      []*APIKeyEdge    `json:"edges"`
-	Nodes      []*models.APIKey `json:"nodes"`
-	PageInfo   *PageInfo        `json:"pageInfo"`
-	TotalCount int              `json:"totalCount"`
+	// The keys of the page with their cursors.
+	Edges []*APIKeyEdge `json:"edges"`
+	// The keys of the page, without cursors.
+	Nodes []*models.APIKey `json:"nodes"`
+	// Where the page is in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many keys match, on every page.
+	TotalCount int `json:"totalCount"`
 }
 
+// An API key in a page, with its cursor.
 type APIKeyEdge struct {
-	Cursor string         `json:"cursor"`
-	Node   *models.APIKey `json:"node"`
+	// Pass as `after` to continue after this key.
+	Cursor string `json:"cursor"`
+	// The key.
+	Node *models.APIKey `json:"node"`
 }
 
+// A new API key.
 type CreateAPIKeyInput struct {
-	Name string    `json:"name"`
+	// A name for people: 1 to 100 characters.
+	Name string `json:"name"`
+	// What the key may do.
 	Role auth.Role `json:"role"`
-	// Required for PARTNER keys, not allowed for others.
+	// Required for PARTNER keys, not allowed for others (BAD_USER_INPUT).
 	PartnerID *uint `json:"partnerId,omitempty"`
 }
 
+// A new API key and its secret.
 type CreateAPIKeyPayload struct {
 	// The secret to send as `Authorization: Bearer <key>`. Shown only now: it is stored only as a hash.
-	Key    string         `json:"key"`
+	Key string `json:"key"`
+	// The key's record (without the secret).
 	APIKey *models.APIKey `json:"apiKey"`
 }
 
+// A new customer, which starts with no credit.
 type CreateCustomerInput struct {
-	Name              string  `json:"name"`
-	Email             *string `json:"email,omitempty"`
-	Remark            *string `json:"remark,omitempty"`
-	BillingPermission *bool   `json:"billingPermission,omitempty"`
+	// The customer's name: 1 to 200 characters.
+	Name string `json:"name"`
+	// An e-mail address (at most 254 characters); an invalid one is BAD_USER_INPUT.
+	Email *string `json:"email,omitempty"`
+	// A free note: at most 1,000 characters.
+	Remark *string `json:"remark,omitempty"`
+	// At zero available credit, block purchases instead of suspending services.
+	BillingPermission *bool `json:"billingPermission,omitempty"`
 	// ADMIN keys only: the partner the customer belongs to.
 	PartnerID *uint `json:"partnerId,omitempty"`
 }
 
+// A new partner.
 type CreatePartnerInput struct {
-	Name       string       `json:"name"`
+	// The partner's name: 1 to 200 characters.
+	Name string `json:"name"`
+	// The most credit it may allocate at once; zero or more.
 	CreditLine money.Amount `json:"creditLine"`
-	Currency   *string      `json:"currency,omitempty"`
+	// ISO 4217 code of the partner's currency (three capital letters); it cannot change later.
+	Currency *string `json:"currency,omitempty"`
 }
 
+// A page of allocation records.
 type CreditAllocationConnection struct {
-	Edges      []*CreditAllocationEdge    `json:"edges"`
-	Nodes      []*models.CreditAllocation `json:"nodes"`
-	PageInfo   *PageInfo                  `json:"pageInfo"`
-	TotalCount int                        `json:"totalCount"`
+	// The records of the page with their cursors.
+	Edges []*CreditAllocationEdge `json:"edges"`
+	// The records of the page, without cursors.
+	Nodes []*models.CreditAllocation `json:"nodes"`
+	// Where the page is in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many records match, on every page.
+	TotalCount int `json:"totalCount"`
 }
 
+// An allocation record in a page, with its cursor.
 type CreditAllocationEdge struct {
-	Cursor string                   `json:"cursor"`
-	Node   *models.CreditAllocation `json:"node"`
+	// Pass as `after` to continue after this record.
+	Cursor string `json:"cursor"`
+	// The record.
+	Node *models.CreditAllocation `json:"node"`
 }
 
+// The result of a credit change.
 type CreditChangePayload struct {
+	// The record of the change (for a repeated idempotency key, the first one's).
 	Allocation *models.CreditAllocation `json:"allocation"`
-	Customer   *models.Customer         `json:"customer"`
+	// The customer as it is now.
+	Customer *models.Customer `json:"customer"`
 }
 
+// A page of customers.
 type CustomerConnection struct {
-	Edges      []*CustomerEdge    `json:"edges"`
-	Nodes      []*models.Customer `json:"nodes"`
-	PageInfo   *PageInfo          `json:"pageInfo"`
-	TotalCount int                `json:"totalCount"`
+	// The customers of the page with their cursors (what Relay and Apollo's relayStylePagination read).
+	Edges []*CustomerEdge `json:"edges"`
+	// The customers of the page, without cursors.
+	Nodes []*models.Customer `json:"nodes"`
+	// Where the page is in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many customers match, on every page.
+	TotalCount int `json:"totalCount"`
 }
 
+// A customer in a page, with its cursor.
 type CustomerEdge struct {
-	Cursor string           `json:"cursor"`
-	Node   *models.Customer `json:"node"`
+	// Pass as `after` to continue after this customer.
+	Cursor string `json:"cursor"`
+	// The customer.
+	Node *models.Customer `json:"node"`
 }
 
+// Narrows a listing of customers; fields left out do not filter, and all given must match.
 type CustomerFilter struct {
 	// A whole number finds the customer with that id; text with an @ the customer with that e-mail
 	// address (exactly); any other text matches a substring of name, email or remark (taken
 	// literally, case-insensitively). At most 1,000 characters.
-	Search *string        `json:"search,omitempty"`
+	Search *string `json:"search,omitempty"`
+	// Only customers with this status.
 	Status *credit.Status `json:"status,omitempty"`
-	// At most 100 ids.
+	// Only these customers (at most 100 ids; more is BAD_USER_INPUT).
 	Ids []uint `json:"ids,omitempty"`
 }
 
+// An ordering of customers.
 type CustomerOrder struct {
-	Field     accounts.CustomerOrderField `json:"field"`
-	Direction OrderDirection              `json:"direction"`
+	// What to order by.
+	Field accounts.CustomerOrderField `json:"field"`
+	// Which way.
+	Direction OrderDirection `json:"direction"`
 }
 
+// What can be changed. Each mutation is all or nothing: an error (extensions.code) means nothing
+// was applied.
 type Mutation struct {
 }
 
+// Where a page is in its list (Relay's PageInfo). Pages go forward with `first` and `after`.
 type PageInfo struct {
-	HasNextPage bool    `json:"hasNextPage"`
-	EndCursor   *string `json:"endCursor,omitempty"`
+	// Whether more items follow this page: ask for them with after: endCursor.
+	HasNextPage bool `json:"hasNextPage"`
+	// Whether items come before this page: true when it was asked for with `after`.
+	HasPreviousPage bool `json:"hasPreviousPage"`
+	// The cursor of the first item of the page; null when the page is empty.
+	StartCursor *string `json:"startCursor,omitempty"`
+	// The cursor of the last item of the page; null when the page is empty. Pass it as `after` for the next page.
+	EndCursor *string `json:"endCursor,omitempty"`
 }
 
+// A page of partners.
 type PartnerConnection struct {
-	Edges      []*PartnerEdge    `json:"edges"`
-	Nodes      []*models.Partner `json:"nodes"`
-	PageInfo   *PageInfo         `json:"pageInfo"`
-	TotalCount int               `json:"totalCount"`
+	// The partners of the page with their cursors.
+	Edges []*PartnerEdge `json:"edges"`
+	// The partners of the page, without cursors.
+	Nodes []*models.Partner `json:"nodes"`
+	// Where the page is in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many partners there are, on every page.
+	TotalCount int `json:"totalCount"`
 }
 
+// A partner in a page, with its cursor.
 type PartnerEdge struct {
-	Cursor string          `json:"cursor"`
-	Node   *models.Partner `json:"node"`
+	// Pass as `after` to continue after this partner.
+	Cursor string `json:"cursor"`
+	// The partner.
+	Node *models.Partner `json:"node"`
 }
 
+// What can be read. Every field needs an API key (`Authorization: Bearer <key>`; UNAUTHENTICATED
+// without one, FORBIDDEN for a role that may not read it). Listings return pages: `first` is 1 to
+// 100 (default 20), and an operation may ask for at most 5,000 complexity points
+// (COMPLEXITY_LIMIT_EXCEEDED), nest 10 deep and use 30 aliases.
 type Query struct {
 }
 
+// A batch of usage events.
 type RecordUsageInput struct {
 	// 1 to 1,000 events, applied in order, all or nothing.
 	Events []*UsageEventInput `json:"events"`
 }
 
+// A change of a customer's credit by a signed amount.
 type SetCreditInput struct {
+	// The customer (NOT_FOUND when it is not yours).
 	CustomerID uint `json:"customerId"`
-	// A signed, non-zero change: positive allocates, negative takes back.
+	// A signed, non-zero change: positive allocates from the partner's credit line (PARTNER_CREDIT_EXCEEDED
+	// beyond it), negative takes back available credit (INSUFFICIENT_AVAILABLE_CREDIT beyond it).
 	Amount money.Amount `json:"amount"`
-	Remark *string      `json:"remark,omitempty"`
-	// Makes retries safe: a repeat with the same key and input returns the first result and applies nothing.
+	// Why, for the record: at most 1,000 characters.
+	Remark *string `json:"remark,omitempty"`
+	// Makes retries safe: a repeat with the same key and input returns the first result and applies
+	// nothing; the same key with other input is IDEMPOTENCY_CONFLICT. 1 to 128 characters, compared
+	// exactly.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
+// Live events, over WebSocket (graphql-transport-ws or legacy graphql-ws) or server-sent events.
+// Over plain POST or GET they are STREAMING_TRANSPORT_REQUIRED. A connection may hold 20 and a key
+// 200 at once (TOO_MANY_SUBSCRIPTIONS).
 type Subscription struct {
 }
 
+// Changes to a customer's details.
 type UpdateCustomerInput struct {
+	// The customer to change (NOT_FOUND when it is not yours).
 	CustomerID uint `json:"customerId"`
-	// Fields left out stay as they are; an empty email or remark clears it.
-	Name              *string `json:"name,omitempty"`
-	Email             *string `json:"email,omitempty"`
-	Remark            *string `json:"remark,omitempty"`
-	BillingPermission *bool   `json:"billingPermission,omitempty"`
+	// A new name: 1 to 200 characters. Fields left out stay as they are.
+	Name *string `json:"name,omitempty"`
+	// A new e-mail address; an empty one clears it.
+	Email *string `json:"email,omitempty"`
+	// A new remark (at most 1,000 characters); an empty one clears it.
+	Remark *string `json:"remark,omitempty"`
+	// Grant or remove billing permission, which can change the customer's status at once.
+	BillingPermission *bool `json:"billingPermission,omitempty"`
 }
 
 // One usage record from the billing feed, at list price (voucher deductions do not reduce it).
 type UsageEventInput struct {
-	// The feed's id for the event (1 to 64 characters): an event is applied once, however often it is sent.
-	EventID    string `json:"eventId"`
-	CustomerID uint   `json:"customerId"`
-	// Greater than zero.
+	// The feed's id for the event (1 to 64 characters, compared exactly): an event is applied once, however often it is sent.
+	EventID string `json:"eventId"`
+	// The customer who used it (BAD_USER_INPUT when there is none).
+	CustomerID uint `json:"customerId"`
+	// What it cost, greater than zero.
 	Amount money.Amount `json:"amount"`
 	// When the usage happened; defaults to when it is recorded.
-	OccurredAt  *time.Time `json:"occurredAt,omitempty"`
-	Description *string    `json:"description,omitempty"`
+	OccurredAt *time.Time `json:"occurredAt,omitempty"`
+	// What was used: at most 500 characters.
+	Description *string `json:"description,omitempty"`
 }
 
-// Who is calling.
+// Who is calling: the API key in use.
 type Viewer struct {
+	// The key's role, which decides what it may see and do.
 	Role auth.Role `json:"role"`
-	// The name of the API key in use.
+	// The name of the API key in use (recorded as the operator of the changes it makes).
 	KeyName string `json:"keyName"`
-	// The caller's partner (PARTNER keys only).
+	// The caller's partner (PARTNER keys only; null for ADMIN and BILLING).
 	Partner *models.Partner `json:"partner,omitempty"`
 }
 
+// Credit to take back from a customer.
 type WithdrawCreditInput struct {
+	// The customer (NOT_FOUND when it is not yours).
 	CustomerID uint `json:"customerId"`
-	// How much to take back (positive). Without it, all the available credit.
-	Amount         *money.Amount `json:"amount,omitempty"`
-	Remark         *string       `json:"remark,omitempty"`
-	IdempotencyKey *string       `json:"idempotencyKey,omitempty"`
+	// How much to take back (positive; at most the available credit). Without it, all the available credit.
+	Amount *money.Amount `json:"amount,omitempty"`
+	// Why, for the record: at most 1,000 characters.
+	Remark *string `json:"remark,omitempty"`
+	// Makes retries safe, as in setCredit: 1 to 128 characters.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
+// The direction of an ordering.
 type OrderDirection string
 
 const (
-	OrderDirectionAsc  OrderDirection = "ASC"
+	// Smallest (or oldest, or A) first.
+	OrderDirectionAsc OrderDirection = "ASC"
+	// Largest (or newest, or Z) first.
 	OrderDirectionDesc OrderDirection = "DESC"
 )
 

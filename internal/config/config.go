@@ -195,6 +195,7 @@ Commands:
   migrate status    list applied and pending schema migrations
   reconcile         check every balance against its records (exit 1 on drift)
   bench             measure the server against plain database/sql (see --help there)
+  schema            print the GraphQL schema (what schema.graphql holds)
 
 Flags and variables (a flag wins over its variable):
 `, name)

@@ -25,7 +25,7 @@ const customersPage = `query($order: CustomerOrder, $filter: CustomerFilter, $fi
 		totalCount
 		edges { cursor node { id name credit available usagePercent createdAt } }
 		nodes { id }
-		pageInfo { hasNextPage endCursor } } }`
+		pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }`
 
 type customersResult struct {
 	Customers struct {
@@ -36,8 +36,8 @@ type customersResult struct {
 		}
 		Nodes    []struct{ ID string }
 		PageInfo struct {
-			HasNextPage bool
-			EndCursor   *string
+			HasNextPage, HasPreviousPage bool
+			StartCursor, EndCursor       *string
 		}
 	}
 }
@@ -63,6 +63,15 @@ func walk(t *testing.T, s *testenv.Server, key string, vars map[string]any, size
 				t.Fatal("edges and nodes differ")
 			}
 			all = append(all, e.Node)
+		}
+		// Relay's PageInfo: pages after a cursor have items before them; the
+		// start cursor is the first edge's (null on an empty page).
+		if c.PageInfo.HasPreviousPage != (after != nil) {
+			t.Fatalf("page %d: hasPreviousPage %v", pages, c.PageInfo.HasPreviousPage)
+		}
+		if len(c.Edges) == 0 && c.PageInfo.StartCursor != nil ||
+			len(c.Edges) > 0 && (c.PageInfo.StartCursor == nil || *c.PageInfo.StartCursor != c.Edges[0].Cursor) {
+			t.Fatalf("page %d: startCursor %v is not the first edge's cursor", pages, c.PageInfo.StartCursor)
 		}
 		if !c.PageInfo.HasNextPage {
 			if len(all) != c.TotalCount {

@@ -89,7 +89,19 @@ type Result[T any] struct {
 	Items       []T
 	Cursors     []string
 	HasNextPage bool
-	TotalCount  int64
+	// HasPreviousPage: the page was asked for after a cursor, so items come
+	// before it (Relay lets a forward-only listing answer this way, without
+	// a query for what lies behind).
+	HasPreviousPage bool
+	TotalCount      int64
+}
+
+// StartCursor is the cursor of the first item, or nil on an empty page.
+func (r Result[T]) StartCursor() *string {
+	if len(r.Cursors) == 0 {
+		return nil
+	}
+	return &r.Cursors[0]
 }
 
 // EndCursor is the cursor of the last item, or nil on an empty page.
@@ -103,7 +115,7 @@ func (r Result[T]) EndCursor() *string {
 // Build makes a page from up to Limit+1 rows fetched in order: the extra row only
 // tells that there is a next page.
 func Build[T any](rows []T, req Request, total int64, cursor func(T) Cursor) Result[T] {
-	r := Result[T]{TotalCount: total}
+	r := Result[T]{TotalCount: total, HasPreviousPage: req.After != nil}
 	if len(rows) > req.Limit {
 		rows = rows[:req.Limit]
 		r.HasNextPage = true
