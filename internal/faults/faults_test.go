@@ -160,6 +160,13 @@ func databaseFault(t *testing.T, what string, d time.Duration, breakIt, mend fun
 	if got := status(t, s.url()+"/readyz"); got != 200 {
 		t.Errorf("readyz after the fault: %d", got)
 	}
+	// Failures that repeat are logged once per state change (and a reminder
+	// a minute), not once per poll or request.
+	for _, repeating := range []string{"alerts tail: poll failed", "store unavailable", "keys: revocation check failed"} {
+		if n := strings.Count(s.out.String(), repeating); n > 2 {
+			t.Errorf("%q logged %d times during one fault", repeating, n)
+		}
+	}
 	t.Logf("%s: %d probes during the fault, slowest failure %v; answering again %v after", what, probes, slowest, back)
 	h.report(what, h.verify(ctx, dsn, listeners...))
 }

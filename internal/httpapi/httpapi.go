@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -227,6 +228,7 @@ func payloadCredential(payload transport.InitPayload) string {
 // anything else is logged and shown only as an internal error, so that no SQL,
 // driver text or stack reaches a client.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+	outages := &repeated{every: time.Minute}
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		var e *errs.Error
@@ -244,7 +246,9 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return gqlErr
 		}
 		if database.IsUnavailable(err) && !errors.Is(err, context.Canceled) {
-			log.WarnContext(ctx, "store unavailable", "err", err, "path", gqlErr.Path.String())
+			if n, ok := outages.allow(time.Now()); ok {
+				log.WarnContext(ctx, "store unavailable", "err", err, "path", gqlErr.Path.String(), "since_last_logged", n)
+			}
 			gqlErr.Message = "the database is not answering: try again shortly"
 			gqlErr.Err = nil
 			setCode(gqlErr, string(errs.ServiceUnavailable))
@@ -297,6 +301,29 @@ func requireToken(token string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// repeated lets a failure that repeats (every request during a database
+// outage) be logged once a period, with how many times it happened since:
+// each request's own line already says it failed.
+type repeated struct {
+	mu         sync.Mutex
+	every      time.Duration
+	last       time.Time
+	suppressed int
+}
+
+// allow tells whether to log now, and how many were not logged before.
+func (r *repeated) allow(now time.Time) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < r.every {
+		r.suppressed++
+		return 0, false
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	return n, true
 }
 
 func setCode(e *gqlerror.Error, code string) {
