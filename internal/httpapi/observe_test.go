@@ -156,6 +156,20 @@ func TestRequestIDsAndLogLines(t *testing.T) {
 		t.Fatalf("parse error without the request id: %s", raw)
 	}
 
+	// So do refusals of the transport.
+	req, _ := http.NewRequest(http.MethodPut, s.URL+"/graphql", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-Id", "put-1")
+	res, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 405 || !strings.Contains(string(raw), `"requestId":"put-1"`) {
+		t.Fatalf("PUT: %d %s", res.StatusCode, raw)
+	}
+
 	lines := logs.requests(t)
 	find := func(id string) map[string]any {
 		for _, l := range lines {
@@ -176,6 +190,9 @@ func TestRequestIDsAndLogLines(t *testing.T) {
 	}
 	if parse := find("parse-1"); parse["code"] != "GRAPHQL_PARSE_FAILED" || parse["type"] != "none" {
 		t.Fatalf("parse failure line: %v", parse)
+	}
+	if put := find("put-1"); put["code"] != "BAD_REQUEST" || put["status"] != float64(405) {
+		t.Fatalf("refused transport line: %v", put)
 	}
 	for _, leak := range []string{partner, secretRemark} {
 		if strings.Contains(logs.String(), leak) {

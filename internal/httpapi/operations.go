@@ -201,12 +201,13 @@ func allowedSelection(p auth.Principal, op *ast.OperationDefinition) error {
 type getTransport struct{ transport.GET }
 
 func (t getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	t.GET.Do(&refusedGET{ResponseWriter: w}, r, exec)
+	t.GET.Do(&refusedGET{ResponseWriter: w, ctx: r.Context()}, r, exec)
 }
 
 // refusedGET replaces gqlgen's uncoded 406 answer.
 type refusedGET struct {
 	http.ResponseWriter
+	ctx     context.Context
 	refused bool
 }
 
@@ -217,7 +218,7 @@ func (w *refusedGET) WriteHeader(code int) {
 	}
 	w.refused = true
 	w.Header().Set("Allow", "GET, POST")
-	writeError(w.ResponseWriter, http.StatusMethodNotAllowed, errs.E(errs.BadRequest,
+	writeError(w.ctx, w.ResponseWriter, http.StatusMethodNotAllowed, errs.E(errs.BadRequest,
 		"GET requests may only run queries: send mutations with POST, subscriptions over WebSocket or server-sent events"))
 }
 
@@ -241,14 +242,16 @@ func (unsupportedTransport) Do(w http.ResponseWriter, r *http.Request, _ graphql
 		status = http.StatusMethodNotAllowed
 		w.Header().Set("Allow", "GET, POST, OPTIONS")
 	}
-	writeError(w, status, errs.E(errs.BadRequest, "%s", msg))
+	writeError(r.Context(), w, status, errs.E(errs.BadRequest, "%s", msg))
 }
 
-// writeError writes a GraphQL error response with the error's code.
-func writeError(w http.ResponseWriter, status int, e *errs.Error) {
+// writeError writes a GraphQL error response with the error's code and the
+// request's id, and notes the code for the request's log line.
+func writeError(ctx context.Context, w http.ResponseWriter, status int, e *errs.Error) {
 	extensions := map[string]any{"code": string(e.Code)}
-	if id := w.Header().Get(RequestIDHeader); id != "" {
-		extensions["requestId"] = id // set by observer.requests
+	if rec := recordFrom(ctx); rec != nil {
+		extensions["requestId"] = rec.requestID
+		rec.fail(string(e.Code))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
