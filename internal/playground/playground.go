@@ -9,11 +9,17 @@
 package playground
 
 import (
+	"bytes"
+	"compress/gzip"
 	"embed"
 	"html/template"
 	"io/fs"
+	"mime"
 	"net/http"
+	"path"
 	"strings"
+	"sync"
+	"time"
 )
 
 //go:generate sh -c "cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent"
@@ -39,10 +45,54 @@ func Register(mux *http.ServeMux, cdn bool) {
 	if err != nil {
 		panic(err) // Built said the directory is there
 	}
-	server := http.FileServerFS(files)
+	server := compressed(files, http.FileServerFS(files))
 	mux.Handle("GET /{$}", noCache(server))
 	// Asset names carry a hash of their content: they never change.
 	mux.Handle("GET /assets/", immutable(server))
+}
+
+// compressed serves a browser that takes gzip the gzipped file (7 MB of
+// GraphiQL and Monaco are 2 MB so): each file is compressed once, on its first
+// request, and kept, since embedded files never change.
+func compressed(files fs.FS, next http.Handler) http.Handler {
+	var cache sync.Map // name → []byte
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if name == "" {
+			name = "index.html"
+		}
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") || !compressible(name) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, ok := cache.Load(name)
+		if !ok {
+			raw, err := fs.ReadFile(files, name)
+			if err != nil {
+				next.ServeHTTP(w, r) // the file server answers 404
+				return
+			}
+			var b bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+			zw.Write(raw)
+			zw.Close()
+			body, _ = cache.LoadOrStore(name, b.Bytes())
+		}
+		h := w.Header()
+		h.Set("Content-Type", mime.TypeByExtension(path.Ext(name)))
+		h.Set("Content-Encoding", "gzip")
+		h.Add("Vary", "Accept-Encoding")
+		r.Header.Del("Range") // ranges of the encoded body would confuse
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body.([]byte)))
+	})
+}
+
+func compressible(name string) bool {
+	switch path.Ext(name) {
+	case ".html", ".js", ".css", ".ttf", ".json", ".map":
+		return true
+	}
+	return false
 }
 
 func noCache(next http.Handler) http.Handler {
