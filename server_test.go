@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,24 +19,6 @@ import (
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/testenv"
 )
-
-// syncBuffer is a buffer the server writes to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -50,10 +31,10 @@ func freePort(t *testing.T) int {
 
 // start runs the server as `go run .` would with cfg, waits until it answers,
 // and returns its base URL and what it printed.
-func start(t *testing.T, cfg config.Config) (string, *syncBuffer) {
+func start(t *testing.T, cfg config.Config) (string, *testenv.Output) {
 	t.Helper()
 	cfg.Port = freePort(t)
-	out := &syncBuffer{}
+	out := &testenv.Output{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, slog.New(slog.NewTextHandler(out, nil)), out) }()

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,31 +40,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// lockedBuffer collects a process's output while tests read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // server is one server process.
 type server struct {
 	t       *testing.T
 	store   string // MYSQL_DSN=… or SQLITE_PATH=…
 	port    string
 	cmd     *exec.Cmd
-	out     *lockedBuffer
+	out     *testenv.Output
 	exited  chan struct{}
 	exitErr error
 }
@@ -101,7 +82,7 @@ func (s *server) url() string { return "http://127.0.0.1:" + s.port }
 
 func (s *server) start() {
 	s.t.Helper()
-	s.out = &lockedBuffer{}
+	s.out = &testenv.Output{}
 	s.cmd = exec.Command(serverBinary)
 	s.cmd.Env = append(os.Environ(), s.store, "PORT="+s.port, "ADMIN_TOKEN="+testenv.AdminToken, "DEMO=false")
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out

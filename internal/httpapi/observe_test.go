@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,24 +79,10 @@ func TestRequestErrorStatusByMediaType(t *testing.T) {
 	}
 }
 
-// safeBuffer is a log sink the server writes to while the test reads it.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// lines returns the JSON log lines whose msg is "request".
-func (s *safeBuffer) requests(t *testing.T) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// requestLines returns the JSON log lines whose msg is "request".
+func requestLines(t *testing.T, log *testenv.Output) []map[string]any {
 	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(log.String()))
 	for sc.Scan() {
 		var line map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
@@ -111,17 +95,11 @@ func (s *safeBuffer) requests(t *testing.T) []map[string]any {
 	return out
 }
 
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Every request gets an id (the client's, when usable), returned in
 // X-Request-Id and in every error, and logged once with its operation, role,
 // partner, outcome and duration, never with its key or variables.
 func TestRequestIDsAndLogLines(t *testing.T) {
-	logs := &safeBuffer{}
+	logs := &testenv.Output{}
 	s := testenv.NewServerWith(t, testenv.SQLite(t), httpapi.Services{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	partnerID, partner := s.CreatePartner(t, "Reseller", "1000")
 	cust := s.CreateCustomer(t, partner, "Acme", false)
@@ -170,7 +148,7 @@ func TestRequestIDsAndLogLines(t *testing.T) {
 		t.Fatalf("PUT: %d %s", res.StatusCode, raw)
 	}
 
-	lines := logs.requests(t)
+	lines := requestLines(t, logs)
 	find := func(id string) map[string]any {
 		for _, l := range lines {
 			if l["request_id"] == id {
