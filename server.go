@@ -53,6 +53,11 @@ func buildVersion() string {
 	return "devel"
 }
 
+// versionText is what --version prints.
+func versionText() string {
+	return fmt.Sprintf("credit %s (schema version %d, %s)", buildVersion(), database.SchemaVersion(), runtime.Version())
+}
+
 func main() {
 	args, command := os.Args[1:], "serve"
 	if len(args) > 0 && args[0] == "bench" {
@@ -76,7 +81,7 @@ func main() {
 	}
 	for _, a := range args {
 		if a == "--version" || a == "-version" {
-			fmt.Printf("credit %s (schema version %d, %s)\n", buildVersion(), database.SchemaVersion(), runtime.Version())
+			fmt.Println(versionText())
 			os.Exit(0)
 		}
 	}
@@ -99,7 +104,7 @@ func main() {
 		os.Exit(migrateStore(ctx, cfg, len(sub) > 0, os.Stdout))
 	}
 	tuneGC(os.Getenv)
-	if err := run(ctx, cfg, log, os.Stderr); err != nil {
+	if err := run(ctx, cfg, log, os.Stdout); err != nil {
 		log.Error("server stopped", "err", err)
 		os.Exit(1)
 	}
@@ -263,7 +268,9 @@ func envOr(name, fallback string) string {
 	return fallback
 }
 
-// run serves until ctx ends. Demo keys, when made, are printed to out.
+// run serves until ctx ends. Demo keys, when made, are printed to out: the
+// standard output, apart from the log (stderr), so that no key reaches a log
+// pipeline.
 func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) error {
 	db, err := database.Open(ctx, storeConfig(cfg))
 	if err != nil {

@@ -214,3 +214,16 @@ func TestStoreIsDescribedWithoutCredentials(t *testing.T) {
 		t.Fatalf("described as %q", got)
 	}
 }
+
+// --version names the build and the schema version it needs.
+func TestVersionText(t *testing.T) {
+	got := versionText()
+	if want := fmt.Sprintf("(schema version %d, go", database.SchemaVersion()); !strings.HasPrefix(got, "credit ") || !strings.Contains(got, want) {
+		t.Fatalf("--version says %q", got)
+	}
+	version = "v9.9.9"
+	defer func() { version = "" }()
+	if !strings.HasPrefix(versionText(), "credit v9.9.9 ") {
+		t.Fatalf("-X main.version ignored: %q", versionText())
+	}
+}
