@@ -291,9 +291,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	}
 	defer ln.Close()
 
-	acc := accounts.New(db)
-	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	alertSvc := alerts.New(db, alerts.Options{}, log)
+	acc := accounts.New(db, alertSvc)
+	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	led := ledger.New(db, alertSvc)
 	if err := seedDemo(ctx, cfg, acc, ks, led, log, out); err != nil {
 		return err

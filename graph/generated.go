@@ -16,6 +16,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/cloudreseller/credit/graph/model"
 	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/ledger"
@@ -40,6 +42,7 @@ type ResolverRoot interface {
 	CreditAllocation() CreditAllocationResolver
 	Customer() CustomerResolver
 	Mutation() MutationResolver
+	Partner() PartnerResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
 }
@@ -49,14 +52,20 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Alert struct {
-		Available    func(childComplexity int) int
-		CreatedAt    func(childComplexity int) int
-		Credit       func(childComplexity int) int
-		Customer     func(childComplexity int) int
-		ID           func(childComplexity int) int
-		Threshold    func(childComplexity int) int
-		UsagePercent func(childComplexity int) int
-		Used         func(childComplexity int) int
+		Available      func(childComplexity int) int
+		Cause          func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		Credit         func(childComplexity int) int
+		Customer       func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Kind           func(childComplexity int) int
+		Level          func(childComplexity int) int
+		PreviousStatus func(childComplexity int) int
+		RecoveredKind  func(childComplexity int) int
+		Status         func(childComplexity int) int
+		Threshold      func(childComplexity int) int
+		UsagePercent   func(childComplexity int) int
+		Used           func(childComplexity int) int
 	}
 
 	AlertConnection struct {
@@ -69,6 +78,36 @@ type ComplexityRoot struct {
 	AlertEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	AlertRuleChange struct {
+		AvailableBelow    func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		CustomerID        func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Operator          func(childComplexity int) int
+		PartnerID         func(childComplexity int) int
+		PercentThresholds func(childComplexity int) int
+		Scope             func(childComplexity int) int
+	}
+
+	AlertRuleChangeConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	AlertRuleChangeEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	AlertRules struct {
+		AvailableBelow          func(childComplexity int) int
+		AvailableBelowSource    func(childComplexity int) int
+		PercentThresholds       func(childComplexity int) int
+		PercentThresholdsSource func(childComplexity int) int
 	}
 
 	ApiKey struct {
@@ -128,6 +167,7 @@ type ComplexityRoot struct {
 	}
 
 	Customer struct {
+		AlertRules        func(childComplexity int) int
 		Alerts            func(childComplexity int, first *int, after *string) int
 		Allocations       func(childComplexity int, first *int, after *string) int
 		Available         func(childComplexity int) int
@@ -157,16 +197,19 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CreateAPIKey        func(childComplexity int, input model.CreateAPIKeyInput) int
-		CreateCustomer      func(childComplexity int, input model.CreateCustomerInput) int
-		CreatePartner       func(childComplexity int, input model.CreatePartnerInput) int
-		RecordUsage         func(childComplexity int, input model.RecordUsageInput) int
-		RevokeAPIKey        func(childComplexity int, id uint) int
-		SetCredit           func(childComplexity int, input model.SetCreditInput) int
-		SetCreditLine       func(childComplexity int, partnerID uint, creditLine money.Amount) int
-		SetNonStopPrivilege func(childComplexity int, customerID uint, enabled bool) int
-		UpdateCustomer      func(childComplexity int, input model.UpdateCustomerInput) int
-		WithdrawCredit      func(childComplexity int, input model.WithdrawCreditInput) int
+		CreateAPIKey          func(childComplexity int, input model.CreateAPIKeyInput) int
+		CreateCustomer        func(childComplexity int, input model.CreateCustomerInput) int
+		CreatePartner         func(childComplexity int, input model.CreatePartnerInput) int
+		RecordUsage           func(childComplexity int, input model.RecordUsageInput) int
+		RevokeAPIKey          func(childComplexity int, id uint) int
+		SetCredit             func(childComplexity int, input model.SetCreditInput) int
+		SetCreditLine         func(childComplexity int, partnerID uint, creditLine money.Amount) int
+		SetCustomerAlertRules func(childComplexity int, customerID uint, input model.AlertRulesInput) int
+		SetNonStopPrivilege   func(childComplexity int, customerID uint, enabled bool) int
+		SetPartnerAlertRules  func(childComplexity int, partnerID *uint, input model.AlertRulesInput) int
+		SetPlatformAlertRules func(childComplexity int, input model.AlertRulesInput) int
+		UpdateCustomer        func(childComplexity int, input model.UpdateCustomerInput) int
+		WithdrawCredit        func(childComplexity int, input model.WithdrawCreditInput) int
 	}
 
 	PageInfo struct {
@@ -177,6 +220,7 @@ type ComplexityRoot struct {
 	}
 
 	Partner struct {
+		AlertRules      func(childComplexity int) int
 		Allocated       func(childComplexity int) int
 		CreatedAt       func(childComplexity int) int
 		CreditLine      func(childComplexity int) int
@@ -206,15 +250,17 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APIKeys           func(childComplexity int, partnerID *uint, includeRevoked *bool, first *int, after *string) int
-		Alerts            func(childComplexity int, filter *model.AlertFilter, first *int, after *string) int
-		CreditAllocations func(childComplexity int, filter *model.AllocationFilter, first *int, after *string) int
-		Customer          func(childComplexity int, id uint) int
-		Customers         func(childComplexity int, partnerID *uint, filter *model.CustomerFilter, orderBy *model.CustomerOrder, first *int, after *string) int
-		Partner           func(childComplexity int, id *uint) int
-		Partners          func(childComplexity int, first *int, after *string) int
-		PurchaseCheck     func(childComplexity int, customerID uint, amount money.Amount) int
-		Viewer            func(childComplexity int) int
+		APIKeys            func(childComplexity int, partnerID *uint, includeRevoked *bool, first *int, after *string) int
+		AlertRuleChanges   func(childComplexity int, partnerID *uint, customerID *uint, first *int, after *string) int
+		Alerts             func(childComplexity int, filter *model.AlertFilter, first *int, after *string) int
+		CreditAllocations  func(childComplexity int, filter *model.AllocationFilter, first *int, after *string) int
+		Customer           func(childComplexity int, id uint) int
+		Customers          func(childComplexity int, partnerID *uint, filter *model.CustomerFilter, orderBy *model.CustomerOrder, first *int, after *string) int
+		Partner            func(childComplexity int, id *uint) int
+		Partners           func(childComplexity int, first *int, after *string) int
+		PlatformAlertRules func(childComplexity int) int
+		PurchaseCheck      func(childComplexity int, customerID uint, amount money.Amount) int
+		Viewer             func(childComplexity int) int
 	}
 
 	RecordUsagePayload struct {
@@ -224,7 +270,7 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		Alerts func(childComplexity int, customerID *uint, after *uint) int
+		Alerts func(childComplexity int, customerID *uint, after *uint, kinds []rules.Kind) int
 	}
 
 	Viewer struct {
@@ -249,6 +295,7 @@ type CreditAllocationResolver interface {
 }
 type CustomerResolver interface {
 	Allocations(ctx context.Context, obj *models.Customer, first *int, after *string) (*model.CreditAllocationConnection, error)
+	AlertRules(ctx context.Context, obj *models.Customer) (*alerts.RulesInForce, error)
 	Alerts(ctx context.Context, obj *models.Customer, first *int, after *string) (*model.AlertConnection, error)
 }
 type MutationResolver interface {
@@ -261,7 +308,13 @@ type MutationResolver interface {
 	SetCredit(ctx context.Context, input model.SetCreditInput) (*model.CreditChangePayload, error)
 	WithdrawCredit(ctx context.Context, input model.WithdrawCreditInput) (*model.CreditChangePayload, error)
 	SetNonStopPrivilege(ctx context.Context, customerID uint, enabled bool) (*models.Customer, error)
+	SetPlatformAlertRules(ctx context.Context, input model.AlertRulesInput) (*alerts.RulesInForce, error)
+	SetPartnerAlertRules(ctx context.Context, partnerID *uint, input model.AlertRulesInput) (*alerts.RulesInForce, error)
+	SetCustomerAlertRules(ctx context.Context, customerID uint, input model.AlertRulesInput) (*alerts.RulesInForce, error)
 	RecordUsage(ctx context.Context, input model.RecordUsageInput) (*ledger.UsageResult, error)
+}
+type PartnerResolver interface {
+	AlertRules(ctx context.Context, obj *models.Partner) (*alerts.RulesInForce, error)
 }
 type QueryResolver interface {
 	Viewer(ctx context.Context) (*model.Viewer, error)
@@ -272,10 +325,12 @@ type QueryResolver interface {
 	Customer(ctx context.Context, id uint) (*models.Customer, error)
 	CreditAllocations(ctx context.Context, filter *model.AllocationFilter, first *int, after *string) (*model.CreditAllocationConnection, error)
 	PurchaseCheck(ctx context.Context, customerID uint, amount money.Amount) (*accounts.PurchaseCheck, error)
+	PlatformAlertRules(ctx context.Context) (*alerts.RulesInForce, error)
+	AlertRuleChanges(ctx context.Context, partnerID *uint, customerID *uint, first *int, after *string) (*model.AlertRuleChangeConnection, error)
 	Alerts(ctx context.Context, filter *model.AlertFilter, first *int, after *string) (*model.AlertConnection, error)
 }
 type SubscriptionResolver interface {
-	Alerts(ctx context.Context, customerID *uint, after *uint) (<-chan *models.Alert, error)
+	Alerts(ctx context.Context, customerID *uint, after *uint, kinds []rules.Kind) (<-chan *models.Alert, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -302,6 +357,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Alert.Available(childComplexity), true
+	case "Alert.cause":
+		if e.ComplexityRoot.Alert.Cause == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Cause(childComplexity), true
 	case "Alert.createdAt":
 		if e.ComplexityRoot.Alert.CreatedAt == nil {
 			break
@@ -326,6 +387,36 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Alert.ID(childComplexity), true
+	case "Alert.kind":
+		if e.ComplexityRoot.Alert.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Kind(childComplexity), true
+	case "Alert.level":
+		if e.ComplexityRoot.Alert.Level == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Level(childComplexity), true
+	case "Alert.previousStatus":
+		if e.ComplexityRoot.Alert.PreviousStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.PreviousStatus(childComplexity), true
+	case "Alert.recoveredKind":
+		if e.ComplexityRoot.Alert.RecoveredKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.RecoveredKind(childComplexity), true
+	case "Alert.status":
+		if e.ComplexityRoot.Alert.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Status(childComplexity), true
 	case "Alert.threshold":
 		if e.ComplexityRoot.Alert.Threshold == nil {
 			break
@@ -382,6 +473,118 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AlertEdge.Node(childComplexity), true
+
+	case "AlertRuleChange.availableBelow":
+		if e.ComplexityRoot.AlertRuleChange.AvailableBelow == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChange.AvailableBelow(childComplexity), true
+	case "AlertRuleChange.createdAt":
+		if e.ComplexityRoot.AlertRuleChange.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChange.CreatedAt(childComplexity), true
+	case "AlertRuleChange.customerId":
+		if e.ComplexityRoot.AlertRuleChange.CustomerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChange.CustomerID(childComplexity), true
+	case "AlertRuleChange.id":
+		if e.ComplexityRoot.AlertRuleChange.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChange.ID(childComplexity), true
+	case "AlertRuleChange.operator":
+		if e.ComplexityRoot.AlertRuleChange.Operator == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChange.Operator(childComplexity), true
+	case "AlertRuleChange.partnerId":
+		if e.ComplexityRoot.AlertRuleChange.PartnerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChange.PartnerID(childComplexity), true
+	case "AlertRuleChange.percentThresholds":
+		if e.ComplexityRoot.AlertRuleChange.PercentThresholds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChange.PercentThresholds(childComplexity), true
+	case "AlertRuleChange.scope":
+		if e.ComplexityRoot.AlertRuleChange.Scope == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChange.Scope(childComplexity), true
+
+	case "AlertRuleChangeConnection.edges":
+		if e.ComplexityRoot.AlertRuleChangeConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChangeConnection.Edges(childComplexity), true
+	case "AlertRuleChangeConnection.nodes":
+		if e.ComplexityRoot.AlertRuleChangeConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChangeConnection.Nodes(childComplexity), true
+	case "AlertRuleChangeConnection.pageInfo":
+		if e.ComplexityRoot.AlertRuleChangeConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChangeConnection.PageInfo(childComplexity), true
+	case "AlertRuleChangeConnection.totalCount":
+		if e.ComplexityRoot.AlertRuleChangeConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChangeConnection.TotalCount(childComplexity), true
+
+	case "AlertRuleChangeEdge.cursor":
+		if e.ComplexityRoot.AlertRuleChangeEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChangeEdge.Cursor(childComplexity), true
+	case "AlertRuleChangeEdge.node":
+		if e.ComplexityRoot.AlertRuleChangeEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChangeEdge.Node(childComplexity), true
+
+	case "AlertRules.availableBelow":
+		if e.ComplexityRoot.AlertRules.AvailableBelow == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRules.AvailableBelow(childComplexity), true
+	case "AlertRules.availableBelowSource":
+		if e.ComplexityRoot.AlertRules.AvailableBelowSource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRules.AvailableBelowSource(childComplexity), true
+	case "AlertRules.percentThresholds":
+		if e.ComplexityRoot.AlertRules.PercentThresholds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRules.PercentThresholds(childComplexity), true
+	case "AlertRules.percentThresholdsSource":
+		if e.ComplexityRoot.AlertRules.PercentThresholdsSource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRules.PercentThresholdsSource(childComplexity), true
 
 	case "ApiKey.createdAt":
 		if e.ComplexityRoot.ApiKey.CreatedAt == nil {
@@ -583,6 +786,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CreditChangePayload.Customer(childComplexity), true
 
+	case "Customer.alertRules":
+		if e.ComplexityRoot.Customer.AlertRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.AlertRules(childComplexity), true
 	case "Customer.alerts":
 		if e.ComplexityRoot.Customer.Alerts == nil {
 			break
@@ -793,6 +1002,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetCreditLine(childComplexity, args["partnerId"].(uint), args["creditLine"].(money.Amount)), true
+	case "Mutation.setCustomerAlertRules":
+		if e.ComplexityRoot.Mutation.SetCustomerAlertRules == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setCustomerAlertRules_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetCustomerAlertRules(childComplexity, args["customerId"].(uint), args["input"].(model.AlertRulesInput)), true
 	case "Mutation.setNonStopPrivilege":
 		if e.ComplexityRoot.Mutation.SetNonStopPrivilege == nil {
 			break
@@ -804,6 +1024,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetNonStopPrivilege(childComplexity, args["customerId"].(uint), args["enabled"].(bool)), true
+	case "Mutation.setPartnerAlertRules":
+		if e.ComplexityRoot.Mutation.SetPartnerAlertRules == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setPartnerAlertRules_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetPartnerAlertRules(childComplexity, args["partnerId"].(*uint), args["input"].(model.AlertRulesInput)), true
+	case "Mutation.setPlatformAlertRules":
+		if e.ComplexityRoot.Mutation.SetPlatformAlertRules == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setPlatformAlertRules_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetPlatformAlertRules(childComplexity, args["input"].(model.AlertRulesInput)), true
 	case "Mutation.updateCustomer":
 		if e.ComplexityRoot.Mutation.UpdateCustomer == nil {
 			break
@@ -852,6 +1094,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
 
+	case "Partner.alertRules":
+		if e.ComplexityRoot.Partner.AlertRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Partner.AlertRules(childComplexity), true
 	case "Partner.allocatedCredit":
 		if e.ComplexityRoot.Partner.Allocated == nil {
 			break
@@ -969,6 +1217,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.APIKeys(childComplexity, args["partnerId"].(*uint), args["includeRevoked"].(*bool), args["first"].(*int), args["after"].(*string)), true
+	case "Query.alertRuleChanges":
+		if e.ComplexityRoot.Query.AlertRuleChanges == nil {
+			break
+		}
+
+		args, err := ec.field_Query_alertRuleChanges_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AlertRuleChanges(childComplexity, args["partnerId"].(*uint), args["customerId"].(*uint), args["first"].(*int), args["after"].(*string)), true
 	case "Query.alerts":
 		if e.ComplexityRoot.Query.Alerts == nil {
 			break
@@ -1036,6 +1295,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Partners(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Query.platformAlertRules":
+		if e.ComplexityRoot.Query.PlatformAlertRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.PlatformAlertRules(childComplexity), true
 	case "Query.purchaseCheck":
 		if e.ComplexityRoot.Query.PurchaseCheck == nil {
 			break
@@ -1083,7 +1348,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.Alerts(childComplexity, args["customerId"].(*uint), args["after"].(*uint)), true
+		return e.ComplexityRoot.Subscription.Alerts(childComplexity, args["customerId"].(*uint), args["after"].(*uint), args["kinds"].([]rules.Kind)), true
 
 	case "Viewer.keyName":
 		if e.ComplexityRoot.Viewer.KeyName == nil {
@@ -1114,6 +1379,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AlertFilter", ec.unmarshalInputAlertFilter),
+			graphql.NewInputUnmarshaler("AlertRulesInput", ec.unmarshalInputAlertRulesInput),
 			graphql.NewInputUnmarshaler("AllocationFilter", ec.unmarshalInputAllocationFilter),
 			graphql.NewInputUnmarshaler("CreateApiKeyInput", ec.unmarshalInputCreateApiKeyInput),
 			graphql.NewInputUnmarshaler("CreateCustomerInput", ec.unmarshalInputCreateCustomerInput),
@@ -1217,7 +1483,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "alerts.graphqls" "schema.graphqls"
+//go:embed "alert_rules.graphqls" "alerts.graphqls" "schema.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1229,6 +1495,7 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "alert_rules.graphqls", Input: sourceData("alert_rules.graphqls"), BuiltIn: false},
 	{Name: "alerts.graphqls", Input: sourceData("alerts.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
 }
@@ -1244,8 +1511,20 @@ func (ec *executionContext) childFields_Alert(ctx context.Context, field graphql
 		return ec.fieldContext_Alert_id(ctx, field)
 	case "customer":
 		return ec.fieldContext_Alert_customer(ctx, field)
+	case "kind":
+		return ec.fieldContext_Alert_kind(ctx, field)
+	case "cause":
+		return ec.fieldContext_Alert_cause(ctx, field)
 	case "threshold":
 		return ec.fieldContext_Alert_threshold(ctx, field)
+	case "level":
+		return ec.fieldContext_Alert_level(ctx, field)
+	case "recoveredKind":
+		return ec.fieldContext_Alert_recoveredKind(ctx, field)
+	case "status":
+		return ec.fieldContext_Alert_status(ctx, field)
+	case "previousStatus":
+		return ec.fieldContext_Alert_previousStatus(ctx, field)
 	case "usagePercent":
 		return ec.fieldContext_Alert_usagePercent(ctx, field)
 	case "used":
@@ -1282,6 +1561,66 @@ func (ec *executionContext) childFields_AlertEdge(ctx context.Context, field gra
 		return ec.fieldContext_AlertEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AlertEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AlertRuleChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_AlertRuleChange_id(ctx, field)
+	case "scope":
+		return ec.fieldContext_AlertRuleChange_scope(ctx, field)
+	case "partnerId":
+		return ec.fieldContext_AlertRuleChange_partnerId(ctx, field)
+	case "customerId":
+		return ec.fieldContext_AlertRuleChange_customerId(ctx, field)
+	case "percentThresholds":
+		return ec.fieldContext_AlertRuleChange_percentThresholds(ctx, field)
+	case "availableBelow":
+		return ec.fieldContext_AlertRuleChange_availableBelow(ctx, field)
+	case "operator":
+		return ec.fieldContext_AlertRuleChange_operator(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_AlertRuleChange_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AlertRuleChange", field.Name)
+}
+
+func (ec *executionContext) childFields_AlertRuleChangeConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AlertRuleChangeConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_AlertRuleChangeConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AlertRuleChangeConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_AlertRuleChangeConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AlertRuleChangeConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AlertRuleChangeEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AlertRuleChangeEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AlertRuleChangeEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AlertRuleChangeEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AlertRules(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "percentThresholds":
+		return ec.fieldContext_AlertRules_percentThresholds(ctx, field)
+	case "percentThresholdsSource":
+		return ec.fieldContext_AlertRules_percentThresholdsSource(ctx, field)
+	case "availableBelow":
+		return ec.fieldContext_AlertRules_availableBelow(ctx, field)
+	case "availableBelowSource":
+		return ec.fieldContext_AlertRules_availableBelowSource(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AlertRules", field.Name)
 }
 
 func (ec *executionContext) childFields_ApiKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1424,6 +1763,8 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 		return ec.fieldContext_Customer_createdAt(ctx, field)
 	case "allocations":
 		return ec.fieldContext_Customer_allocations(ctx, field)
+	case "alertRules":
+		return ec.fieldContext_Customer_alertRules(ctx, field)
 	case "alerts":
 		return ec.fieldContext_Customer_alerts(ctx, field)
 	}
@@ -1484,6 +1825,8 @@ func (ec *executionContext) childFields_Partner(ctx context.Context, field graph
 		return ec.fieldContext_Partner_remainingCredit(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Partner_createdAt(ctx, field)
+	case "alertRules":
+		return ec.fieldContext_Partner_alertRules(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Partner", field.Name)
 }
@@ -1816,6 +2159,28 @@ func (ec *executionContext) field_Mutation_setCredit_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setCustomerAlertRules_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customerId",
+		func(ctx context.Context, v any) (uint, error) {
+			return ec.unmarshalNID2uint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["customerId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AlertRulesInput, error) {
+			return ec.unmarshalNAlertRulesInput2githubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertRulesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_setNonStopPrivilege_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1835,6 +2200,42 @@ func (ec *executionContext) field_Mutation_setNonStopPrivilege_args(ctx context.
 		return nil, err
 	}
 	args["enabled"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setPartnerAlertRules_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "partnerId",
+		func(ctx context.Context, v any) (*uint, error) {
+			return ec.unmarshalOID2ᚖuint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["partnerId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AlertRulesInput, error) {
+			return ec.unmarshalNAlertRulesInput2githubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertRulesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setPlatformAlertRules_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AlertRulesInput, error) {
+			return ec.unmarshalNAlertRulesInput2githubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertRulesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -1877,6 +2278,44 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_alertRuleChanges_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "partnerId",
+		func(ctx context.Context, v any) (*uint, error) {
+			return ec.unmarshalOID2ᚖuint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["partnerId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "customerId",
+		func(ctx context.Context, v any) (*uint, error) {
+			return ec.unmarshalOID2ᚖuint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["customerId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg3
 	return args, nil
 }
 
@@ -2115,6 +2554,14 @@ func (ec *executionContext) field_Subscription_alerts_args(ctx context.Context, 
 		return nil, err
 	}
 	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "kinds",
+		func(ctx context.Context, v any) ([]rules.Kind, error) {
+			return ec.unmarshalOAlertKind2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKindᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["kinds"] = arg2
 	return args, nil
 }
 
@@ -2247,6 +2694,52 @@ func (ec *executionContext) fieldContext_Alert_customer(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Alert_kind(ctx context.Context, field graphql.CollectedField, obj *models.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v rules.Kind) graphql.Marshaler {
+			return ec.marshalNAlertKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, false, false, "AlertKind")
+}
+
+func (ec *executionContext) _Alert_cause(ctx context.Context, field graphql.CollectedField, obj *models.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_cause(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cause, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v rules.Cause) graphql.Marshaler {
+			return ec.marshalNAlertCause2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐCause(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_cause(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, false, false, "AlertCause")
+}
+
 func (ec *executionContext) _Alert_threshold(ctx context.Context, field graphql.CollectedField, obj *models.Alert) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2268,6 +2761,98 @@ func (ec *executionContext) _Alert_threshold(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Alert_threshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Alert", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Alert_level(ctx context.Context, field graphql.CollectedField, obj *models.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_level(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Level, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *money.Amount) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_level(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _Alert_recoveredKind(ctx context.Context, field graphql.CollectedField, obj *models.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_recoveredKind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RecoveredKind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *rules.Kind) graphql.Marshaler {
+			return ec.marshalOAlertKind2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_recoveredKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, false, false, "AlertKind")
+}
+
+func (ec *executionContext) _Alert_status(ctx context.Context, field graphql.CollectedField, obj *models.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *credit.Status) graphql.Marshaler {
+			return ec.marshalOCustomerStatus2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, false, false, "CustomerStatus")
+}
+
+func (ec *executionContext) _Alert_previousStatus(ctx context.Context, field graphql.CollectedField, obj *models.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_previousStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PreviousStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *credit.Status) graphql.Marshaler {
+			return ec.marshalOCustomerStatus2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_previousStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Alert", field, false, false, "CustomerStatus")
 }
 
 func (ec *executionContext) _Alert_usagePercent(ctx context.Context, field graphql.CollectedField, obj *models.Alert) (ret graphql.Marshaler) {
@@ -2557,6 +3142,456 @@ func (ec *executionContext) fieldContext_AlertEdge_node(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _AlertRuleChange_id(ctx context.Context, field graphql.CollectedField, obj *alerts.RuleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChange_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v uint) graphql.Marshaler {
+			return ec.marshalNID2uint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChange_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChange", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AlertRuleChange_scope(ctx context.Context, field graphql.CollectedField, obj *alerts.RuleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChange_scope(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scope, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v rules.Source) graphql.Marshaler {
+			return ec.marshalNAlertRuleSource2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐSource(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChange_scope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChange", field, false, false, "AlertRuleSource")
+}
+
+func (ec *executionContext) _AlertRuleChange_partnerId(ctx context.Context, field graphql.CollectedField, obj *alerts.RuleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChange_partnerId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PartnerID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *uint) graphql.Marshaler {
+			return ec.marshalOID2ᚖuint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChange_partnerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChange", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AlertRuleChange_customerId(ctx context.Context, field graphql.CollectedField, obj *alerts.RuleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChange_customerId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CustomerID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *uint) graphql.Marshaler {
+			return ec.marshalOID2ᚖuint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChange_customerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChange", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AlertRuleChange_percentThresholds(ctx context.Context, field graphql.CollectedField, obj *alerts.RuleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChange_percentThresholds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PercentThresholds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalOInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChange_percentThresholds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChange", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AlertRuleChange_availableBelow(ctx context.Context, field graphql.CollectedField, obj *alerts.RuleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChange_availableBelow(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AvailableBelow, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []money.Amount) graphql.Marshaler {
+			return ec.marshalODecimal2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmountᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChange_availableBelow(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChange", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _AlertRuleChange_operator(ctx context.Context, field graphql.CollectedField, obj *alerts.RuleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChange_operator(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Operator, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChange_operator(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _AlertRuleChange_createdAt(ctx context.Context, field graphql.CollectedField, obj *alerts.RuleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChange_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChange_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AlertRuleChangeConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.AlertRuleChangeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChangeConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AlertRuleChangeEdge) graphql.Marshaler {
+			return ec.marshalNAlertRuleChangeEdge2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertRuleChangeEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChangeConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRuleChangeConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertRuleChangeEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRuleChangeConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.AlertRuleChangeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChangeConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*alerts.RuleChange) graphql.Marshaler {
+			return ec.marshalNAlertRuleChange2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRuleChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChangeConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRuleChangeConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertRuleChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRuleChangeConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.AlertRuleChangeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChangeConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChangeConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRuleChangeConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRuleChangeConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.AlertRuleChangeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChangeConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChangeConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChangeConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AlertRuleChangeEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.AlertRuleChangeEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChangeEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChangeEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChangeEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _AlertRuleChangeEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.AlertRuleChangeEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChangeEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *alerts.RuleChange) graphql.Marshaler {
+			return ec.marshalNAlertRuleChange2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRuleChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChangeEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRuleChangeEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertRuleChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AlertRules_percentThresholds(ctx context.Context, field graphql.CollectedField, obj *alerts.RulesInForce) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRules_percentThresholds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PercentThresholds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRules_percentThresholds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRules", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AlertRules_percentThresholdsSource(ctx context.Context, field graphql.CollectedField, obj *alerts.RulesInForce) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRules_percentThresholdsSource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PercentThresholdsSource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v rules.Source) graphql.Marshaler {
+			return ec.marshalNAlertRuleSource2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐSource(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRules_percentThresholdsSource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRules", field, false, false, "AlertRuleSource")
+}
+
+func (ec *executionContext) _AlertRules_availableBelow(ctx context.Context, field graphql.CollectedField, obj *alerts.RulesInForce) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRules_availableBelow(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AvailableBelow, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []money.Amount) graphql.Marshaler {
+			return ec.marshalNDecimal2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRules_availableBelow(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRules", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _AlertRules_availableBelowSource(ctx context.Context, field graphql.CollectedField, obj *alerts.RulesInForce) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRules_availableBelowSource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AvailableBelowSource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v rules.Source) graphql.Marshaler {
+			return ec.marshalNAlertRuleSource2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐSource(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRules_availableBelowSource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRules", field, false, false, "AlertRuleSource")
 }
 
 func (ec *executionContext) _ApiKey_id(ctx context.Context, field graphql.CollectedField, obj *models.APIKey) (ret graphql.Marshaler) {
@@ -3732,6 +4767,38 @@ func (ec *executionContext) fieldContext_Customer_allocations(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Customer_alertRules(ctx context.Context, field graphql.CollectedField, obj *models.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_alertRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Customer().AlertRules(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *alerts.RulesInForce) graphql.Marshaler {
+			return ec.marshalNAlertRules2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRulesInForce(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_alertRules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Customer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertRules(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Customer_alerts(ctx context.Context, field graphql.CollectedField, obj *models.Customer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4346,6 +5413,138 @@ func (ec *executionContext) fieldContext_Mutation_setNonStopPrivilege(ctx contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_setPlatformAlertRules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setPlatformAlertRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetPlatformAlertRules(ctx, fc.Args["input"].(model.AlertRulesInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *alerts.RulesInForce) graphql.Marshaler {
+			return ec.marshalNAlertRules2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRulesInForce(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setPlatformAlertRules(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertRules(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setPlatformAlertRules_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setPartnerAlertRules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setPartnerAlertRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetPartnerAlertRules(ctx, fc.Args["partnerId"].(*uint), fc.Args["input"].(model.AlertRulesInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *alerts.RulesInForce) graphql.Marshaler {
+			return ec.marshalNAlertRules2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRulesInForce(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setPartnerAlertRules(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertRules(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setPartnerAlertRules_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setCustomerAlertRules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setCustomerAlertRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetCustomerAlertRules(ctx, fc.Args["customerId"].(uint), fc.Args["input"].(model.AlertRulesInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *alerts.RulesInForce) graphql.Marshaler {
+			return ec.marshalNAlertRules2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRulesInForce(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setCustomerAlertRules(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertRules(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setCustomerAlertRules_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_recordUsage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4641,6 +5840,38 @@ func (ec *executionContext) _Partner_createdAt(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_Partner_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Partner", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Partner_alertRules(ctx context.Context, field graphql.CollectedField, obj *models.Partner) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Partner_alertRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Partner().AlertRules(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *alerts.RulesInForce) graphql.Marshaler {
+			return ec.marshalNAlertRules2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRulesInForce(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Partner_alertRules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Partner",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertRules(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _PartnerConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.PartnerConnection) (ret graphql.Marshaler) {
@@ -5249,6 +6480,82 @@ func (ec *executionContext) fieldContext_Query_purchaseCheck(ctx context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_platformAlertRules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_platformAlertRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().PlatformAlertRules(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *alerts.RulesInForce) graphql.Marshaler {
+			return ec.marshalNAlertRules2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRulesInForce(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_platformAlertRules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertRules(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_alertRuleChanges(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_alertRuleChanges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AlertRuleChanges(ctx, fc.Args["partnerId"].(*uint), fc.Args["customerId"].(*uint), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AlertRuleChangeConnection) graphql.Marshaler {
+			return ec.marshalNAlertRuleChangeConnection2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertRuleChangeConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_alertRuleChanges(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AlertRuleChangeConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_alertRuleChanges_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_alerts(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5457,7 +6764,7 @@ func (ec *executionContext) _Subscription_alerts(ctx context.Context, field grap
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().Alerts(ctx, fc.Args["customerId"].(*uint), fc.Args["after"].(*uint))
+			return ec.Resolvers.Subscription().Alerts(ctx, fc.Args["customerId"].(*uint), fc.Args["after"].(*uint), fc.Args["kinds"].([]rules.Kind))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Alert) graphql.Marshaler {
@@ -6653,7 +7960,7 @@ func (ec *executionContext) unmarshalInputAlertFilter(ctx context.Context, obj a
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"customerId", "threshold", "from", "to"}
+	fieldsInOrder := [...]string{"customerId", "kinds", "threshold", "from", "to"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6667,6 +7974,13 @@ func (ec *executionContext) unmarshalInputAlertFilter(ctx context.Context, obj a
 				return it, err
 			}
 			it.CustomerID = data
+		case "kinds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kinds"))
+			data, err := ec.unmarshalOAlertKind2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKindᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kinds = data
 		case "threshold":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("threshold"))
 			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
@@ -6702,6 +8016,55 @@ func (ec *executionContext) unmarshalInputAlertFilter(ctx context.Context, obj a
 func UnmarshalAlertFilter(ctx context.Context, raw any) (model.AlertFilter, error) {
 	var out model.AlertFilter
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "AlertFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputAlertRulesInput(ctx context.Context, obj any) (model.AlertRulesInput, error) {
+	var it model.AlertRulesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"percentThresholds", "availableBelow"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "percentThresholds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("percentThresholds"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PercentThresholds = graphql.OmittableOf(data)
+		case "availableBelow":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("availableBelow"))
+			data, err := ec.unmarshalODecimal2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmountᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AvailableBelow = graphql.OmittableOf(data)
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAlertRulesInput unmarshals raw into the AlertRulesInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAlertRulesInput(ctx context.Context, raw any) (model.AlertRulesInput, error) {
+	var out model.AlertRulesInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AlertRulesInput", raw, &out)
 	return out, err
 }
 
@@ -7401,9 +8764,39 @@ func (ec *executionContext) _Alert(ctx context.Context, sel ast.SelectionSet, ob
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Alert_customer(ctx, field, obj)
 				})
+		case "kind":
+			out.Values[i] = ec._Alert_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cause":
+			out.Values[i] = ec._Alert_cause(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "threshold":
 			out.Values[i] = ec._Alert_threshold(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "level":
+			out.Values[i] = ec._Alert_level(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "recoveredKind":
+			out.Values[i] = ec._Alert_recoveredKind(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._Alert_status(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "previousStatus":
+			out.Values[i] = ec._Alert_previousStatus(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "usagePercent":
@@ -7514,6 +8907,208 @@ func (ec *executionContext) _AlertEdge(ctx context.Context, sel ast.SelectionSet
 			}
 		case "node":
 			out.Values[i] = ec._AlertEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var alertRuleChangeImplementors = []string{"AlertRuleChange"}
+
+func (ec *executionContext) _AlertRuleChange(ctx context.Context, sel ast.SelectionSet, obj *alerts.RuleChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, alertRuleChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AlertRuleChange")
+		case "id":
+			out.Values[i] = ec._AlertRuleChange_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "scope":
+			out.Values[i] = ec._AlertRuleChange_scope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "partnerId":
+			out.Values[i] = ec._AlertRuleChange_partnerId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "customerId":
+			out.Values[i] = ec._AlertRuleChange_customerId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "percentThresholds":
+			out.Values[i] = ec._AlertRuleChange_percentThresholds(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "availableBelow":
+			out.Values[i] = ec._AlertRuleChange_availableBelow(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "operator":
+			out.Values[i] = ec._AlertRuleChange_operator(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._AlertRuleChange_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var alertRuleChangeConnectionImplementors = []string{"AlertRuleChangeConnection"}
+
+func (ec *executionContext) _AlertRuleChangeConnection(ctx context.Context, sel ast.SelectionSet, obj *model.AlertRuleChangeConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, alertRuleChangeConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AlertRuleChangeConnection")
+		case "edges":
+			out.Values[i] = ec._AlertRuleChangeConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._AlertRuleChangeConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._AlertRuleChangeConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._AlertRuleChangeConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var alertRuleChangeEdgeImplementors = []string{"AlertRuleChangeEdge"}
+
+func (ec *executionContext) _AlertRuleChangeEdge(ctx context.Context, sel ast.SelectionSet, obj *model.AlertRuleChangeEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, alertRuleChangeEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AlertRuleChangeEdge")
+		case "cursor":
+			out.Values[i] = ec._AlertRuleChangeEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._AlertRuleChangeEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var alertRulesImplementors = []string{"AlertRules"}
+
+func (ec *executionContext) _AlertRules(ctx context.Context, sel ast.SelectionSet, obj *alerts.RulesInForce) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, alertRulesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AlertRules")
+		case "percentThresholds":
+			out.Values[i] = ec._AlertRules_percentThresholds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "percentThresholdsSource":
+			out.Values[i] = ec._AlertRules_percentThresholdsSource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "availableBelow":
+			out.Values[i] = ec._AlertRules_availableBelow(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "availableBelowSource":
+			out.Values[i] = ec._AlertRules_availableBelowSource(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7997,6 +9592,12 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Customer_allocations(ctx, field, obj)
 				})
+		case "alertRules":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Customer_alertRules(ctx, field, obj)
+				})
 		case "alerts":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -8188,6 +9789,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "setPlatformAlertRules":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setPlatformAlertRules(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setPartnerAlertRules":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setPartnerAlertRules(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setCustomerAlertRules":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setCustomerAlertRules(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "recordUsage":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_recordUsage(ctx, field)
@@ -8274,38 +9896,44 @@ func (ec *executionContext) _Partner(ctx context.Context, sel ast.SelectionSet, 
 		case "id":
 			out.Values[i] = ec._Partner_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._Partner_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "currency":
 			out.Values[i] = ec._Partner_currency(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "creditLine":
 			out.Values[i] = ec._Partner_creditLine(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "allocatedCredit":
 			out.Values[i] = ec._Partner_allocatedCredit(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "remainingCredit":
 			out.Values[i] = ec._Partner_remainingCredit(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._Partner_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "alertRules":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Partner_alertRules(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8523,6 +10151,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_purchaseCheck(ctx, field)
+				})
+		case "platformAlertRules":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_platformAlertRules(ctx, field)
+				})
+		case "alertRuleChanges":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_alertRuleChanges(ctx, field)
 				})
 		case "alerts":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -9053,6 +10693,38 @@ func (ec *executionContext) marshalNAlert2ᚖgithubᚗcomᚋcloudresellerᚋcred
 	return ec._Alert(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNAlertCause2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐCause(ctx context.Context, v any) (rules.Cause, error) {
+	tmp, err := model.UnmarshalString(v)
+	res := unmarshalNAlertCause2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐCause[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAlertCause2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐCause(ctx context.Context, sel ast.SelectionSet, v rules.Cause) graphql.Marshaler {
+	_ = sel
+	res := model.MarshalString(marshalNAlertCause2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐCause[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "AlertCause!")
+	}
+	return res
+}
+
+var (
+	unmarshalNAlertCause2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐCause = map[string]rules.Cause{
+		"USAGE":            rules.CauseUsage,
+		"CREDIT_CHANGE":    rules.CauseCreditChange,
+		"PRIVILEGE_CHANGE": rules.CausePrivilegeChange,
+		"RULE_CHANGE":      rules.CauseRuleChange,
+		"FORECAST_TICK":    rules.CauseForecastTick,
+	}
+	marshalNAlertCause2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐCause = map[rules.Cause]string{
+		rules.CauseUsage:           "USAGE",
+		rules.CauseCreditChange:    "CREDIT_CHANGE",
+		rules.CausePrivilegeChange: "PRIVILEGE_CHANGE",
+		rules.CauseRuleChange:      "RULE_CHANGE",
+		rules.CauseForecastTick:    "FORECAST_TICK",
+	}
+)
+
 func (ec *executionContext) marshalNAlertConnection2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertConnection(ctx context.Context, sel ast.SelectionSet, v *model.AlertConnection) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AlertConnection!")
@@ -9083,6 +10755,137 @@ func (ec *executionContext) marshalNAlertEdge2ᚖgithubᚗcomᚋcloudresellerᚋ
 		return graphql.Null
 	}
 	return ec._AlertEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAlertKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind(ctx context.Context, v any) (rules.Kind, error) {
+	tmp, err := model.UnmarshalString(v)
+	res := unmarshalNAlertKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAlertKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind(ctx context.Context, sel ast.SelectionSet, v rules.Kind) graphql.Marshaler {
+	_ = sel
+	res := model.MarshalString(marshalNAlertKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "AlertKind!")
+	}
+	return res
+}
+
+var (
+	unmarshalNAlertKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind = map[string]rules.Kind{
+		"USAGE_THRESHOLD":    rules.UsageThreshold,
+		"AVAILABLE_BELOW":    rules.AvailableBelow,
+		"STATUS_CHANGED":     rules.StatusChanged,
+		"RECOVERED":          rules.Recovered,
+		"DEPLETION_FORECAST": rules.DepletionForecast,
+	}
+	marshalNAlertKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind = map[rules.Kind]string{
+		rules.UsageThreshold:    "USAGE_THRESHOLD",
+		rules.AvailableBelow:    "AVAILABLE_BELOW",
+		rules.StatusChanged:     "STATUS_CHANGED",
+		rules.Recovered:         "RECOVERED",
+		rules.DepletionForecast: "DEPLETION_FORECAST",
+	}
+)
+
+func (ec *executionContext) marshalNAlertRuleChange2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRuleChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []*alerts.RuleChange) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAlertRuleChange2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRuleChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAlertRuleChange2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRuleChange(ctx context.Context, sel ast.SelectionSet, v *alerts.RuleChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AlertRuleChange!")
+		return graphql.Null
+	}
+	return ec._AlertRuleChange(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAlertRuleChangeConnection2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertRuleChangeConnection(ctx context.Context, sel ast.SelectionSet, v *model.AlertRuleChangeConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AlertRuleChangeConnection!")
+		return graphql.Null
+	}
+	return ec._AlertRuleChangeConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAlertRuleChangeEdge2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertRuleChangeEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AlertRuleChangeEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAlertRuleChangeEdge2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertRuleChangeEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAlertRuleChangeEdge2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertRuleChangeEdge(ctx context.Context, sel ast.SelectionSet, v *model.AlertRuleChangeEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AlertRuleChangeEdge!")
+		return graphql.Null
+	}
+	return ec._AlertRuleChangeEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAlertRuleSource2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐSource(ctx context.Context, v any) (rules.Source, error) {
+	tmp, err := model.UnmarshalString(v)
+	res := unmarshalNAlertRuleSource2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐSource[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAlertRuleSource2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐSource(ctx context.Context, sel ast.SelectionSet, v rules.Source) graphql.Marshaler {
+	_ = sel
+	res := model.MarshalString(marshalNAlertRuleSource2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐSource[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "AlertRuleSource!")
+	}
+	return res
+}
+
+var (
+	unmarshalNAlertRuleSource2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐSource = map[string]rules.Source{
+		"DEFAULT":  rules.FromDefault,
+		"PLATFORM": rules.FromPlatform,
+		"PARTNER":  rules.FromPartner,
+		"CUSTOMER": rules.FromCustomer,
+	}
+	marshalNAlertRuleSource2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐSource = map[rules.Source]string{
+		rules.FromDefault:  "DEFAULT",
+		rules.FromPlatform: "PLATFORM",
+		rules.FromPartner:  "PARTNER",
+		rules.FromCustomer: "CUSTOMER",
+	}
+)
+
+func (ec *executionContext) marshalNAlertRules2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚐRulesInForce(ctx context.Context, sel ast.SelectionSet, v *alerts.RulesInForce) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AlertRules!")
+		return graphql.Null
+	}
+	return ec._AlertRules(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAlertRulesInput2githubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAlertRulesInput(ctx context.Context, v any) (model.AlertRulesInput, error) {
+	res, err := ec.unmarshalInputAlertRulesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNAllocationKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋcreditᚐKind(ctx context.Context, v any) (credit.Kind, error) {
@@ -9398,6 +11201,35 @@ func (ec *executionContext) marshalNDecimal2githubᚗcomᚋcloudresellerᚋcredi
 	return res
 }
 
+func (ec *executionContext) unmarshalNDecimal2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmountᚄ(ctx context.Context, v any) ([]money.Amount, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]money.Amount, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDecimal2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmount(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNDecimal2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmountᚄ(ctx context.Context, sel ast.SelectionSet, v []money.Amount) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNDecimal2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmount(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
 	res, err := graphql.UnmarshalFloatContext(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9438,6 +11270,35 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]int, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNInt2int(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNInt2ᚕintᚄ(ctx context.Context, sel ast.SelectionSet, v []int) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNInt2int(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNOrderDirection2githubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐOrderDirection(ctx context.Context, v any) (model.OrderDirection, error) {
@@ -9783,6 +11644,78 @@ func (ec *executionContext) unmarshalOAlertFilter2ᚖgithubᚗcomᚋcloudreselle
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOAlertKind2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKindᚄ(ctx context.Context, v any) ([]rules.Kind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]rules.Kind, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAlertKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOAlertKind2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKindᚄ(ctx context.Context, sel ast.SelectionSet, v []rules.Kind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAlertKind2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOAlertKind2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind(ctx context.Context, v any) (*rules.Kind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := model.UnmarshalString(v)
+	res := unmarshalOAlertKind2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOAlertKind2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind(ctx context.Context, sel ast.SelectionSet, v *rules.Kind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := model.MarshalString(marshalOAlertKind2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind[*v])
+	return res
+}
+
+var (
+	unmarshalOAlertKind2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind = map[string]rules.Kind{
+		"USAGE_THRESHOLD":    rules.UsageThreshold,
+		"AVAILABLE_BELOW":    rules.AvailableBelow,
+		"STATUS_CHANGED":     rules.StatusChanged,
+		"RECOVERED":          rules.Recovered,
+		"DEPLETION_FORECAST": rules.DepletionForecast,
+	}
+	marshalOAlertKind2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐKind = map[rules.Kind]string{
+		rules.UsageThreshold:    "USAGE_THRESHOLD",
+		rules.AvailableBelow:    "AVAILABLE_BELOW",
+		rules.StatusChanged:     "STATUS_CHANGED",
+		rules.Recovered:         "RECOVERED",
+		rules.DepletionForecast: "DEPLETION_FORECAST",
+	}
+)
+
 func (ec *executionContext) unmarshalOAllocationFilter2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐAllocationFilter(ctx context.Context, v any) (*model.AllocationFilter, error) {
 	if v == nil {
 		return nil, nil
@@ -9906,6 +11839,41 @@ var (
 	}
 )
 
+func (ec *executionContext) unmarshalODecimal2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmountᚄ(ctx context.Context, v any) ([]money.Amount, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]money.Amount, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDecimal2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmount(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalODecimal2ᚕgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmountᚄ(ctx context.Context, sel ast.SelectionSet, v []money.Amount) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNDecimal2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmount(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalODecimal2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmount(ctx context.Context, v any) (*money.Amount, error) {
 	if v == nil {
 		return nil, nil
@@ -9975,6 +11943,41 @@ func (ec *executionContext) marshalOID2ᚖuint(ctx context.Context, sel ast.Sele
 	_ = ctx
 	res := model.MarshalID(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]int, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNInt2int(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOInt2ᚕintᚄ(ctx context.Context, sel ast.SelectionSet, v []int) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNInt2int(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {

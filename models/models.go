@@ -11,6 +11,7 @@ package models
 import (
 	"time"
 
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/money"
@@ -52,6 +53,9 @@ type Customer struct {
 	Available        money.Amount  `gorm:"not null;default:0"`
 	UsageBasisPoints int64         `gorm:"not null;default:0"`
 	Status           credit.Status `gorm:"size:20;not null"`
+	// AlertFired are the alert levels that fired and have not recovered
+	// (rules.Fired, encoded).
+	AlertFired string `gorm:"size:400;not null;default:''"`
 
 	CreatedAt time.Time `gorm:"precision:6;not null;index:idx_customers_partner_created,priority:2"`
 	UpdatedAt time.Time `gorm:"precision:6"`
@@ -155,6 +159,19 @@ type Alert struct {
 	// RaisedID is the alert's row in the outbox (raised_alerts) before it was
 	// numbered; nil for alerts numbered before the outbox existed.
 	RaisedID *uint
+	// Kind is what the alert says; Cause what made the change that raised it.
+	Kind  rules.Kind  `gorm:"size:24;not null;default:USAGE_THRESHOLD"`
+	Cause rules.Cause `gorm:"size:24;not null;default:USAGE"`
+	// Level is the available level of AVAILABLE_BELOW (and of RECOVERED when
+	// an available level recovered).
+	Level *money.Amount
+	// RecoveredKind is the kind of level that recovered (RECOVERED).
+	RecoveredKind *rules.Kind `gorm:"size:24"`
+	// Status is the customer's status right after the change (nil for alerts
+	// raised before alert kinds existed); PreviousStatus the one before it
+	// (STATUS_CHANGED).
+	Status         *credit.Status `gorm:"size:20"`
+	PreviousStatus *credit.Status `gorm:"size:20"`
 }
 
 // UsagePercent is the customer's usage right after the change that raised the alert.

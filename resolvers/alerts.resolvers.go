@@ -11,6 +11,7 @@ import (
 	"github.com/cloudreseller/credit/graph"
 	"github.com/cloudreseller/credit/graph/model"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/internal/loaders"
 	"github.com/cloudreseller/credit/internal/page"
@@ -46,7 +47,7 @@ func (r *mutationResolver) RecordUsage(ctx context.Context, input model.RecordUs
 func (r *queryResolver) Alerts(ctx context.Context, filter *model.AlertFilter, first *int, after *string) (*model.AlertConnection, error) {
 	var f alerts.Filter
 	if filter != nil {
-		f = alerts.Filter{CustomerID: filter.CustomerID, Threshold: filter.Threshold, From: filter.From, To: filter.To}
+		f = alerts.Filter{CustomerID: filter.CustomerID, Kinds: filter.Kinds, Threshold: filter.Threshold, From: filter.From, To: filter.To}
 	}
 	res, err := r.Resolver.Alerts.List(ctx, f, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
@@ -55,8 +56,8 @@ func (r *queryResolver) Alerts(ctx context.Context, filter *model.AlertFilter, f
 	return alertConnection(res), nil
 }
 
-func (r *subscriptionResolver) Alerts(ctx context.Context, customerID *uint, after *uint) (<-chan *models.Alert, error) {
-	return r.Resolver.Alerts.Subscribe(ctx, customerID, after)
+func (r *subscriptionResolver) Alerts(ctx context.Context, customerID *uint, after *uint, kinds []rules.Kind) (<-chan *models.Alert, error) {
+	return r.Resolver.Alerts.Subscribe(ctx, customerID, after, kinds)
 }
 
 func (r *Resolver) Alert() graph.AlertResolver { return &alertResolver{r} }

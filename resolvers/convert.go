@@ -5,6 +5,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/cloudreseller/credit/graph/model"
+	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/internal/page"
 	"github.com/cloudreseller/credit/models"
@@ -70,4 +71,8 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+func rulesChange(in model.AlertRulesInput) alerts.RulesChange {
+	return alerts.RulesChange{Percent: in.PercentThresholds, Available: in.AvailableBelow}
 }

@@ -201,6 +201,8 @@ func (r *Resolver) Customer() graph.CustomerResolver { return &customerResolver{
 
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
+func (r *Resolver) Partner() graph.PartnerResolver { return &partnerResolver{r} }
+
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
 type (
@@ -208,5 +210,6 @@ type (
 	creditAllocationResolver struct{ *Resolver }
 	customerResolver         struct{ *Resolver }
 	mutationResolver         struct{ *Resolver }
+	partnerResolver          struct{ *Resolver }
 	queryResolver            struct{ *Resolver }
 )

@@ -9,7 +9,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/money"
@@ -40,12 +43,43 @@ type AlertEdge struct {
 type AlertFilter struct {
 	// Only this customer's alerts.
 	CustomerID *uint `json:"customerId,omitempty"`
-	// Only alerts of this threshold (75, 90 or 100).
+	// Only alerts of these kinds; every kind when left out.
+	Kinds []rules.Kind `json:"kinds,omitempty"`
+	// Only alerts with this threshold (a percent level).
 	Threshold *int `json:"threshold,omitempty"`
 	// Alerts raised at or after this instant.
 	From *time.Time `json:"from,omitempty"`
 	// Alerts raised before this instant.
 	To *time.Time `json:"to,omitempty"`
+}
+
+// A page of alert rule changes.
+type AlertRuleChangeConnection struct {
+	// The changes of the page with their cursors.
+	Edges []*AlertRuleChangeEdge `json:"edges"`
+	// The changes of the page, without cursors.
+	Nodes []*alerts.RuleChange `json:"nodes"`
+	// Where the page is in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many changes match, on every page.
+	TotalCount int `json:"totalCount"`
+}
+
+// An alert rule change in a page, with its cursor.
+type AlertRuleChangeEdge struct {
+	// Pass as `after` to continue after this change.
+	Cursor string `json:"cursor"`
+	// The change.
+	Node *alerts.RuleChange `json:"node"`
+}
+
+// A change of alert rules at one scope. A field left out stays as it is; `null` removes this scope's
+// rule, so the scope above applies again; a value sets it.
+type AlertRulesInput struct {
+	// 1 to 10 percent levels, each 1 to 100 (sorted and deduplicated); null: inherit.
+	PercentThresholds graphql.Omittable[[]int] `json:"percentThresholds,omitempty"`
+	// Up to 5 available-credit levels, each zero or more; [] for none; null: inherit.
+	AvailableBelow graphql.Omittable[[]money.Amount] `json:"availableBelow,omitempty"`
 }
 
 // Narrows a listing of allocation records; fields left out do not filter, and all given must match.

@@ -25,11 +25,19 @@ type Service struct {
 	db *gorm.DB
 	// loads shares identical customer loads in flight (see CustomersByID).
 	loads singleflight.Group
+	// outbox hears of alerts a privilege change committed.
+	outbox Notifier
 }
 
-// New returns a Service on db.
-func New(db *gorm.DB) *Service {
-	return &Service{db: db}
+// Notifier is told that a change committed alerts to the outbox
+// (alerts.Service), so that they reach listeners at once.
+type Notifier interface{ Raised() }
+
+// New returns a Service on db that tells outbox of the alerts raised by
+// changes of privileges (nil: nobody is told; the alerts tail finds them at
+// its next poll).
+func New(db *gorm.DB, outbox Notifier) *Service {
+	return &Service{db: db, outbox: outbox}
 }
 
 // NewPartner is the input of CreatePartner.

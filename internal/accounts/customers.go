@@ -9,6 +9,8 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/alerts/outbox"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/database"
@@ -332,20 +334,47 @@ func (s *Service) UpdateCustomer(ctx context.Context, id uint, in CustomerUpdate
 		return nil, err
 	}
 	var c *models.Customer
+	var raised []*models.Alert
 	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
 		if c, err = FindCustomer(tx, p, id, true); err != nil {
 			return err
 		}
+		was := outbox.StateOf(c)
 		if err := in.apply(c); err != nil {
 			return err
 		}
 		c.Refresh()
-		return tx.Model(c).Select("name", "email", "remark", "billing_permission", "status", "updated_at").Updates(c).Error
+		if raised, err = raiseOnStatusChange(tx, c, was); err != nil {
+			return err
+		}
+		return tx.Model(c).Select("name", "email", "remark", "billing_permission", "status", "alert_fired", "updated_at").Updates(c).Error
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.notify(raised)
 	return c, nil
+}
+
+// raiseOnStatusChange writes to the outbox the alerts a change of c's
+// privileges raises (its status may change; its balance does not), in tx.
+func raiseOnStatusChange(tx *gorm.DB, c *models.Customer, was rules.State) ([]*models.Alert, error) {
+	if c.Status == was.Status {
+		return nil, nil // no rule looks at privileges but through the status
+	}
+	inForce, err := outbox.RulesFor(tx, []*models.Customer{c})
+	if err != nil {
+		return nil, err
+	}
+	raised := outbox.Apply(inForce[c.ID], rules.CausePrivilegeChange, c, was)
+	return raised, outbox.Insert(tx, raised)
+}
+
+// notify tells the outbox's tail of alerts a committed change raised.
+func (s *Service) notify(raised []*models.Alert) {
+	if len(raised) > 0 && s.outbox != nil {
+		s.outbox.Raised()
+	}
 }
 
 func (in CustomerUpdate) apply(c *models.Customer) error {
@@ -377,17 +406,23 @@ func (s *Service) SetNonStopPrivilege(ctx context.Context, id uint, enabled bool
 		return nil, err
 	}
 	var c *models.Customer
+	var raised []*models.Alert
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) (err error) {
 		if c, err = FindCustomer(tx, auth.Principal{Role: auth.RoleAdmin}, id, true); err != nil {
 			return err
 		}
+		was := outbox.StateOf(c)
 		c.NonStopPrivilege = enabled
 		c.Refresh()
-		return tx.Model(c).Select("non_stop_privilege", "status", "updated_at").Updates(c).Error
+		if raised, err = raiseOnStatusChange(tx, c, was); err != nil {
+			return err
+		}
+		return tx.Model(c).Select("non_stop_privilege", "status", "alert_fired", "updated_at").Updates(c).Error
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.notify(raised)
 	return c, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/alerts/outbox"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/broker"
 	"github.com/cloudreseller/credit/internal/database"
@@ -376,16 +379,16 @@ func (s *Service) poll(ctx context.Context, last uint, woken bool) (uint, error)
 // that rows are waiting, it first looks whether there are any.
 func (s *Service) numberPending(ctx context.Context, waiting bool) ([]*models.Alert, error) {
 	if !waiting {
-		any, err := pending(ctx, s.db)
+		any, err := outbox.Pending(ctx, s.db)
 		if err != nil || !any {
 			return nil, err
 		}
 	}
 	var all []*models.Alert
 	for {
-		moved, err := sequence(ctx, s.db)
+		moved, err := outbox.Sequence(ctx, s.db)
 		all = append(all, moved...)
-		if err != nil || len(moved) < passSize {
+		if err != nil || len(moved) < outbox.PassSize {
 			return all, err
 		}
 	}
@@ -414,6 +417,7 @@ func (s *Service) publishAfter(ctx context.Context, last uint) (uint, error) {
 // Filter narrows a listing of alerts. Zero fields do not filter.
 type Filter struct {
 	CustomerID *uint
+	Kinds      []rules.Kind
 	Threshold  *int
 	From       *time.Time // inclusive
 	To         *time.Time // exclusive
@@ -433,7 +437,7 @@ func (s *Service) List(ctx context.Context, f Filter, args page.Args) (page.Resu
 	if err := s.flush(ctx, scope); err != nil {
 		return none, err
 	}
-	q := selection{partnerID: scope, customerID: f.CustomerID}.where(s.db.WithContext(ctx).Model(&models.Alert{}))
+	q := selection{partnerID: scope, customerID: f.CustomerID, kinds: f.Kinds}.where(s.db.WithContext(ctx).Model(&models.Alert{}))
 	if f.Threshold != nil {
 		q = q.Where("threshold = ?", *f.Threshold)
 	}
@@ -463,6 +467,8 @@ func alertIndex(partnerID uint, f Filter) string {
 		return ""
 	case f.Threshold != nil:
 		return "idx_alerts_partner_threshold"
+	case len(f.Kinds) > 0:
+		return "idx_alerts_partner_kind"
 	}
 	return "idx_alerts_partner"
 }
@@ -514,7 +520,7 @@ func viewerScope(ctx context.Context) (uint, error) {
 // set): first every stored alert after the id `after`, in order, then the live
 // ones, without gaps or repeats. The channel closes when ctx ends, or when the
 // listener falls too far behind (it then resumes with the last id it got).
-func (s *Service) Subscribe(ctx context.Context, customerID, after *uint) (<-chan *models.Alert, error) {
+func (s *Service) Subscribe(ctx context.Context, customerID, after *uint, kinds []rules.Kind) (<-chan *models.Alert, error) {
 	p, err := auth.Require(ctx, auth.RoleAdmin, auth.RolePartner)
 	if err != nil {
 		return nil, err
@@ -524,7 +530,7 @@ func (s *Service) Subscribe(ctx context.Context, customerID, after *uint) (<-cha
 			return nil, err
 		}
 	}
-	sel := selection{partnerID: p.PartnerID, customerID: customerID}
+	sel := selection{partnerID: p.PartnerID, customerID: customerID, kinds: kinds}
 	// Subscribe before reading the store: whatever commits from now on reaches
 	// the subscription, and whatever committed before is in the store.
 	live := s.broker.Subscribe(s.opts.Buffer, sel.match)
@@ -538,10 +544,12 @@ func (s *Service) Subscribe(ctx context.Context, customerID, after *uint) (<-cha
 type selection struct {
 	partnerID  uint
 	customerID *uint
+	kinds      []rules.Kind // nil: every kind
 }
 
 func (sel selection) match(a *models.Alert) bool {
-	return (sel.partnerID == 0 || a.PartnerID == sel.partnerID) && (sel.customerID == nil || a.CustomerID == *sel.customerID)
+	return (sel.partnerID == 0 || a.PartnerID == sel.partnerID) && (sel.customerID == nil || a.CustomerID == *sel.customerID) &&
+		(sel.kinds == nil || slices.Contains(sel.kinds, a.Kind))
 }
 
 func (sel selection) where(q *gorm.DB) *gorm.DB {
@@ -550,6 +558,9 @@ func (sel selection) where(q *gorm.DB) *gorm.DB {
 	}
 	if sel.customerID != nil {
 		q = q.Where("customer_id = ?", *sel.customerID)
+	}
+	if sel.kinds != nil {
+		q = q.Where("kind IN ?", sel.kinds)
 	}
 	return q
 }

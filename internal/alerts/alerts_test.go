@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/outbox"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/streams"
@@ -72,7 +73,7 @@ func quiet(t *testing.T, c <-chan *models.Alert, d time.Duration) {
 // commit writes an alert to the outbox in a transaction of its own.
 func commit(t *testing.T, db *gorm.DB, a *models.Alert) {
 	t.Helper()
-	if err := db.Transaction(func(tx *gorm.DB) error { return alerts.Insert(tx, []*models.Alert{a}) }); err != nil {
+	if err := db.Transaction(func(tx *gorm.DB) error { return outbox.Insert(tx, []*models.Alert{a}) }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -96,20 +97,20 @@ func TestChangesRaisingAlertsDoNotWaitForEachOther(t *testing.T) {
 	db := testenv.MySQL(t) // SQLite has one writer at a time
 	customer(t, db)
 	svc, ctx := start(t, db, alerts.Options{PollInterval: 20 * time.Millisecond})
-	live, err := svc.Subscribe(ctx, nil, nil)
+	live, err := svc.Subscribe(ctx, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	first := db.Begin()
-	if err := alerts.Insert(first, []*models.Alert{alert(75)}); err != nil {
+	if err := outbox.Insert(first, []*models.Alert{alert(75)}); err != nil {
 		t.Fatal(err)
 	}
 	secondDone := make(chan *models.Alert, 1)
 	go func() {
 		defer close(secondDone)
 		a := alert(90)
-		if err := db.Transaction(func(tx *gorm.DB) error { return alerts.Insert(tx, []*models.Alert{a}) }); err != nil {
+		if err := db.Transaction(func(tx *gorm.DB) error { return outbox.Insert(tx, []*models.Alert{a}) }); err != nil {
 			t.Error(err)
 			return
 		}
@@ -136,7 +137,7 @@ func TestChangesRaisingAlertsDoNotWaitForEachOther(t *testing.T) {
 
 	// A rolled-back change pushes nothing and leaves no gap.
 	rolled := db.Begin()
-	if err := alerts.Insert(rolled, []*models.Alert{alert(100)}); err != nil {
+	if err := outbox.Insert(rolled, []*models.Alert{alert(100)}); err != nil {
 		t.Fatal(err)
 	}
 	rolled.Rollback()
@@ -146,7 +147,7 @@ func TestChangesRaisingAlertsDoNotWaitForEachOther(t *testing.T) {
 	}
 
 	// Resuming after the first delivered replays exactly the rest.
-	resumed, err := svc.Subscribe(ctx, nil, &second.ID)
+	resumed, err := svc.Subscribe(ctx, nil, &second.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,11 +166,11 @@ func TestSlowListenerIsDroppedAndResumes(t *testing.T) {
 	customer(t, db)
 	svc, ctx := start(t, db, alerts.Options{PollInterval: 20 * time.Millisecond, Buffer: 2})
 	slowCtx, ending := streams.With(ctx)
-	slow, err := svc.Subscribe(slowCtx, nil, nil)
+	slow, err := svc.Subscribe(slowCtx, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast, err := svc.Subscribe(ctx, nil, nil)
+	fast, err := svc.Subscribe(ctx, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestSlowListenerIsDroppedAndResumes(t *testing.T) {
 	if code := errs.CodeOf(ending.Err()); code != errs.SlowConsumer {
 		t.Fatalf("the slow listener's subscription ended with %v, want SLOW_CONSUMER", ending.Err())
 	}
-	rest, err := svc.Subscribe(ctx, nil, &got[len(got)-1])
+	rest, err := svc.Subscribe(ctx, nil, &got[len(got)-1], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +219,7 @@ func TestAlertsNumberedByAnotherProcess(t *testing.T) {
 		// the tails move.
 		svc, ctx := start(t, db, alerts.Options{PollInterval: time.Hour})
 		other, _ := start(t, db, alerts.Options{PollInterval: time.Hour})
-		live, err := svc.Subscribe(ctx, nil, nil)
+		live, err := svc.Subscribe(ctx, nil, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

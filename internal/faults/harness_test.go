@@ -237,11 +237,14 @@ func (h *harness) listen(ctx context.Context, key string, first int) *listener {
 	return l
 }
 
+// last is the id to resume after: "0" at first, so that the listener gets
+// every alert, those of the setup included.
 func (l *listener) last() *string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.ids) == 0 {
-		return nil
+		zero := "0"
+		return &zero
 	}
 	s := fmt.Sprint(l.ids[len(l.ids)-1])
 	return &s

@@ -159,7 +159,7 @@ func TestSubscriptionLimits(t *testing.T) {
 	c := s.Dial(t, testenv.TransportWS, map[string]any{"Authorization": "Bearer " + partner}, nil)
 	c.Acked(t)
 	for i := range keys.MaxSubscriptionsPerSession {
-		c.Subscribe(t, fmt.Sprint(i), `subscription { alerts { id } }`, nil)
+		c.Subscribe(t, fmt.Sprint(i), `subscription { alerts(kinds: [USAGE_THRESHOLD]) { id } }`, nil)
 	}
 	listening(t, s, keys.MaxSubscriptionsPerSession)
 	c.Subscribe(t, "one-too-many", `subscription { alerts { id } }`, nil)

@@ -15,8 +15,8 @@ import (
 	"github.com/cloudreseller/credit/internal/testenv"
 )
 
-const subscribeAlerts = `subscription($c: ID, $after: ID) { alerts(customerId: $c, after: $after) {
-	id threshold usagePercent used credit available createdAt customer { id used } } }`
+const subscribeAlerts = `subscription($c: ID, $after: ID) { alerts(customerId: $c, after: $after, kinds: [USAGE_THRESHOLD]) {
+	id kind threshold usagePercent used credit available createdAt customer { id used } } }`
 
 // listen opens a WebSocket with key in connection_init and subscribes to alerts.
 func listen(t *testing.T, s *testenv.Server, protocol, key string, vars map[string]any) *testenv.WSClient {
@@ -56,6 +56,7 @@ func TestAlertsSubscription(t *testing.T) {
 				listening(t, s, 3)
 
 				got := record(t, s, billing, event("r1", rc, "10"), event("u1", cust, "95"))
+				got.Alerts = usageOnly(got.Alerts)
 				if thresholds(got.Alerts) != "75 90 100 75 90" {
 					t.Fatalf("raised %q", thresholds(got.Alerts))
 				}
@@ -121,8 +122,8 @@ func TestSubscriptionAuthentication(t *testing.T) {
 func TestSubscriptionResumesAfter(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
 		s, partner, billing, cust := usageSetup(t, db, "100", false)
-		first := record(t, s, billing, event("a", cust, "100")).Alerts // 75, 90, 100
-		s.SetCredit(t, partner, cust, "100")                           // 50 %: re-armed
+		first := usageOnly(record(t, s, billing, event("a", cust, "100")).Alerts) // 75, 90, 100
+		s.SetCredit(t, partner, cust, "100")                                      // 50 %: re-armed
 
 		// Resuming after the first alert replays the other two, then goes live.
 		c := listen(t, s, testenv.TransportWS, partner, map[string]any{"after": first[0].ID})
@@ -132,7 +133,7 @@ func TestSubscriptionResumesAfter(t *testing.T) {
 			}
 		}
 		listening(t, s, 1)
-		live := record(t, s, billing, event("b", cust, "50")).Alerts // 150 of 200: 75
+		live := usageOnly(record(t, s, billing, event("b", cust, "50")).Alerts) // 150 of 200: 75
 		for _, want := range live {
 			// The customer is read afresh for every event, not cached per connection.
 			if a := nextAlert(t, c); a.ID != want.ID || a.Customer.Used != "150.00" {
@@ -143,7 +144,7 @@ func TestSubscriptionResumesAfter(t *testing.T) {
 
 		// Alerts raised while a listener is away come first on its return.
 		s.SetCredit(t, partner, cust, "200") // 100 of 400: 25 %
-		away := record(t, s, billing, event("c", cust, "250")).Alerts
+		away := usageOnly(record(t, s, billing, event("c", cust, "250")).Alerts)
 		back := listen(t, s, testenv.LegacyWS, partner, map[string]any{"after": live[len(live)-1].ID})
 		for _, want := range away {
 			if a := nextAlert(t, back); a.ID != want.ID {

@@ -12,10 +12,11 @@ import (
 
 const recordUsage = `mutation($in: RecordUsageInput!) { recordUsage(input: $in) {
 	accepted duplicates
-	alerts { id threshold usagePercent used credit available createdAt customer { id } } } }`
+	alerts { id kind threshold usagePercent used credit available createdAt customer { id } } } }`
 
 type alert struct {
 	ID                      string
+	Kind                    string
 	Threshold               int
 	UsagePercent            float64
 	Used, Credit, Available string
@@ -46,9 +47,25 @@ func record(t testing.TB, s *testenv.Server, key string, events ...map[string]an
 	return out.RecordUsage
 }
 
+// thresholds lists the percent thresholds of the USAGE_THRESHOLD alerts
+// (an alert whose kind was not selected counts as one).
+// usageOnly keeps the USAGE_THRESHOLD alerts.
+func usageOnly(as []alert) []alert {
+	var out []alert
+	for _, a := range as {
+		if a.Kind == "USAGE_THRESHOLD" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func thresholds(as []alert) string {
 	var out []string
 	for _, a := range as {
+		if a.Kind != "" && a.Kind != "USAGE_THRESHOLD" {
+			continue
+		}
 		out = append(out, fmt.Sprint(a.Threshold))
 	}
 	return strings.Join(out, " ")
@@ -107,6 +124,7 @@ func TestUsageJumpRearmAndTakeBack(t *testing.T) {
 
 		// One event over all three thresholds raises each, lowest first.
 		got := record(t, s, billing, event("big", cust, "120"))
+		got.Alerts = usageOnly(got.Alerts)
 		if thresholds(got.Alerts) != "75 90 100" {
 			t.Fatalf("jump raised %q", thresholds(got.Alerts))
 		}
@@ -139,7 +157,7 @@ func TestUsageJumpRearmAndTakeBack(t *testing.T) {
 				Nodes      []alert
 			}
 		}
-		s.Must(t, partner, `{ alerts { totalCount nodes { threshold used credit usagePercent } } }`, nil, &list)
+		s.Must(t, partner, `{ alerts(filter: {kinds: [USAGE_THRESHOLD]}) { totalCount nodes { threshold used credit usagePercent } } }`, nil, &list)
 		if thresholds(list.Alerts.Nodes) != "90 75 100 90 75" {
 			t.Fatalf("alerts newest first: %q", thresholds(list.Alerts.Nodes))
 		}
@@ -227,7 +245,7 @@ func TestConcurrentUsageBatchesRaiseEachAlertOnce(t *testing.T) {
 				Nodes []alert
 			}
 		}
-		s.Must(t, partner, `{ alerts { nodes { threshold used } } }`, nil, &out)
+		s.Must(t, partner, `{ alerts(filter: {kinds: [USAGE_THRESHOLD]}) { nodes { threshold used } } }`, nil, &out)
 		if got := thresholds(out.Alerts.Nodes); got != "100 90 75" {
 			t.Fatalf("40 concurrent batches raised %q, want exactly 75, 90 and 100 once", got)
 		}
@@ -254,7 +272,7 @@ func TestAlertListing(t *testing.T) {
 				Nodes      []alert
 			}
 		}
-		query := `query($f: AlertFilter) { alerts(filter: $f) { totalCount nodes { threshold customer { id } } } }`
+		query := `query($f: AlertFilter) { alerts(filter: $f) { totalCount nodes { kind threshold customer { id } } } }`
 		cases := []struct {
 			key    string
 			filter map[string]any
@@ -269,7 +287,11 @@ func TestAlertListing(t *testing.T) {
 		}
 		for _, c := range cases {
 			var out page
-			s.Must(t, c.key, query, map[string]any{"f": c.filter}, &out)
+			f := map[string]any{"kinds": []string{"USAGE_THRESHOLD"}}
+			for k, v := range c.filter {
+				f[k] = v
+			}
+			s.Must(t, c.key, query, map[string]any{"f": f}, &out)
 			if got := thresholds(out.Alerts.Nodes); got != c.want || out.Alerts.TotalCount != len(out.Alerts.Nodes) {
 				t.Errorf("filter %v: %q (total %d), want %q", c.filter, got, out.Alerts.TotalCount, c.want)
 			}
@@ -277,7 +299,7 @@ func TestAlertListing(t *testing.T) {
 		var per struct {
 			Customer struct{ Alerts struct{ Nodes []alert } }
 		}
-		s.Must(t, partner, `query($c: ID!) { customer(id: $c) { alerts { nodes { threshold } } } }`, map[string]any{"c": other}, &per)
+		s.Must(t, partner, `query($c: ID!) { customer(id: $c) { alerts { nodes { kind threshold } } } }`, map[string]any{"c": other}, &per)
 		if thresholds(per.Customer.Alerts.Nodes) != "100 90 75" {
 			t.Fatalf("customer.alerts: %+v", per)
 		}

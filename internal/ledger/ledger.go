@@ -20,7 +20,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/accounts"
-	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/outbox"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/database"
@@ -196,14 +197,19 @@ func (c *change) run(tx *gorm.DB) error {
 	if err := credit.CheckChange(delta, before, money.Amount(math.MaxInt64)); err != nil {
 		return err
 	}
-	cust.SetBalance(credit.Balance{Credit: before.Credit + delta, Used: before.Used})
-	cust.UpdatedAt = tx.NowFunc()
-	if _, err := database.Exec(tx, "UPDATE customers SET credit = ?, available = ?, usage_basis_points = ?, status = ?, updated_at = ? WHERE id = ?",
-		cust.Credit, cust.Available, cust.UsageBasisPoints, cust.Status, cust.UpdatedAt, cust.ID); err != nil {
+	inForce, err := outbox.RulesFor(tx, []*models.Customer{cust})
+	if err != nil {
 		return err
 	}
-	raised := alertsFor(cust, before)
-	if err := alerts.Insert(tx, raised); err != nil {
+	was := outbox.StateOf(cust)
+	cust.SetBalance(credit.Balance{Credit: before.Credit + delta, Used: before.Used})
+	cust.UpdatedAt = tx.NowFunc()
+	raised := outbox.Apply(inForce[cust.ID], rules.CauseCreditChange, cust, was)
+	if _, err := database.Exec(tx, "UPDATE customers SET credit = ?, available = ?, usage_basis_points = ?, status = ?, alert_fired = ?, updated_at = ? WHERE id = ?",
+		cust.Credit, cust.Available, cust.UsageBasisPoints, cust.Status, cust.AlertFired, cust.UpdatedAt, cust.ID); err != nil {
+		return err
+	}
+	if err := outbox.Insert(tx, raised); err != nil {
 		return err
 	}
 	if err := allocate(tx, cust.PartnerID, delta, before); err != nil {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -9,7 +10,8 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/outbox"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/database"
@@ -116,7 +118,11 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 	if err != nil {
 		return err
 	}
-	rows, err := b.apply(customers, seen, tx.NowFunc())
+	inForce, err := outbox.RulesFor(tx, slices.Collect(maps.Values(customers)))
+	if err != nil {
+		return err
+	}
+	rows, err := b.apply(customers, inForce, seen, tx.NowFunc())
 	if err != nil {
 		return err
 	}
@@ -129,7 +135,7 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 	if err := insertEvents(tx, rows); err != nil {
 		return err
 	}
-	return alerts.Insert(tx, b.res.Alerts)
+	return outbox.Insert(tx, b.res.Alerts)
 }
 
 // insertEvents writes the batch's events in one statement (1,000 events × 7
@@ -153,29 +159,34 @@ func updateUsage(tx *gorm.DB, customers map[uint]*models.Customer) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	var used, available, bp, status strings.Builder
-	var usedArgs, availableArgs, bpArgs, statusArgs []any
-	for _, id := range ids {
-		c := customers[id]
-		used.WriteString(" WHEN ? THEN ?")
-		available.WriteString(" WHEN ? THEN ?")
-		bp.WriteString(" WHEN ? THEN ?")
-		status.WriteString(" WHEN ? THEN ?")
-		usedArgs = append(usedArgs, id, c.Used)
-		availableArgs = append(availableArgs, id, c.Available)
-		bpArgs = append(bpArgs, id, c.UsageBasisPoints)
-		statusArgs = append(statusArgs, id, string(c.Status))
+	columns := []struct {
+		name  string
+		value func(c *models.Customer) any
+	}{
+		{"used", func(c *models.Customer) any { return c.Used }},
+		{"available", func(c *models.Customer) any { return c.Available }},
+		{"usage_basis_points", func(c *models.Customer) any { return c.UsageBasisPoints }},
+		{"status", func(c *models.Customer) any { return string(c.Status) }},
+		{"alert_fired", func(c *models.Customer) any { return c.AlertFired }},
 	}
-	args := slices.Concat(usedArgs, availableArgs, bpArgs, statusArgs, []any{tx.NowFunc(), ids})
-	return tx.Exec("UPDATE customers SET used = CASE id"+used.String()+" END, available = CASE id"+available.String()+
-		" END, usage_basis_points = CASE id"+bp.String()+" END, status = CASE id"+status.String()+
-		" END, updated_at = ? WHERE id IN ?", args...).Error
+	var set strings.Builder
+	var args []any
+	for _, col := range columns {
+		set.WriteString(col.name + " = CASE id")
+		for _, id := range ids {
+			set.WriteString(" WHEN ? THEN ?")
+			args = append(args, id, col.value(customers[id]))
+		}
+		set.WriteString(" END, ")
+	}
+	args = append(args, tx.NowFunc(), ids)
+	return tx.Exec("UPDATE customers SET "+set.String()+"updated_at = ? WHERE id IN ?", args...).Error
 }
 
 // apply adds the events that are not duplicates to their (locked) customers'
 // usage, in order, collecting the alerts they raise; it returns the events to
 // store. seen holds the events recorded before, by id; it gains the batch's.
-func (b *usageBatch) apply(customers map[uint]*models.Customer, seen map[string]*models.UsageEvent, now time.Time) ([]*models.UsageEvent, error) {
+func (b *usageBatch) apply(customers map[uint]*models.Customer, inForce map[uint]rules.Rules, seen map[string]*models.UsageEvent, now time.Time) ([]*models.UsageEvent, error) {
 	var rows []*models.UsageEvent
 	for i, e := range b.events {
 		if first := seen[e.EventID]; first != nil {
@@ -187,12 +198,12 @@ func (b *usageBatch) apply(customers map[uint]*models.Customer, seen map[string]
 			continue
 		}
 		c := customers[e.CustomerID]
-		before := c.Balance()
+		before, was := c.Balance(), outbox.StateOf(c)
 		if c.Used > math.MaxInt64-e.Amount {
 			return nil, errs.E(errs.BadUserInput, "events[%d]: event %q would overflow the usage of customer %d", i, e.EventID, c.ID)
 		}
 		c.SetBalance(credit.Balance{Credit: before.Credit, Used: before.Used + e.Amount})
-		b.res.Alerts = append(b.res.Alerts, alertsFor(c, before)...)
+		b.res.Alerts = append(b.res.Alerts, outbox.Apply(inForce[c.ID], rules.CauseUsage, c, was)...)
 		row := &models.UsageEvent{
 			EventID: e.EventID, PartnerID: c.PartnerID, CustomerID: c.ID,
 			Amount: e.Amount, Description: e.Description, OccurredAt: occurredAt(e, now),
@@ -256,7 +267,7 @@ func lockCustomers(tx *gorm.DB, events []UsageEvent) (map[uint]*models.Customer,
 	// Only the columns the rules need, scanned by hand: this runs while the
 	// customers are locked, and GORM's reflection over 500 whole rows showed
 	// in the profile.
-	rows, err := tx.Raw("SELECT id, partner_id, credit, used, non_stop_privilege, billing_permission FROM customers WHERE id IN ? ORDER BY id"+
+	rows, err := tx.Raw("SELECT id, partner_id, credit, used, non_stop_privilege, billing_permission, alert_fired FROM customers WHERE id IN ? ORDER BY id"+
 		database.ForUpdate(tx), ids).Rows()
 	if err != nil {
 		return nil, err
@@ -265,7 +276,7 @@ func lockCustomers(tx *gorm.DB, events []UsageEvent) (map[uint]*models.Customer,
 	byID := make(map[uint]*models.Customer, len(ids))
 	for rows.Next() {
 		c := &models.Customer{}
-		if err := rows.Scan(&c.ID, &c.PartnerID, &c.Credit, &c.Used, &c.NonStopPrivilege, &c.BillingPermission); err != nil {
+		if err := rows.Scan(&c.ID, &c.PartnerID, &c.Credit, &c.Used, &c.NonStopPrivilege, &c.BillingPermission, &c.AlertFired); err != nil {
 			return nil, err
 		}
 		c.Refresh()

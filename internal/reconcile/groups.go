@@ -20,6 +20,10 @@ type row struct {
 	Threshold    int
 	Used         money.Amount
 	Credit       money.Amount
+	// Of alerts.
+	Kind          string
+	Level         *money.Amount
+	RecoveredKind *string
 }
 
 // groups streams the rows of a query ordered by customer_id, one customer's

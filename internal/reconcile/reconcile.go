@@ -24,6 +24,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/money"
 	"github.com/cloudreseller/credit/models"
@@ -234,13 +235,37 @@ type step struct {
 
 // raised is an alert as the history implies it or as stored.
 type raised struct {
-	threshold    int
-	used, credit money.Amount
+	kind, recoveredKind string
+	threshold           int
+	level               money.Amount // -1: none
+	used, credit        money.Amount
+}
+
+func (k raised) String() string {
+	what := k.kind
+	switch {
+	case k.recoveredKind != "":
+		what += " of " + k.recoveredKind
+	}
+	if k.threshold != 0 {
+		what += fmt.Sprintf(" %d %%", k.threshold)
+	}
+	if k.level >= 0 {
+		what += " " + k.level.String()
+	}
+	return fmt.Sprintf("%s (used %s of %s)", what, k.used, k.credit)
 }
 
 // checkHistory replays every customer's allocation records and usage events
-// in the order they were written and compares the crossings with the alerts.
+// in the order they were written, under the alert rules in force at each
+// (their changes are recorded), and compares the alerts the rules raise with
+// the alerts stored. Status changes are not compared: privileges change a
+// customer's status too, and their changes are not recorded.
 func (r *Report) checkHistory(db *gorm.DB) error {
+	h, err := loadRuleHistory(db)
+	if err != nil {
+		return err
+	}
 	allocs, err := newGroups(db.Model(&models.CreditAllocation{}).
 		Select("customer_id, id, created_at, amount, credit_before, credit_after").Order("customer_id, created_at, id"))
 	if err != nil {
@@ -256,8 +281,9 @@ func (r *Report) checkHistory(db *gorm.DB) error {
 	// Alerts still in the outbox count (numbered or not, each is read once:
 	// one statement sees the store at one instant, and numbering moves rows
 	// in one transaction).
-	alertRows, err := newGroups(db.Raw("SELECT customer_id, id, created_at, threshold, used, credit FROM alerts" +
-		" UNION ALL SELECT customer_id, 0, created_at, threshold, used, credit FROM raised_alerts ORDER BY customer_id, id"))
+	const columns = "customer_id, created_at, threshold, used, credit, kind, level, recovered_kind"
+	alertRows, err := newGroups(db.Raw("SELECT " + columns + ", id FROM alerts WHERE kind <> 'STATUS_CHANGED'" +
+		" UNION ALL SELECT " + columns + ", 0 FROM raised_alerts WHERE kind <> 'STATUS_CHANGED' ORDER BY customer_id, id"))
 	if err != nil {
 		return err
 	}
@@ -271,13 +297,13 @@ func (r *Report) checkHistory(db *gorm.DB) error {
 		r.Allocations += int64(len(a))
 		r.UsageEvents += int64(len(u))
 		r.Alerts += int64(len(al))
-		r.replay(id, a, u, al)
+		r.replay(id, h, a, u, al)
 	}
 	return firstErr(allocs.err, usage.err, alertRows.err)
 }
 
 // replay checks one customer's history against its alerts.
-func (r *Report) replay(customer uint, allocs, usage, alerts []row) {
+func (r *Report) replay(customer uint, h *ruleHistory, allocs, usage, alerts []row) {
 	steps := make([]step, 0, len(allocs)+len(usage))
 	for _, a := range allocs {
 		steps = append(steps, step{at: a.CreatedAt, id: a.ID, amount: a.Amount, before: a.CreditBefore, creditAfter: a.CreditAfter})
@@ -288,6 +314,7 @@ func (r *Report) replay(customer uint, allocs, usage, alerts []row) {
 	slices.SortStableFunc(steps, func(x, y step) int { return x.at.Compare(y.at) })
 
 	var b credit.Balance
+	var fired rules.Fired
 	var want []raised
 	for _, s := range steps {
 		before := b
@@ -300,15 +327,34 @@ func (r *Report) replay(customer uint, allocs, usage, alerts []row) {
 			}
 			b.Credit += s.amount
 		}
-		for _, t := range credit.Crossed(before, b) {
-			want = append(want, raised{t, b.Used, b.Credit})
+		var events []rules.Event
+		events, fired = rules.Evaluate(h.at(customer, s.at), fired, rules.State{Balance: before}, rules.State{Balance: b})
+		for _, e := range events {
+			if h.beforeKinds(s.at) && e.Kind != rules.UsageThreshold {
+				continue // raised by a build that knew only usage thresholds
+			}
+			want = append(want, raisedOf(e, b))
 		}
 	}
 	got := make([]raised, len(alerts))
 	for i, a := range alerts {
-		got[i] = raised{a.Threshold, a.Used, a.Credit}
+		got[i] = raised{kind: a.Kind, threshold: a.Threshold, level: -1, used: a.Used, credit: a.Credit}
+		if a.Level != nil {
+			got[i].level = *a.Level
+		}
+		if a.RecoveredKind != nil {
+			got[i].recoveredKind = *a.RecoveredKind
+		}
 	}
 	r.compareAlerts(customer, want, got)
+}
+
+func raisedOf(e rules.Event, b credit.Balance) raised {
+	k := raised{kind: string(e.Kind), recoveredKind: string(e.RecoveredKind), threshold: e.Threshold, level: -1, used: b.Used, credit: b.Credit}
+	if e.Level != nil {
+		k.level = *e.Level
+	}
+	return k
 }
 
 // compareAlerts reports crossings without an alert and alerts without a
@@ -325,9 +371,9 @@ func (r *Report) compareAlerts(customer uint, want, got []raised) {
 	for k, n := range count {
 		switch {
 		case n > 0:
-			r.drift("customer %d: %d crossing(s) of %d %% (used %s of %s) without an alert", customer, n, k.threshold, k.used, k.credit)
+			r.drift("customer %d: %d × %s implied by the records, without an alert", customer, n, k)
 		case n < 0:
-			r.drift("customer %d: %d alert(s) at %d %% (used %s of %s) that no record explains, or raised twice", customer, -n, k.threshold, k.used, k.credit)
+			r.drift("customer %d: %d alert(s) %s that no record explains, or raised twice", customer, -n, k)
 		}
 	}
 }

@@ -49,7 +49,7 @@ func TestReconcile(t *testing.T) {
 		var out strings.Builder
 		r.Print(&out)
 		t.Log(out.String())
-		if !r.Clean() || r.Customers != 3 || r.Allocations != 6 || r.UsageEvents != 12 || r.Alerts != 12 {
+		if !r.Clean() || r.Customers != 3 || r.Allocations != 6 || r.UsageEvents != 12 || r.Alerts != 21 {
 			t.Fatalf("a store written only through the API: %s", out.String())
 		}
 
@@ -66,10 +66,12 @@ func TestReconcile(t *testing.T) {
 				"UPDATE customers SET status = 'ACTIVE' WHERE id = 3", "customer 3: stored available"},
 			{"partner sum", "UPDATE partners SET allocated = allocated - 1",
 				"UPDATE partners SET allocated = allocated + 1", "partner 1: allocated"},
-			{"lost alert", "UPDATE alerts SET customer_id = 2 WHERE id = 1",
-				"UPDATE alerts SET customer_id = 1 WHERE id = 1", "without an alert"},
-			{"doubled alert", "INSERT INTO alerts (id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at) SELECT 13, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at FROM alerts WHERE id = 1",
-				"DELETE FROM alerts WHERE id = 13", "raised twice"},
+			{"lost alert", "UPDATE alerts SET kind = 'STATUS_CHANGED' WHERE customer_id = 1 AND kind = 'USAGE_THRESHOLD' AND threshold = 100",
+				"UPDATE alerts SET kind = 'USAGE_THRESHOLD' WHERE customer_id = 1 AND kind = 'STATUS_CHANGED' AND threshold = 100", "USAGE_THRESHOLD 100 % (used 105.00 of 100.00) implied by the records, without an alert"},
+			{"lost recovery", "UPDATE alerts SET recovered_kind = 'AVAILABLE_BELOW' WHERE customer_id = 2 AND kind = 'RECOVERED' AND threshold = 90",
+				"UPDATE alerts SET recovered_kind = 'USAGE_THRESHOLD' WHERE customer_id = 2 AND kind = 'RECOVERED' AND threshold = 90", "RECOVERED of USAGE_THRESHOLD 90 %"},
+			{"doubled alert", "INSERT INTO alerts (id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at) SELECT 1000, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at FROM alerts WHERE id = 1",
+				"DELETE FROM alerts WHERE id = 1000", "raised twice"},
 			{"wrong day count", "INSERT INTO allocation_day_counts (partner_id, day, records, withdrawals) VALUES (1, '2020-01-01 00:00:00', 3, 0)",
 				"DELETE FROM allocation_day_counts", "is kept as 3 records"},
 			{"record counter", "UPDATE partners SET withdraw_records = withdraw_records + 1",

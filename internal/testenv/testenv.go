@@ -120,7 +120,7 @@ func NewServer(t testing.TB, db *gorm.DB) *Server {
 // are made here) and, optionally, of the key service.
 func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, keyOpts ...keys.Options) *Server {
 	t.Helper()
-	s := &Server{DB: db, Accounts: accounts.New(db)}
+	s := &Server{DB: db}
 	ko := keys.Options{RecheckInterval: KeyRecheckInterval}
 	if len(keyOpts) > 0 {
 		ko = keyOpts[0]
@@ -128,6 +128,7 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, keyOpts
 	ko.AdminToken = AdminToken
 	s.Keys = keys.New(db, ko)
 	s.Alerts = alerts.New(db, alerts.Options{}, nil)
+	s.Accounts = accounts.New(db, s.Alerts)
 	s.Ledger = ledger.New(db, s.Alerts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done, err := s.Alerts.Start(ctx)

@@ -1,4 +1,8 @@
-package alerts
+// Package outbox is the write side of alerts: inside a change's transaction it
+// decides, under the rules in force for each changed customer, which alerts
+// the change raises, and writes them to the outbox (raised_alerts); the
+// sequencer then numbers committed outbox rows into the alerts table.
+package outbox
 
 import (
 	"context"
@@ -16,7 +20,7 @@ import (
 // lock but its own rows. Changes of different partners raising alerts at once
 // do not wait for each other.
 //
-// A pass of the sequencer (Service.sequence, run by every process's tail) then
+// A pass of the sequencer (Sequence, run by every process's tail) then
 // moves committed outbox rows into the alerts table, numbered from the alert
 // sequence, in one short transaction that holds the sequence row to commit.
 // Passes of all processes take turns on that row, so alert ids become visible
@@ -34,11 +38,11 @@ func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 	}
 	now := tx.NowFunc()
 	res, err := database.InsertRows(tx, "raised_alerts",
-		[]string{"partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at"},
+		[]string{"partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at", "kind", "cause", "level", "recovered_kind", "status", "previous_status"},
 		len(alerts), func(i int) []any {
 			a := alerts[i]
 			a.CreatedAt = now
-			return []any{a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt}
+			return []any{a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt, a.Kind, a.Cause, a.Level, a.RecoveredKind, a.Status, a.PreviousStatus}
 		})
 	if err != nil {
 		return err
@@ -58,12 +62,12 @@ func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 	return nil
 }
 
-// passSize is the most outbox rows one pass moves.
-const passSize = 1000
+// PassSize is the most outbox rows one pass moves.
+const PassSize = 1000
 
-// sequence moves committed outbox rows, oldest first, into the alerts table
+// Sequence moves committed outbox rows, oldest first, into the alerts table
 // and returns the alerts it numbered, in id order.
-func sequence(ctx context.Context, db *gorm.DB) ([]*models.Alert, error) {
+func Sequence(ctx context.Context, db *gorm.DB) ([]*models.Alert, error) {
 	var moved []*models.Alert
 	err := database.Transact(ctx, db, func(tx *gorm.DB) error {
 		moved = nil
@@ -75,14 +79,16 @@ func sequence(ctx context.Context, db *gorm.DB) ([]*models.Alert, error) {
 		if err := conn.QueryRowContext(ctx, "SELECT last_id FROM alert_sequences WHERE id = 1"+database.ForUpdate(tx)).Scan(&last); err != nil {
 			return err
 		}
-		rows, err := conn.QueryContext(ctx, "SELECT id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at FROM raised_alerts ORDER BY id LIMIT ?", passSize)
+		rows, err := conn.QueryContext(ctx, "SELECT id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at, "+
+			"kind, cause, level, recovered_kind, status, previous_status FROM raised_alerts ORDER BY id LIMIT ?", PassSize)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			a := &models.Alert{RaisedID: new(uint)}
-			if err := rows.Scan(a.RaisedID, &a.PartnerID, &a.CustomerID, &a.Threshold, &a.UsageBasisPoints, &a.Used, &a.Credit, &a.Available, &a.CreatedAt); err != nil {
+			if err := rows.Scan(a.RaisedID, &a.PartnerID, &a.CustomerID, &a.Threshold, &a.UsageBasisPoints, &a.Used, &a.Credit, &a.Available, &a.CreatedAt,
+				&a.Kind, &a.Cause, &a.Level, &a.RecoveredKind, &a.Status, &a.PreviousStatus); err != nil {
 				return err
 			}
 			a.ID = last + uint(len(moved)) + 1
@@ -93,10 +99,12 @@ func sequence(ctx context.Context, db *gorm.DB) ([]*models.Alert, error) {
 		}
 		rows.Close()
 		if _, err := database.InsertRows(tx, "alerts",
-			[]string{"id", "raised_id", "partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at"},
+			[]string{"id", "raised_id", "partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at",
+				"kind", "cause", "level", "recovered_kind", "status", "previous_status"},
 			len(moved), func(i int) []any {
 				a := moved[i]
-				return []any{a.ID, *a.RaisedID, a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt}
+				return []any{a.ID, *a.RaisedID, a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt,
+					a.Kind, a.Cause, a.Level, a.RecoveredKind, a.Status, a.PreviousStatus}
 			}); err != nil {
 			return err
 		}
@@ -118,8 +126,8 @@ func raisedIDs(alerts []*models.Alert) []uint {
 	return ids
 }
 
-// pending tells whether the outbox holds rows to move.
-func pending(ctx context.Context, db *gorm.DB) (bool, error) {
+// Pending tells whether the outbox holds rows to move.
+func Pending(ctx context.Context, db *gorm.DB) (bool, error) {
 	var n int
 	err := db.WithContext(ctx).Raw("SELECT COUNT(*) FROM (SELECT id FROM raised_alerts LIMIT 1) t").Scan(&n).Error
 	return n > 0, err
