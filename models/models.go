@@ -56,6 +56,11 @@ type Customer struct {
 	// AlertFired are the alert levels that fired and have not recovered
 	// (rules.Fired, encoded).
 	AlertFired string `gorm:"size:400;not null;default:''"`
+	// AlertPercentLevels and AlertAvailableLevels are the customer's own alert
+	// rules (rules.EncodePercent, rules.EncodeAvailable); nil inherits its
+	// partner's.
+	AlertPercentLevels   *string `gorm:"size:64"`
+	AlertAvailableLevels *string `gorm:"size:200"`
 
 	CreatedAt time.Time `gorm:"precision:6;not null;index:idx_customers_partner_created,priority:2"`
 	UpdatedAt time.Time `gorm:"precision:6"`

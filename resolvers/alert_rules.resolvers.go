@@ -15,7 +15,7 @@ import (
 )
 
 func (r *customerResolver) AlertRules(ctx context.Context, obj *models.Customer) (*alerts.RulesInForce, error) {
-	return r.Resolver.Alerts.CustomerRules(ctx, obj.PartnerID, obj.ID)
+	return r.Resolver.Alerts.CustomerRules(ctx, obj)
 }
 
 func (r *mutationResolver) SetPlatformAlertRules(ctx context.Context, input model.AlertRulesInput) (*alerts.RulesInForce, error) {

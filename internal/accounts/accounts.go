@@ -68,7 +68,16 @@ func (s *Service) CreatePartner(ctx context.Context, in NewPartner) (*models.Par
 		return nil, errs.E(errs.BadUserInput, "currency must be a three-letter ISO 4217 code such as USD")
 	}
 	p := &models.Partner{Name: name, CreditLine: in.CreditLine, Currency: in.Currency}
-	if err := s.db.WithContext(ctx).Create(p).Error; err != nil {
+	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		if err := tx.Create(p).Error; err != nil {
+			return err
+		}
+		// The partner's alert rules row, which changes read with a shared
+		// lock (see outbox.RulesFor): it inherits until the partner sets rules.
+		_, err := database.Exec(tx, "INSERT INTO alert_rules (partner_id) VALUES (?)", p.ID)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -20,7 +20,7 @@ import (
 // customerColumns are a customers row's columns in the order scanCustomer
 // reads them.
 const customerColumns = "id, partner_id, name, email, remark, billing_permission, non_stop_privilege, " +
-	"credit, used, available, usage_basis_points, status, alert_fired, created_at, updated_at"
+	"credit, used, available, usage_basis_points, status, alert_fired, alert_percent_levels, alert_available_levels, created_at, updated_at"
 
 // scanCustomer reads one row of customerColumns.
 func scanCustomer(row interface{ Scan(dest ...any) error }) (*models.Customer, error) {
@@ -32,7 +32,8 @@ func scanCustomer(row interface{ Scan(dest ...any) error }) (*models.Customer, e
 // customerFields are where the columns of customerColumns go.
 func customerFields(c *models.Customer) []any {
 	return []any{&c.ID, &c.PartnerID, &c.Name, &c.Email, &c.Remark, &c.BillingPermission, &c.NonStopPrivilege,
-		&c.Credit, &c.Used, &c.Available, &c.UsageBasisPoints, &c.Status, &c.AlertFired, &c.CreatedAt, &c.UpdatedAt}
+		&c.Credit, &c.Used, &c.Available, &c.UsageBasisPoints, &c.Status, &c.AlertFired, &c.AlertPercentLevels, &c.AlertAvailableLevels,
+		&c.CreatedAt, &c.UpdatedAt}
 }
 
 // scanCustomers reads every row of customerColumns and closes rows.

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/money"
 	"github.com/cloudreseller/credit/internal/page"
+	"github.com/cloudreseller/credit/models"
 )
 
 // RulesInForce are the alert rules in force at one scope, with where each
@@ -57,32 +58,31 @@ func (s *Service) PlatformRules(ctx context.Context) (*RulesInForce, error) {
 	if _, err := viewerScope(ctx); err != nil {
 		return nil, err
 	}
-	sets, err := outbox.LoadSets(s.db.WithContext(ctx), nil, nil)
+	platform, _, err := outbox.PartnerSets(s.db.WithContext(ctx), nil, false)
 	if err != nil {
 		return nil, err
 	}
-	return inForce(sets[outbox.Scope{}], nil, nil), nil
+	return inForce(platform, nil, nil), nil
 }
 
 // PartnerRules returns a partner's default rules for its customers (the
 // caller has read the partner, so may see them).
 func (s *Service) PartnerRules(ctx context.Context, partnerID uint) (*RulesInForce, error) {
-	sets, err := outbox.LoadSets(s.db.WithContext(ctx), []uint{partnerID}, nil)
+	platform, partners, err := outbox.PartnerSets(s.db.WithContext(ctx), []uint{partnerID}, false)
 	if err != nil {
 		return nil, err
 	}
-	return inForce(sets[outbox.Scope{}], sets[outbox.Scope{PartnerID: partnerID}], nil), nil
+	return inForce(platform, partners[partnerID], nil), nil
 }
 
 // CustomerRules returns the rules in force for a customer (the caller has
 // read the customer, so may see them).
-func (s *Service) CustomerRules(ctx context.Context, partnerID, customerID uint) (*RulesInForce, error) {
-	sets, err := outbox.LoadSets(s.db.WithContext(ctx), []uint{partnerID}, []uint{customerID})
+func (s *Service) CustomerRules(ctx context.Context, c *models.Customer) (*RulesInForce, error) {
+	platform, partners, err := outbox.PartnerSets(s.db.WithContext(ctx), []uint{c.PartnerID}, false)
 	if err != nil {
 		return nil, err
 	}
-	return inForce(sets[outbox.Scope{}], sets[outbox.Scope{PartnerID: partnerID}],
-		sets[outbox.Scope{PartnerID: partnerID, CustomerID: customerID}]), nil
+	return inForce(platform, partners[c.PartnerID], outbox.CustomerSet(c)), nil
 }
 
 // SetPlatformRules changes the platform's default rules (ADMIN).
@@ -91,7 +91,10 @@ func (s *Service) SetPlatformRules(ctx context.Context, in RulesChange) (*RulesI
 	if err != nil {
 		return nil, err
 	}
-	return s.setRules(ctx, p, outbox.Scope{}, in)
+	if err := s.setPartnerRules(ctx, p, 0, in); err != nil {
+		return nil, err
+	}
+	return s.PlatformRules(ctx)
 }
 
 // SetPartnerRules changes a partner's default rules: a PARTNER key its own,
@@ -117,7 +120,10 @@ func (s *Service) SetPartnerRules(ctx context.Context, partnerID *uint, in Rules
 			return nil, errs.E(errs.NotFound, "no such partner")
 		}
 	}
-	return s.setRules(ctx, p, outbox.Scope{PartnerID: id}, in)
+	if err := s.setPartnerRules(ctx, p, id, in); err != nil {
+		return nil, err
+	}
+	return s.PartnerRules(ctx, id)
 }
 
 // SetCustomerRules changes one customer's own rules (its partner or ADMIN).
@@ -126,17 +132,34 @@ func (s *Service) SetCustomerRules(ctx context.Context, customerID uint, in Rule
 	if err != nil {
 		return nil, err
 	}
-	c, err := accounts.FindCustomer(s.db.WithContext(ctx), p, customerID, false)
+	change, err := checkChange(in)
 	if err != nil {
 		return nil, err
 	}
-	return s.setRules(ctx, p, outbox.Scope{PartnerID: c.PartnerID, CustomerID: c.ID}, in)
+	var c *models.Customer
+	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		// The customer's row holds its rules: the lock orders the change with
+		// the customer's credit and usage changes.
+		if c, err = accounts.FindCustomer(tx, p, customerID, true); err != nil {
+			return err
+		}
+		after := change(*outbox.CustomerSet(c))
+		c.AlertPercentLevels, c.AlertAvailableLevels = rules.EncodePercent(after.Percent), rules.EncodeAvailable(after.Available)
+		if _, err := database.Exec(tx, "UPDATE customers SET alert_percent_levels = ?, alert_available_levels = ? WHERE id = ?",
+			c.AlertPercentLevels, c.AlertAvailableLevels, c.ID); err != nil {
+			return err
+		}
+		return recordChange(tx, p, c.PartnerID, c.ID, after)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.CustomerRules(ctx, c)
 }
 
-// setRules validates the change, then writes the scope's rule set and the
-// record of the change in one transaction. Nothing is half-applied: an
-// invalid field refuses the whole change.
-func (s *Service) setRules(ctx context.Context, p auth.Principal, scope outbox.Scope, in RulesChange) (*RulesInForce, error) {
+// checkChange validates a change of rules (nothing is applied when a field is
+// invalid) and returns what it does to a rule set.
+func checkChange(in RulesChange) (func(rules.Set) rules.Set, error) {
 	percent, percentSet := in.Percent.ValueOK()
 	available, availableSet := in.Available.ValueOK()
 	var err error
@@ -150,50 +173,51 @@ func (s *Service) setRules(ctx context.Context, p auth.Principal, scope outbox.S
 			return nil, err
 		}
 	}
-	var after rules.Set
-	write := func(tx *gorm.DB) error {
-		var current struct{ PercentLevels, AvailableLevels *string }
-		err := tx.Raw("SELECT percent_levels, available_levels FROM alert_rules WHERE partner_id = ? AND customer_id = ?"+database.ForUpdate(tx),
-			scope.PartnerID, scope.CustomerID).Scan(&current).Error
+	return func(set rules.Set) rules.Set {
+		if percentSet {
+			set.Percent = percent
+		}
+		if availableSet {
+			set.Available = available
+		}
+		return set
+	}, nil
+}
+
+// setPartnerRules changes the rules row of a partner (0: the platform) under
+// an exclusive lock, and records the change, in one transaction.
+func (s *Service) setPartnerRules(ctx context.Context, p auth.Principal, partnerID uint, in RulesChange) error {
+	change, err := checkChange(in)
+	if err != nil {
+		return err
+	}
+	return database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		var current []struct{ PercentLevels, AvailableLevels *string }
+		err := tx.Raw("SELECT percent_levels, available_levels FROM alert_rules WHERE partner_id = ?"+database.ForUpdate(tx), partnerID).Scan(&current).Error
 		if err != nil {
 			return err
 		}
-		after = rules.DecodeSet(current.PercentLevels, current.AvailableLevels)
-		if percentSet {
-			after.Percent = percent
-		}
-		if availableSet {
-			after.Available = available
-		}
-		now := tx.NowFunc()
-		pl, al := rules.EncodePercent(after.Percent), rules.EncodeAvailable(after.Available)
-		if _, err := database.Exec(tx, "DELETE FROM alert_rules WHERE partner_id = ? AND customer_id = ?", scope.PartnerID, scope.CustomerID); err != nil {
-			return err
-		}
-		if pl != nil || al != nil {
-			if _, err := database.Exec(tx, "INSERT INTO alert_rules (partner_id, customer_id, percent_levels, available_levels, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-				scope.PartnerID, scope.CustomerID, pl, al, p.KeyName, now); err != nil {
+		if len(current) == 0 { // a partner written into the store directly
+			if _, err := database.Exec(tx, "INSERT INTO alert_rules (partner_id) VALUES (?)", partnerID); err != nil {
 				return err
 			}
+			current = append(current, struct{ PercentLevels, AvailableLevels *string }{})
 		}
-		_, err = database.Exec(tx, "INSERT INTO alert_rule_changes (partner_id, customer_id, percent_levels, available_levels, operator, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-			scope.PartnerID, scope.CustomerID, pl, al, p.KeyName, now)
-		return err
-	}
-	err = database.Transact(ctx, s.db, write)
-	if database.IsDuplicate(err) {
-		err = database.Transact(ctx, s.db, write) // another change of the scope inserted first
-	}
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case scope.CustomerID != 0:
-		return s.CustomerRules(ctx, scope.PartnerID, scope.CustomerID)
-	case scope.PartnerID != 0:
-		return s.PartnerRules(ctx, scope.PartnerID)
-	}
-	return s.PlatformRules(ctx)
+		after := change(rules.DecodeSet(current[0].PercentLevels, current[0].AvailableLevels))
+		if _, err := database.Exec(tx, "UPDATE alert_rules SET percent_levels = ?, available_levels = ?, updated_by = ?, updated_at = ? WHERE partner_id = ?",
+			rules.EncodePercent(after.Percent), rules.EncodeAvailable(after.Available), p.KeyName, tx.NowFunc(), partnerID); err != nil {
+			return err
+		}
+		return recordChange(tx, p, partnerID, 0, after)
+	})
+}
+
+// recordChange writes the record of a rule change: the scope's set after it,
+// who made it and when (taken while the scope's row is locked).
+func recordChange(tx *gorm.DB, p auth.Principal, partnerID, customerID uint, after rules.Set) error {
+	_, err := database.Exec(tx, "INSERT INTO alert_rule_changes (partner_id, customer_id, percent_levels, available_levels, operator, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+		partnerID, customerID, rules.EncodePercent(after.Percent), rules.EncodeAvailable(after.Available), p.KeyName, tx.NowFunc())
+	return err
 }
 
 // RuleChanges lists recorded changes of rules, newest first: a PARTNER key's

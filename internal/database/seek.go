@@ -96,6 +96,17 @@ func ForUpdate(db *gorm.DB) string {
 	return ""
 }
 
+// ForShare ends a read that locks its rows against writers until the end of
+// the transaction, but not against other shared readers: " LOCK IN SHARE
+// MODE" on MySQL (MariaDB's spelling, which MySQL also takes), nothing on
+// SQLite.
+func ForShare(db *gorm.DB) string {
+	if IsMySQL(db) {
+		return " LOCK IN SHARE MODE"
+	}
+	return ""
+}
+
 // Lock is LockByID for a row a client named: a missing one is NOT_FOUND,
 // naming what was looked for.
 func Lock(tx *gorm.DB, dest any, id uint, what string) error {

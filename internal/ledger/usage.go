@@ -267,7 +267,8 @@ func lockCustomers(tx *gorm.DB, events []UsageEvent) (map[uint]*models.Customer,
 	// Only the columns the rules need, scanned by hand: this runs while the
 	// customers are locked, and GORM's reflection over 500 whole rows showed
 	// in the profile.
-	rows, err := tx.Raw("SELECT id, partner_id, credit, used, non_stop_privilege, billing_permission, alert_fired FROM customers WHERE id IN ? ORDER BY id"+
+	rows, err := tx.Raw("SELECT id, partner_id, credit, used, non_stop_privilege, billing_permission, alert_fired, alert_percent_levels, alert_available_levels"+
+		" FROM customers WHERE id IN ? ORDER BY id"+
 		database.ForUpdate(tx), ids).Rows()
 	if err != nil {
 		return nil, err
@@ -276,7 +277,8 @@ func lockCustomers(tx *gorm.DB, events []UsageEvent) (map[uint]*models.Customer,
 	byID := make(map[uint]*models.Customer, len(ids))
 	for rows.Next() {
 		c := &models.Customer{}
-		if err := rows.Scan(&c.ID, &c.PartnerID, &c.Credit, &c.Used, &c.NonStopPrivilege, &c.BillingPermission, &c.AlertFired); err != nil {
+		if err := rows.Scan(&c.ID, &c.PartnerID, &c.Credit, &c.Used, &c.NonStopPrivilege, &c.BillingPermission, &c.AlertFired,
+			&c.AlertPercentLevels, &c.AlertAvailableLevels); err != nil {
 			return nil, err
 		}
 		c.Refresh()

@@ -5,7 +5,6 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/cloudreseller/credit/internal/alerts/outbox"
 	"github.com/cloudreseller/credit/internal/alerts/rules"
 )
 
@@ -22,8 +21,12 @@ type ruleHistory struct {
 	kindsSince time.Time
 }
 
+// scope is where a rule set applies: the platform (both 0), a partner
+// (customerID 0) or a customer.
+type scope struct{ partnerID, customerID uint }
+
 type ruleChange struct {
-	scope outbox.Scope
+	scope scope
 	set   rules.Set
 	at    time.Time
 }
@@ -38,7 +41,7 @@ func loadRuleHistory(db *gorm.DB) (*ruleHistory, error) {
 	for rows.Next() {
 		var c ruleChange
 		var percent, available *string
-		if err := rows.Scan(&c.scope.PartnerID, &c.scope.CustomerID, &percent, &available, &c.at); err != nil {
+		if err := rows.Scan(&c.scope.partnerID, &c.scope.customerID, &percent, &available, &c.at); err != nil {
 			return nil, err
 		}
 		c.set = rules.DecodeSet(percent, available)
@@ -68,11 +71,11 @@ func (h *ruleHistory) at(customer uint, t time.Time) rules.Rules {
 			break
 		}
 		switch c.scope {
-		case outbox.Scope{}:
+		case scope{}:
 			platformSet = &c.set
-		case outbox.Scope{PartnerID: partner}:
+		case scope{partnerID: partner}:
 			partnerSet = &c.set
-		case outbox.Scope{PartnerID: partner, CustomerID: customer}:
+		case scope{partnerID: partner, customerID: customer}:
 			customerSet = &c.set
 		}
 	}

@@ -8,61 +8,68 @@ import (
 	"github.com/cloudreseller/credit/models"
 )
 
-// Scope names where a rule set applies: the platform (both 0), a partner
-// (CustomerID 0) or a customer.
-type Scope struct {
-	PartnerID, CustomerID uint
-}
+// Where the rules live: a customer's own on its row (locked by every change of
+// it already); the platform's (partner 0) and each partner's in alert_rules,
+// one row each. A change reads those rows with a shared lock and a rule change
+// writes its row under an exclusive one, so each change runs wholly under the
+// rules before or after a rule change, and the times they record follow that
+// order (reconcile replays history by them).
 
-// LoadSets reads the rule sets of the platform, the partners and the
-// customers named, in one statement.
-func LoadSets(tx *gorm.DB, partnerIDs, customerIDs []uint) (map[Scope]*rules.Set, error) {
-	partners, pargs := database.In(append([]uint{0}, partnerIDs...))
-	q := "SELECT partner_id, customer_id, percent_levels, available_levels FROM alert_rules WHERE (customer_id = 0 AND partner_id IN " + partners + ")"
-	args := pargs
-	if len(customerIDs) > 0 {
-		customers, cargs := database.In(customerIDs)
-		q += " OR customer_id IN " + customers
-		args = append(args, cargs...)
+// PartnerSets reads the rule sets of the platform and of the partners named.
+// With share, the rows stay locked against rule changes until the end of tx.
+func PartnerSets(tx *gorm.DB, partnerIDs []uint, share bool) (platform *rules.Set, partners map[uint]*rules.Set, err error) {
+	in, args := database.In(append([]uint{0}, partnerIDs...))
+	lock := ""
+	if share {
+		lock = database.ForShare(tx)
 	}
-	rows, err := tx.Raw(q, args...).Rows()
+	rows, err := tx.Raw("SELECT partner_id, percent_levels, available_levels FROM alert_rules WHERE partner_id IN "+in+lock, args...).Rows()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	sets := map[Scope]*rules.Set{}
+	partners = map[uint]*rules.Set{}
 	for rows.Next() {
-		var sc Scope
+		var id uint
 		var percent, available *string
-		if err := rows.Scan(&sc.PartnerID, &sc.CustomerID, &percent, &available); err != nil {
-			return nil, err
+		if err := rows.Scan(&id, &percent, &available); err != nil {
+			return nil, nil, err
 		}
 		set := rules.DecodeSet(percent, available)
-		sets[sc] = &set
+		if id == 0 {
+			platform = &set
+		} else {
+			partners[id] = &set
+		}
 	}
-	return sets, rows.Err()
+	return platform, partners, rows.Err()
+}
+
+// CustomerSet is the customer's own rule set.
+func CustomerSet(c *models.Customer) *rules.Set {
+	set := rules.DecodeSet(c.AlertPercentLevels, c.AlertAvailableLevels)
+	return &set
 }
 
 // RulesFor returns the rules in force for each of the customers, which the
-// caller's transaction holds locked: a rule changed meanwhile applies from the
-// next change on.
+// caller's transaction holds locked, and locks their partners' and the
+// platform's rule rows (shared) until the end of tx.
 func RulesFor(tx *gorm.DB, customers []*models.Customer) (map[uint]rules.Rules, error) {
-	var partnerIDs, customerIDs []uint
+	var partnerIDs []uint
 	seen := map[uint]bool{}
 	for _, c := range customers {
-		customerIDs = append(customerIDs, c.ID)
 		if !seen[c.PartnerID] {
 			seen[c.PartnerID] = true
 			partnerIDs = append(partnerIDs, c.PartnerID)
 		}
 	}
-	sets, err := LoadSets(tx, partnerIDs, customerIDs)
+	platform, partners, err := PartnerSets(tx, partnerIDs, true)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[uint]rules.Rules, len(customers))
 	for _, c := range customers {
-		out[c.ID], _ = rules.Effective(sets[Scope{}], sets[Scope{PartnerID: c.PartnerID}], sets[Scope{PartnerID: c.PartnerID, CustomerID: c.ID}])
+		out[c.ID], _ = rules.Effective(platform, partners[c.PartnerID], CustomerSet(c))
 	}
 	return out, nil
 }

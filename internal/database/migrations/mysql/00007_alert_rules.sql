@@ -4,22 +4,27 @@
 -- customer, the levels that fired and have not recovered (so that a recovery
 -- is told only of levels the partner was alerted of).
 --
+-- A customer's own rules live on its row, which every change of it locks
+-- already; the platform's (partner_id 0) and each partner's live in
+-- alert_rules, one row each, always there: a change reads the rows it needs
+-- with a shared lock, and a rule change takes its row exclusively, so a rule
+-- change and the changes around it are ordered by their locks (and the
+-- times recorded follow that order, which reconcile replays).
+--
 -- Customers already past the levels in force until now (75, 90, 100 %) were
 -- alerted of them when they crossed: they start with those levels fired.
 
 -- +goose Up
 CREATE TABLE `alert_rules` (
-  `id` bigint(20) unsigned NOT NULL AUTO_INCREMENT,
-  `partner_id` bigint(20) unsigned NOT NULL DEFAULT 0,
-  `customer_id` bigint(20) unsigned NOT NULL DEFAULT 0,
+  `partner_id` bigint(20) unsigned NOT NULL,
   `percent_levels` varchar(64) COLLATE utf8mb4_bin NULL,
   `available_levels` varchar(200) COLLATE utf8mb4_bin NULL,
-  `updated_by` varchar(100) NOT NULL,
-  `updated_at` datetime(6) NOT NULL,
-  PRIMARY KEY (`id`),
-  UNIQUE KEY `idx_alert_rules_scope` (`partner_id`, `customer_id`),
-  KEY `idx_alert_rules_customer` (`customer_id`)
+  `updated_by` varchar(100) NULL,
+  `updated_at` datetime(6) NULL,
+  PRIMARY KEY (`partner_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+INSERT INTO `alert_rules` (`partner_id`) VALUES (0);
+INSERT INTO `alert_rules` (`partner_id`) SELECT `id` FROM `partners`;
 CREATE TABLE `alert_rule_changes` (
   `id` bigint(20) unsigned NOT NULL AUTO_INCREMENT,
   `partner_id` bigint(20) unsigned NOT NULL DEFAULT 0,
@@ -32,7 +37,9 @@ CREATE TABLE `alert_rule_changes` (
   KEY `idx_alert_rule_changes_partner` (`partner_id`, `id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 ALTER TABLE `customers`
-  ADD COLUMN `alert_fired` varchar(400) COLLATE utf8mb4_bin NOT NULL DEFAULT '';
+  ADD COLUMN `alert_fired` varchar(400) COLLATE utf8mb4_bin NOT NULL DEFAULT '',
+  ADD COLUMN `alert_percent_levels` varchar(64) COLLATE utf8mb4_bin NULL,
+  ADD COLUMN `alert_available_levels` varchar(200) COLLATE utf8mb4_bin NULL;
 UPDATE `customers` SET `alert_fired` = CASE
   WHEN `usage_basis_points` >= 10000 THEN 'p75,p90,p100'
   WHEN `usage_basis_points` >= 9000 THEN 'p75,p90'
@@ -62,6 +69,6 @@ ALTER TABLE `alerts`
 ALTER TABLE `raised_alerts`
   DROP COLUMN `kind`, DROP COLUMN `cause`, DROP COLUMN `level`,
   DROP COLUMN `recovered_kind`, DROP COLUMN `status`, DROP COLUMN `previous_status`;
-ALTER TABLE `customers` DROP COLUMN `alert_fired`;
+ALTER TABLE `customers` DROP COLUMN `alert_fired`, DROP COLUMN `alert_percent_levels`, DROP COLUMN `alert_available_levels`;
 DROP TABLE `alert_rule_changes`;
 DROP TABLE `alert_rules`;

@@ -3,16 +3,14 @@
 
 -- +goose Up
 CREATE TABLE `alert_rules` (
-  `id` integer PRIMARY KEY AUTOINCREMENT,
-  `partner_id` integer NOT NULL DEFAULT 0,
-  `customer_id` integer NOT NULL DEFAULT 0,
+  `partner_id` integer PRIMARY KEY,
   `percent_levels` text,
   `available_levels` text,
-  `updated_by` text NOT NULL,
-  `updated_at` datetime NOT NULL
+  `updated_by` text,
+  `updated_at` datetime
 );
-CREATE UNIQUE INDEX `idx_alert_rules_scope` ON `alert_rules` (`partner_id`, `customer_id`);
-CREATE INDEX `idx_alert_rules_customer` ON `alert_rules` (`customer_id`);
+INSERT INTO `alert_rules` (`partner_id`) VALUES (0);
+INSERT INTO `alert_rules` (`partner_id`) SELECT `id` FROM `partners`;
 CREATE TABLE `alert_rule_changes` (
   `id` integer PRIMARY KEY AUTOINCREMENT,
   `partner_id` integer NOT NULL DEFAULT 0,
@@ -24,6 +22,8 @@ CREATE TABLE `alert_rule_changes` (
 );
 CREATE INDEX `idx_alert_rule_changes_partner` ON `alert_rule_changes` (`partner_id`, `id`);
 ALTER TABLE `customers` ADD COLUMN `alert_fired` text NOT NULL DEFAULT '';
+ALTER TABLE `customers` ADD COLUMN `alert_percent_levels` text;
+ALTER TABLE `customers` ADD COLUMN `alert_available_levels` text;
 UPDATE `customers` SET `alert_fired` = CASE
   WHEN `usage_basis_points` >= 10000 THEN 'p75,p90,p100'
   WHEN `usage_basis_points` >= 9000 THEN 'p75,p90'
@@ -57,6 +57,8 @@ ALTER TABLE `raised_alerts` DROP COLUMN `recovered_kind`;
 ALTER TABLE `raised_alerts` DROP COLUMN `level`;
 ALTER TABLE `raised_alerts` DROP COLUMN `cause`;
 ALTER TABLE `raised_alerts` DROP COLUMN `kind`;
+ALTER TABLE `customers` DROP COLUMN `alert_available_levels`;
+ALTER TABLE `customers` DROP COLUMN `alert_percent_levels`;
 ALTER TABLE `customers` DROP COLUMN `alert_fired`;
 DROP TABLE `alert_rule_changes`;
 DROP TABLE `alert_rules`;
