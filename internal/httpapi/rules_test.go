@@ -95,7 +95,9 @@ func nextKinds(t *testing.T, c *testenv.WSClient, n int) string {
 // test's setup (its customers' first credit makes them ACTIVE) stay out.
 func listenKinds(t *testing.T, s *testenv.Server, key string, vars map[string]any) *testenv.WSClient {
 	t.Helper()
-	var newest struct{ Alerts struct{ Nodes []struct{ ID string } } }
+	var newest struct {
+		Alerts struct{ Nodes []struct{ ID string } }
+	}
 	s.Must(t, key, `{ alerts(first: 1) { nodes { id } } }`, nil, &newest)
 	vars["after"] = "0"
 	if n := newest.Alerts.Nodes; len(n) > 0 {
