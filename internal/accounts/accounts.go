@@ -73,7 +73,7 @@ func (s *Service) CreatePartner(ctx context.Context, in NewPartner) (*models.Par
 			return err
 		}
 		// The partner's alert rules row, which changes read with a shared
-		// lock (see outbox.RulesFor): it inherits until the partner sets rules.
+		// lock (see outbox.RuleColumns): it inherits until the partner sets rules.
 		_, err := database.Exec(tx, "INSERT INTO alert_rules (partner_id) VALUES (?)", p.ID)
 		return err
 	})

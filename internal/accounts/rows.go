@@ -6,6 +6,8 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/alerts/outbox"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
@@ -79,16 +81,41 @@ func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) 
 // its row until the end of tx. Another partner's customer is NOT_FOUND, and
 // its row is left unlocked (the condition is part of the statement).
 func LockCustomer(tx *gorm.DB, p auth.Principal, id uint) (*models.Customer, error) {
-	query, args := "SELECT "+customerColumns+" FROM customers WHERE id = ?", []any{id}
+	c, _, err := lockCustomer(tx, p, id, false)
+	return c, err
+}
+
+// LockCustomerWithRules is LockCustomer that also reads, in the same
+// statement, the alert rules in force for the customer (and locks their rows
+// shared until the end of tx: see outbox.RuleColumns).
+func LockCustomerWithRules(tx *gorm.DB, p auth.Principal, id uint) (*models.Customer, rules.Rules, error) {
+	return lockCustomer(tx, p, id, true)
+}
+
+func lockCustomer(tx *gorm.DB, p auth.Principal, id uint, withRules bool) (*models.Customer, rules.Rules, error) {
+	columns := customerColumns
+	if withRules {
+		columns += outbox.RuleColumns(tx)
+	}
+	query, args := "SELECT "+columns+" FROM customers WHERE id = ?", []any{id}
 	if p.Role == auth.RolePartner {
 		query, args = query+" AND partner_id = ?", append(args, p.PartnerID)
 	}
-	c, err := scanCustomer(tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, query+database.ForUpdate(tx), args...))
+	c := new(models.Customer)
+	var inForce outbox.WithCustomer
+	fields := customerFields(c)
+	if withRules {
+		fields = append(fields, inForce.Fields()...)
+	}
+	err := tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, query+database.ForUpdate(tx), args...).Scan(fields...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errs.E(errs.NotFound, "no customer with id %d", id)
+		return nil, rules.Rules{}, errs.E(errs.NotFound, "no customer with id %d", id)
 	}
 	if err != nil {
-		return nil, err
+		return nil, rules.Rules{}, err
 	}
-	return c, nil
+	if !withRules {
+		return c, rules.Rules{}, nil
+	}
+	return c, inForce.Rules(c), nil
 }

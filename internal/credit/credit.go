@@ -129,22 +129,3 @@ func CheckPurchase(amount money.Amount, b Balance, status Status) (allowed bool,
 	}
 	return true, ""
 }
-
-// Thresholds are the usage percentages that raise alerts, lowest first.
-var Thresholds = []int{75, 90, 100}
-
-// Crossed returns the thresholds a change from before to after takes usage from
-// below to at-or-above, lowest first. A threshold that usage has fallen back
-// below (after new credit) is crossed again by the next rise: thresholds re-arm
-// by themselves.
-func Crossed(before, after Balance) []int {
-	var out []int
-	b, a := before.UsageBasisPoints(), after.UsageBasisPoints()
-	for _, t := range Thresholds {
-		bp := int64(t) * 100
-		if b < bp && a >= bp {
-			out = append(out, t)
-		}
-	}
-	return out
-}

@@ -1,7 +1,6 @@
 package credit
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/cloudreseller/credit/internal/errs"
@@ -107,31 +106,5 @@ func TestCheckPurchase(t *testing.T) {
 func TestKindOf(t *testing.T) {
 	if KindOf(1) != KindAllocate || KindOf(-1) != KindWithdraw {
 		t.Fatal("KindOf")
-	}
-}
-
-func TestCrossed(t *testing.T) {
-	b := func(credit, used money.Amount) Balance { return Balance{Credit: credit, Used: used} }
-	tests := []struct {
-		name          string
-		before, after Balance
-		want          []int
-	}{
-		{"below to exactly 75", b(100, 74), b(100, 75), []int{75}},
-		{"just under 75 stays quiet", b(10000, 0), b(10000, 7499), nil},
-		{"jump over all three", b(100, 0), b(100, 100), []int{75, 90, 100}},
-		{"jump past 100", b(100, 80), b(100, 150), []int{90, 100}},
-		{"already above", b(100, 80), b(100, 85), nil},
-		{"falling back", b(100, 95), b(200, 95), nil},
-		{"re-armed rises again", b(200, 95), b(200, 180), []int{75, 90}},
-		{"credit taken back", b(100, 70), b(80, 70), []int{75}},
-		{"all credit taken back", b(100, 50), b(50, 50), []int{75, 90, 100}},
-		{"usage with no credit", b(0, 0), b(0, 1), []int{75, 90, 100}},
-		{"rounding never reaches early", b(3, 0), b(3, 2), nil}, // 66.66 %
-	}
-	for _, tt := range tests {
-		if got := Crossed(tt.before, tt.after); fmt.Sprint(got) != fmt.Sprint(tt.want) {
-			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
-		}
 	}
 }

@@ -178,7 +178,7 @@ type change struct {
 // update of another change would then wait on, and each for the other).
 func (c *change) run(tx *gorm.DB) error {
 	c.alerts = nil
-	cust, err := accounts.LockCustomer(tx, c.p, c.in.CustomerID)
+	cust, inForce, err := accounts.LockCustomerWithRules(tx, c.p, c.in.CustomerID)
 	if err != nil {
 		return err
 	}
@@ -197,14 +197,10 @@ func (c *change) run(tx *gorm.DB) error {
 	if err := credit.CheckChange(delta, before, money.Amount(math.MaxInt64)); err != nil {
 		return err
 	}
-	inForce, err := outbox.RulesFor(tx, []*models.Customer{cust})
-	if err != nil {
-		return err
-	}
 	was := outbox.StateOf(cust)
 	cust.SetBalance(credit.Balance{Credit: before.Credit + delta, Used: before.Used})
 	cust.UpdatedAt = tx.NowFunc()
-	raised := outbox.Apply(inForce[cust.ID], rules.CauseCreditChange, cust, was)
+	raised := outbox.Apply(inForce, rules.CauseCreditChange, cust, was)
 	if _, err := database.Exec(tx, "UPDATE customers SET credit = ?, available = ?, usage_basis_points = ?, status = ?, alert_fired = ?, updated_at = ? WHERE id = ?",
 		cust.Credit, cust.Available, cust.UsageBasisPoints, cust.Status, cust.AlertFired, cust.UpdatedAt, cust.ID); err != nil {
 		return err

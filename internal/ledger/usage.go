@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -114,11 +113,7 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 	if err != nil {
 		return err
 	}
-	customers, err := lockCustomers(tx, b.events)
-	if err != nil {
-		return err
-	}
-	inForce, err := outbox.RulesFor(tx, slices.Collect(maps.Values(customers)))
+	customers, inForce, err := lockCustomers(tx, b.events)
 	if err != nil {
 		return err
 	}
@@ -256,8 +251,9 @@ func recordedEvents(tx *gorm.DB, events []UsageEvent) (map[string]*models.UsageE
 }
 
 // lockCustomers locks the batch's customers in id order (so that concurrent
-// batches queue rather than deadlock) and refuses the batch if one is unknown.
-func lockCustomers(tx *gorm.DB, events []UsageEvent) (map[uint]*models.Customer, error) {
+// batches queue rather than deadlock), reads the alert rules in force for
+// each in the same statement, and refuses the batch if one is unknown.
+func lockCustomers(tx *gorm.DB, events []UsageEvent) (map[uint]*models.Customer, map[uint]rules.Rules, error) {
 	var ids []uint
 	for _, e := range events {
 		ids = append(ids, e.CustomerID)
@@ -268,29 +264,32 @@ func lockCustomers(tx *gorm.DB, events []UsageEvent) (map[uint]*models.Customer,
 	// customers are locked, and GORM's reflection over 500 whole rows showed
 	// in the profile.
 	rows, err := tx.Raw("SELECT id, partner_id, credit, used, non_stop_privilege, billing_permission, alert_fired, alert_percent_levels, alert_available_levels"+
-		" FROM customers WHERE id IN ? ORDER BY id"+
-		database.ForUpdate(tx), ids).Rows()
+		outbox.RuleColumns(tx)+" FROM customers WHERE id IN ? ORDER BY id"+database.ForUpdate(tx), ids).Rows()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	byID := make(map[uint]*models.Customer, len(ids))
+	inForce := make(map[uint]rules.Rules, len(ids))
 	for rows.Next() {
 		c := &models.Customer{}
-		if err := rows.Scan(&c.ID, &c.PartnerID, &c.Credit, &c.Used, &c.NonStopPrivilege, &c.BillingPermission, &c.AlertFired,
-			&c.AlertPercentLevels, &c.AlertAvailableLevels); err != nil {
-			return nil, err
+		var with outbox.WithCustomer
+		fields := append([]any{&c.ID, &c.PartnerID, &c.Credit, &c.Used, &c.NonStopPrivilege, &c.BillingPermission, &c.AlertFired,
+			&c.AlertPercentLevels, &c.AlertAvailableLevels}, with.Fields()...)
+		if err := rows.Scan(fields...); err != nil {
+			return nil, nil, err
 		}
 		c.Refresh()
 		byID[c.ID] = c
+		inForce[c.ID] = with.Rules(c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i, e := range events {
 		if byID[e.CustomerID] == nil {
-			return nil, errs.E(errs.BadUserInput, "events[%d]: no customer with id %d", i, e.CustomerID)
+			return nil, nil, errs.E(errs.BadUserInput, "events[%d]: no customer with id %d", i, e.CustomerID)
 		}
 	}
-	return byID, nil
+	return byID, inForce, nil
 }

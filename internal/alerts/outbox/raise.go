@@ -45,6 +45,38 @@ func PartnerSets(tx *gorm.DB, partnerIDs []uint, share bool) (platform *rules.Se
 	return platform, partners, rows.Err()
 }
 
+// WithCustomer is the rules of a customer's partner and of the platform, read
+// in the statement that locks the customer (no round trip of their own), by
+// scalar subqueries that lock their rows shared: see RuleColumns.
+type WithCustomer struct {
+	partnerPercent, partnerAvailable, platformPercent, platformAvailable *string
+}
+
+// RuleColumns are the columns to add to a locking read of customers (table
+// customers, unaliased) for WithCustomer. The locking clause of the outer
+// statement does not reach subqueries, so each takes its own shared lock.
+func RuleColumns(tx *gorm.DB) string {
+	share := database.ForShare(tx)
+	col := func(column, partner string) string {
+		return ", (SELECT " + column + " FROM alert_rules WHERE partner_id = " + partner + share + ")"
+	}
+	return col("percent_levels", "customers.partner_id") + col("available_levels", "customers.partner_id") +
+		col("percent_levels", "0") + col("available_levels", "0")
+}
+
+// Fields are where the RuleColumns go.
+func (w *WithCustomer) Fields() []any {
+	return []any{&w.partnerPercent, &w.partnerAvailable, &w.platformPercent, &w.platformAvailable}
+}
+
+// Rules are the rules in force for c.
+func (w *WithCustomer) Rules(c *models.Customer) rules.Rules {
+	platform := rules.DecodeSet(w.platformPercent, w.platformAvailable)
+	partner := rules.DecodeSet(w.partnerPercent, w.partnerAvailable)
+	r, _ := rules.Effective(&platform, &partner, CustomerSet(c))
+	return r
+}
+
 // CustomerSet is the customer's own rule set.
 func CustomerSet(c *models.Customer) *rules.Set {
 	set := rules.DecodeSet(c.AlertPercentLevels, c.AlertAvailableLevels)
