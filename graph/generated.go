@@ -175,6 +175,7 @@ type ComplexityRoot struct {
 		CreatedAt         func(childComplexity int) int
 		Credit            func(childComplexity int) int
 		Email             func(childComplexity int) int
+		Forecast          func(childComplexity int) int
 		ID                func(childComplexity int) int
 		Name              func(childComplexity int) int
 		NonStopPrivilege  func(childComplexity int) int
@@ -194,6 +195,13 @@ type ComplexityRoot struct {
 	CustomerEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	Forecast struct {
+		BasedOnHours   func(childComplexity int) int
+		BurnRatePerDay func(childComplexity int) int
+		DaysLeft       func(childComplexity int) int
+		DepletesAt     func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -296,6 +304,7 @@ type CreditAllocationResolver interface {
 type CustomerResolver interface {
 	Allocations(ctx context.Context, obj *models.Customer, first *int, after *string) (*model.CreditAllocationConnection, error)
 	AlertRules(ctx context.Context, obj *models.Customer) (*alerts.RulesInForce, error)
+	Forecast(ctx context.Context, obj *models.Customer) (*rules.Forecast, error)
 	Alerts(ctx context.Context, obj *models.Customer, first *int, after *string) (*model.AlertConnection, error)
 }
 type MutationResolver interface {
@@ -844,6 +853,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Customer.Email(childComplexity), true
+	case "Customer.forecast":
+		if e.ComplexityRoot.Customer.Forecast == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.Forecast(childComplexity), true
 	case "Customer.id":
 		if e.ComplexityRoot.Customer.ID == nil {
 			break
@@ -924,6 +939,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CustomerEdge.Node(childComplexity), true
+
+	case "Forecast.basedOnHours":
+		if e.ComplexityRoot.Forecast.BasedOnHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.BasedOnHours(childComplexity), true
+	case "Forecast.burnRatePerDay":
+		if e.ComplexityRoot.Forecast.BurnRatePerDay == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.BurnRatePerDay(childComplexity), true
+	case "Forecast.daysLeft":
+		if e.ComplexityRoot.Forecast.DaysLeft == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.DaysLeft(childComplexity), true
+	case "Forecast.depletesAt":
+		if e.ComplexityRoot.Forecast.DepletesAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Forecast.DepletesAt(childComplexity), true
 
 	case "Mutation.createApiKey":
 		if e.ComplexityRoot.Mutation.CreateAPIKey == nil {
@@ -1765,6 +1805,8 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 		return ec.fieldContext_Customer_allocations(ctx, field)
 	case "alertRules":
 		return ec.fieldContext_Customer_alertRules(ctx, field)
+	case "forecast":
+		return ec.fieldContext_Customer_forecast(ctx, field)
 	case "alerts":
 		return ec.fieldContext_Customer_alerts(ctx, field)
 	}
@@ -1793,6 +1835,20 @@ func (ec *executionContext) childFields_CustomerEdge(ctx context.Context, field 
 		return ec.fieldContext_CustomerEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CustomerEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Forecast(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "burnRatePerDay":
+		return ec.fieldContext_Forecast_burnRatePerDay(ctx, field)
+	case "depletesAt":
+		return ec.fieldContext_Forecast_depletesAt(ctx, field)
+	case "daysLeft":
+		return ec.fieldContext_Forecast_daysLeft(ctx, field)
+	case "basedOnHours":
+		return ec.fieldContext_Forecast_basedOnHours(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Forecast", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4799,6 +4855,38 @@ func (ec *executionContext) fieldContext_Customer_alertRules(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _Customer_forecast(ctx context.Context, field graphql.CollectedField, obj *models.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_forecast(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Customer().Forecast(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *rules.Forecast) graphql.Marshaler {
+			return ec.marshalNForecast2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐForecast(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_forecast(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Customer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Forecast(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Customer_alerts(ctx context.Context, field graphql.CollectedField, obj *models.Customer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5015,6 +5103,98 @@ func (ec *executionContext) fieldContext_CustomerEdge_node(_ context.Context, fi
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Forecast_burnRatePerDay(ctx context.Context, field graphql.CollectedField, obj *rules.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_burnRatePerDay(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BurnRatePerDay, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *money.Amount) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋmoneyᚐAmount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_burnRatePerDay(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _Forecast_depletesAt(ctx context.Context, field graphql.CollectedField, obj *rules.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_depletesAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DepletesAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_depletesAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Forecast_daysLeft(ctx context.Context, field graphql.CollectedField, obj *rules.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_daysLeft(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DaysLeft(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_daysLeft(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, true, false, "Float")
+}
+
+func (ec *executionContext) _Forecast_basedOnHours(ctx context.Context, field graphql.CollectedField, obj *rules.Forecast) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Forecast_basedOnHours(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BasedOnHours, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Forecast_basedOnHours(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Forecast", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Mutation_createPartner(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -9598,6 +9778,12 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Customer_alertRules(ctx, field, obj)
 				})
+		case "forecast":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Customer_forecast(ctx, field, obj)
+				})
 		case "alerts":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -9687,6 +9873,54 @@ func (ec *executionContext) _CustomerEdge(ctx context.Context, sel ast.Selection
 			}
 		case "node":
 			out.Values[i] = ec._CustomerEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var forecastImplementors = []string{"Forecast"}
+
+func (ec *executionContext) _Forecast(ctx context.Context, sel ast.SelectionSet, obj *rules.Forecast) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, forecastImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Forecast")
+		case "burnRatePerDay":
+			out.Values[i] = ec._Forecast_burnRatePerDay(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "depletesAt":
+			out.Values[i] = ec._Forecast_depletesAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "daysLeft":
+			out.Values[i] = ec._Forecast_daysLeft(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "basedOnHours":
+			out.Values[i] = ec._Forecast_basedOnHours(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -11244,6 +11478,14 @@ func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.S
 	return graphql.WrapContextMarshaler(ctx, res)
 }
 
+func (ec *executionContext) marshalNForecast2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐForecast(ctx context.Context, sel ast.SelectionSet, v *rules.Forecast) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Forecast!")
+		return graphql.Null
+	}
+	return ec._Forecast(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNID2uint(ctx context.Context, v any) (uint, error) {
 	res, err := model.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11890,6 +12132,23 @@ func (ec *executionContext) marshalODecimal2ᚖgithubᚗcomᚋcloudresellerᚋcr
 	_ = ctx
 	res := model.MarshalDecimal(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕuintᚄ(ctx context.Context, v any) ([]uint, error) {

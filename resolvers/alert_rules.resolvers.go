@@ -10,12 +10,17 @@ import (
 
 	"github.com/cloudreseller/credit/graph/model"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/page"
 	"github.com/cloudreseller/credit/models"
 )
 
 func (r *customerResolver) AlertRules(ctx context.Context, obj *models.Customer) (*alerts.RulesInForce, error) {
 	return r.Resolver.Alerts.CustomerRules(ctx, obj)
+}
+
+func (r *customerResolver) Forecast(ctx context.Context, obj *models.Customer) (*rules.Forecast, error) {
+	return r.Resolver.Alerts.Forecast(ctx, obj)
 }
 
 func (r *mutationResolver) SetPlatformAlertRules(ctx context.Context, input model.AlertRulesInput) (*alerts.RulesInForce, error) {

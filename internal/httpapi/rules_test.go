@@ -359,3 +359,48 @@ func TestRulesChangedWhileUsageArrives(t *testing.T) {
 		}
 	})
 }
+
+// The forecast reads the customer's usage over the trailing window, exactly.
+func TestDepletionForecast(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s, partner, billing, cust := usageSetup(t, db, "1000", false)
+		sparse := s.CreateCustomer(t, partner, "New", false)
+		s.SetCredit(t, partner, sparse, "10")
+		now := time.Now().UTC()
+		at := func(d time.Duration) string { return now.Add(-d).Format(time.RFC3339Nano) }
+		ev := func(id, c, amount, when string) map[string]any {
+			e := event(id, c, amount)
+			e["occurredAt"] = when
+			return e
+		}
+		record(t, s, billing, ev("f1", cust, "100", at(48*time.Hour)), ev("f2", cust, "100", at(24*time.Hour)),
+			ev("f3", cust, "100", at(time.Hour)), ev("f4", sparse, "1", at(2*time.Hour)))
+
+		type forecast struct {
+			BurnRatePerDay *string
+			DepletesAt     *string
+			DaysLeft       *float64
+			BasedOnHours   int
+		}
+		read := func(c string) forecast {
+			var out struct{ Customer struct{ Forecast forecast } }
+			s.Must(t, partner, `query($c: ID!) { customer(id: $c) { forecast { burnRatePerDay depletesAt daysLeft basedOnHours } } }`, map[string]any{"c": c}, &out)
+			return out.Customer.Forecast
+		}
+		f := read(cust)
+		// 300.00 over 48 h: 150.00 a day; 700.00 left: 4.66 days, 4 d 16 h from now.
+		if f.BasedOnHours != 48 || deref(f.BurnRatePerDay) != "150.00" || f.DaysLeft == nil || *f.DaysLeft != 4.66 || f.DepletesAt == nil {
+			t.Fatalf("forecast: %+v", f)
+		}
+		depletes, err := time.Parse(time.RFC3339Nano, *f.DepletesAt)
+		if want := now.Add(4*24*time.Hour + 16*time.Hour); err != nil || depletes.Sub(want).Abs() > 5*time.Second {
+			t.Fatalf("depletes at %v, want about %v", depletes, want)
+		}
+		if f := read(sparse); f.BasedOnHours != 2 || f.BurnRatePerDay != nil || f.DaysLeft != nil || f.DepletesAt != nil {
+			t.Fatalf("two hours of history tell nothing: %+v", f)
+		}
+		// ADMIN may read it; BILLING may not.
+		s.Must(t, testenv.AdminToken, `query($c: ID!) { customer(id: $c) { forecast { basedOnHours } } }`, map[string]any{"c": cust}, nil)
+		s.Fails(t, "FORBIDDEN", billing, `query($c: ID!) { customer(id: $c) { forecast { basedOnHours } } }`, map[string]any{"c": cust})
+	})
+}
