@@ -11,12 +11,17 @@ import (
 	"github.com/cloudreseller/credit/graph/model"
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/alerts/rules"
+	"github.com/cloudreseller/credit/internal/loaders"
 	"github.com/cloudreseller/credit/internal/page"
 	"github.com/cloudreseller/credit/models"
 )
 
 func (r *customerResolver) AlertRules(ctx context.Context, obj *models.Customer) (*alerts.RulesInForce, error) {
-	return r.Resolver.Alerts.CustomerRules(ctx, obj)
+	in, err := loaders.InheritedRules(ctx, r.Resolver.Alerts, obj.PartnerID)
+	if err != nil {
+		return nil, err
+	}
+	return in.CustomerRules(obj), nil
 }
 
 func (r *customerResolver) Forecast(ctx context.Context, obj *models.Customer) (*rules.Forecast, error) {
@@ -36,7 +41,11 @@ func (r *mutationResolver) SetCustomerAlertRules(ctx context.Context, customerID
 }
 
 func (r *partnerResolver) AlertRules(ctx context.Context, obj *models.Partner) (*alerts.RulesInForce, error) {
-	return r.Resolver.Alerts.PartnerRules(ctx, obj.ID)
+	in, err := loaders.InheritedRules(ctx, r.Resolver.Alerts, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	return in.PartnerRules(), nil
 }
 
 func (r *queryResolver) PlatformAlertRules(ctx context.Context) (*alerts.RulesInForce, error) {

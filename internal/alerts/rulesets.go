@@ -65,24 +65,55 @@ func (s *Service) PlatformRules(ctx context.Context) (*RulesInForce, error) {
 	return inForce(platform, nil, nil), nil
 }
 
-// PartnerRules returns a partner's default rules for its customers (the
-// caller has read the partner, so may see them).
-func (s *Service) PartnerRules(ctx context.Context, partnerID uint) (*RulesInForce, error) {
-	platform, partners, err := outbox.PartnerSets(s.db.WithContext(ctx), []uint{partnerID}, false)
-	if err != nil {
-		return nil, err
-	}
-	return inForce(platform, partners[partnerID], nil), nil
+// Inherited are the rule sets a partner's customers inherit: the platform's
+// and the partner's.
+type Inherited struct {
+	Platform, Partner *rules.Set
 }
 
-// CustomerRules returns the rules in force for a customer (the caller has
-// read the customer, so may see them).
-func (s *Service) CustomerRules(ctx context.Context, c *models.Customer) (*RulesInForce, error) {
-	platform, partners, err := outbox.PartnerSets(s.db.WithContext(ctx), []uint{c.PartnerID}, false)
+// InheritedRules reads, in one statement, the sets the customers of each of
+// the partners inherit (in the order of partnerIDs): a page of customers
+// costs one read of rules, not one per customer.
+func (s *Service) InheritedRules(ctx context.Context, partnerIDs []uint) ([]Inherited, error) {
+	platform, partners, err := outbox.PartnerSets(s.db.WithContext(ctx), partnerIDs, false)
 	if err != nil {
 		return nil, err
 	}
-	return inForce(platform, partners[c.PartnerID], outbox.CustomerSet(c)), nil
+	out := make([]Inherited, len(partnerIDs))
+	for i, id := range partnerIDs {
+		out[i] = Inherited{Platform: platform, Partner: partners[id]}
+	}
+	return out, nil
+}
+
+// PartnerRules returns a partner's default rules for its customers (the
+// caller has read the partner, so may see them).
+func (in Inherited) PartnerRules() *RulesInForce {
+	return inForce(in.Platform, in.Partner, nil)
+}
+
+// CustomerRules returns the rules in force for a customer of the partner
+// (the caller has read the customer, so may see them).
+func (in Inherited) CustomerRules(c *models.Customer) *RulesInForce {
+	return inForce(in.Platform, in.Partner, outbox.CustomerSet(c))
+}
+
+// PartnerRules returns a partner's default rules for its customers.
+func (s *Service) PartnerRules(ctx context.Context, partnerID uint) (*RulesInForce, error) {
+	in, err := s.InheritedRules(ctx, []uint{partnerID})
+	if err != nil {
+		return nil, err
+	}
+	return in[0].PartnerRules(), nil
+}
+
+// CustomerRules returns the rules in force for a customer.
+func (s *Service) CustomerRules(ctx context.Context, c *models.Customer) (*RulesInForce, error) {
+	in, err := s.InheritedRules(ctx, []uint{c.PartnerID})
+	if err != nil {
+		return nil, err
+	}
+	return in[0].CustomerRules(c), nil
 }
 
 // SetPlatformRules changes the platform's default rules (ADMIN).

@@ -24,6 +24,9 @@ const (
 	MaxDepth = 10
 	// MaxAliases bounds aliased fields, which can repeat costly fields.
 	MaxAliases = 30
+	// ForecastCost is what a customer's forecast costs: a page of 100
+	// customers with theirs costs 1,000 and more.
+	ForecastCost = 10
 )
 
 // connectionCost is the complexity of a connection field: its items' cost
@@ -42,6 +45,8 @@ func complexity() graph.ComplexityRoot {
 	var c graph.ComplexityRoot
 	c.Customer.Allocations = func(child int, first *int, _ *string) int { return connectionCost(child, first) }
 	c.Customer.Alerts = func(child int, first *int, _ *string) int { return connectionCost(child, first) }
+	// Two index reads of the customer's usage each, not batched.
+	c.Customer.Forecast = func(child int) int { return ForecastCost + child }
 	c.Query.Customers = func(child int, _ *uint, _ *model.CustomerFilter, _ *model.CustomerOrder, first *int, _ *string) int {
 		return connectionCost(child, first)
 	}

@@ -107,6 +107,12 @@ func TestNestedConnectionsAreBatched(t *testing.T) {
 		if n := statements.Load(); n > 24 {
 			t.Fatalf("a page of 31 customers with two nested connections ran %d statements", n)
 		}
+		// Every customer's alert rules in force: one read of rules for the page.
+		statements.Store(0)
+		s.Must(t, partner, `{ customers(first: 100) { nodes { id alertRules { percentThresholds percentThresholdsSource } } } }`, nil, nil)
+		if n := statements.Load(); n > 3 {
+			t.Fatalf("a page of 31 customers with their alert rules ran %d statements", n)
+		}
 		// A page without totalCount does not count.
 		statements.Store(0)
 		s.Must(t, partner, `{ customers(first: 50) { nodes { id } pageInfo { hasNextPage } } }`, nil, nil)

@@ -30,6 +30,8 @@ type Loaders struct {
 	Customer    *dataloadgen.Loader[uint, *models.Customer]
 	Allocations *dataloadgen.Loader[PageOf, page.Result[*models.CreditAllocation]]
 	Alerts      *dataloadgen.Loader[PageOf, page.Result[*models.Alert]]
+	// Inherited are the alert rules of partners, for their customers.
+	Inherited *dataloadgen.Loader[uint, alerts.Inherited]
 }
 
 // PageOf asks for one page of a customer's own listing.
@@ -80,6 +82,13 @@ func New(s Services) *Loaders {
 		Customer:    dataloadgen.NewLoader(fetchCustomers, wait),
 		Allocations: dataloadgen.NewLoader(pages(s.Ledger.AllocationsOfCustomers), wait),
 		Alerts:      dataloadgen.NewLoader(pages(s.Alerts.ListOfCustomers), wait),
+		Inherited: dataloadgen.NewLoader(func(ctx context.Context, ids []uint) ([]alerts.Inherited, []error) {
+			rows, err := s.Alerts.InheritedRules(ctx, ids)
+			if err != nil {
+				return nil, []error{err}
+			}
+			return rows, nil
+		}, wait),
 	}
 }
 
@@ -157,4 +166,17 @@ func Allocations(ctx context.Context, customerID uint, args page.Args) (page.Res
 // Alerts loads a page of a customer's alerts.
 func Alerts(ctx context.Context, customerID uint, args page.Args) (page.Result[*models.Alert], error) {
 	return from(ctx).Alerts.Load(ctx, pageOf(customerID, args))
+}
+
+// InheritedRules loads the alert rules a partner's customers inherit (or
+// reads them directly when the context has no loaders).
+func InheritedRules(ctx context.Context, svc *alerts.Service, partnerID uint) (alerts.Inherited, error) {
+	if l := from(ctx); l != nil {
+		return l.Inherited.Load(ctx, partnerID)
+	}
+	rows, err := svc.InheritedRules(ctx, []uint{partnerID})
+	if err != nil {
+		return alerts.Inherited{}, err
+	}
+	return rows[0], nil
 }
