@@ -57,6 +57,7 @@ type ComplexityRoot struct {
 		CreatedAt      func(childComplexity int) int
 		Credit         func(childComplexity int) int
 		Customer       func(childComplexity int) int
+		Forecast       func(childComplexity int) int
 		ID             func(childComplexity int) int
 		Kind           func(childComplexity int) int
 		Level          func(childComplexity int) int
@@ -81,14 +82,15 @@ type ComplexityRoot struct {
 	}
 
 	AlertRuleChange struct {
-		AvailableBelow    func(childComplexity int) int
-		CreatedAt         func(childComplexity int) int
-		CustomerID        func(childComplexity int) int
-		ID                func(childComplexity int) int
-		Operator          func(childComplexity int) int
-		PartnerID         func(childComplexity int) int
-		PercentThresholds func(childComplexity int) int
-		Scope             func(childComplexity int) int
+		AvailableBelow       func(childComplexity int) int
+		CreatedAt            func(childComplexity int) int
+		CustomerID           func(childComplexity int) int
+		ForecastHorizonHours func(childComplexity int) int
+		ID                   func(childComplexity int) int
+		Operator             func(childComplexity int) int
+		PartnerID            func(childComplexity int) int
+		PercentThresholds    func(childComplexity int) int
+		Scope                func(childComplexity int) int
 	}
 
 	AlertRuleChangeConnection struct {
@@ -104,10 +106,12 @@ type ComplexityRoot struct {
 	}
 
 	AlertRules struct {
-		AvailableBelow          func(childComplexity int) int
-		AvailableBelowSource    func(childComplexity int) int
-		PercentThresholds       func(childComplexity int) int
-		PercentThresholdsSource func(childComplexity int) int
+		AvailableBelow             func(childComplexity int) int
+		AvailableBelowSource       func(childComplexity int) int
+		ForecastHorizonHours       func(childComplexity int) int
+		ForecastHorizonHoursSource func(childComplexity int) int
+		PercentThresholds          func(childComplexity int) int
+		PercentThresholdsSource    func(childComplexity int) int
 	}
 
 	ApiKey struct {
@@ -294,6 +298,8 @@ type ComplexityRoot struct {
 
 type AlertResolver interface {
 	Customer(ctx context.Context, obj *models.Alert) (*models.Customer, error)
+
+	Forecast(ctx context.Context, obj *models.Alert) (*rules.Forecast, error)
 }
 type ApiKeyResolver interface {
 	Partner(ctx context.Context, obj *models.APIKey) (*models.Partner, error)
@@ -390,6 +396,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Alert.Customer(childComplexity), true
+	case "Alert.forecast":
+		if e.ComplexityRoot.Alert.Forecast == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Forecast(childComplexity), true
 	case "Alert.id":
 		if e.ComplexityRoot.Alert.ID == nil {
 			break
@@ -501,6 +513,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AlertRuleChange.CustomerID(childComplexity), true
+	case "AlertRuleChange.forecastHorizonHours":
+		if e.ComplexityRoot.AlertRuleChange.ForecastHorizonHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRuleChange.ForecastHorizonHours(childComplexity), true
 	case "AlertRuleChange.id":
 		if e.ComplexityRoot.AlertRuleChange.ID == nil {
 			break
@@ -582,6 +600,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AlertRules.AvailableBelowSource(childComplexity), true
+	case "AlertRules.forecastHorizonHours":
+		if e.ComplexityRoot.AlertRules.ForecastHorizonHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRules.ForecastHorizonHours(childComplexity), true
+	case "AlertRules.forecastHorizonHoursSource":
+		if e.ComplexityRoot.AlertRules.ForecastHorizonHoursSource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRules.ForecastHorizonHoursSource(childComplexity), true
 	case "AlertRules.percentThresholds":
 		if e.ComplexityRoot.AlertRules.PercentThresholds == nil {
 			break
@@ -1565,6 +1595,8 @@ func (ec *executionContext) childFields_Alert(ctx context.Context, field graphql
 		return ec.fieldContext_Alert_status(ctx, field)
 	case "previousStatus":
 		return ec.fieldContext_Alert_previousStatus(ctx, field)
+	case "forecast":
+		return ec.fieldContext_Alert_forecast(ctx, field)
 	case "usagePercent":
 		return ec.fieldContext_Alert_usagePercent(ctx, field)
 	case "used":
@@ -1617,6 +1649,8 @@ func (ec *executionContext) childFields_AlertRuleChange(ctx context.Context, fie
 		return ec.fieldContext_AlertRuleChange_percentThresholds(ctx, field)
 	case "availableBelow":
 		return ec.fieldContext_AlertRuleChange_availableBelow(ctx, field)
+	case "forecastHorizonHours":
+		return ec.fieldContext_AlertRuleChange_forecastHorizonHours(ctx, field)
 	case "operator":
 		return ec.fieldContext_AlertRuleChange_operator(ctx, field)
 	case "createdAt":
@@ -1659,6 +1693,10 @@ func (ec *executionContext) childFields_AlertRules(ctx context.Context, field gr
 		return ec.fieldContext_AlertRules_availableBelow(ctx, field)
 	case "availableBelowSource":
 		return ec.fieldContext_AlertRules_availableBelowSource(ctx, field)
+	case "forecastHorizonHours":
+		return ec.fieldContext_AlertRules_forecastHorizonHours(ctx, field)
+	case "forecastHorizonHoursSource":
+		return ec.fieldContext_AlertRules_forecastHorizonHoursSource(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AlertRules", field.Name)
 }
@@ -2911,6 +2949,38 @@ func (ec *executionContext) fieldContext_Alert_previousStatus(_ context.Context,
 	return graphql.NewScalarFieldContext("Alert", field, false, false, "CustomerStatus")
 }
 
+func (ec *executionContext) _Alert_forecast(ctx context.Context, field graphql.CollectedField, obj *models.Alert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Alert_forecast(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Alert().Forecast(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *rules.Forecast) graphql.Marshaler {
+			return ec.marshalOForecast2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐForecast(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Alert_forecast(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Alert",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Forecast(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Alert_usagePercent(ctx context.Context, field graphql.CollectedField, obj *models.Alert) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3338,6 +3408,29 @@ func (ec *executionContext) fieldContext_AlertRuleChange_availableBelow(_ contex
 	return graphql.NewScalarFieldContext("AlertRuleChange", field, false, false, "Decimal")
 }
 
+func (ec *executionContext) _AlertRuleChange_forecastHorizonHours(ctx context.Context, field graphql.CollectedField, obj *alerts.RuleChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRuleChange_forecastHorizonHours(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ForecastHorizonHours, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRuleChange_forecastHorizonHours(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRuleChange", field, false, false, "Int")
+}
+
 func (ec *executionContext) _AlertRuleChange_operator(ctx context.Context, field graphql.CollectedField, obj *alerts.RuleChange) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3647,6 +3740,52 @@ func (ec *executionContext) _AlertRules_availableBelowSource(ctx context.Context
 	)
 }
 func (ec *executionContext) fieldContext_AlertRules_availableBelowSource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRules", field, false, false, "AlertRuleSource")
+}
+
+func (ec *executionContext) _AlertRules_forecastHorizonHours(ctx context.Context, field graphql.CollectedField, obj *alerts.RulesInForce) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRules_forecastHorizonHours(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ForecastHorizonHours, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRules_forecastHorizonHours(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AlertRules", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AlertRules_forecastHorizonHoursSource(ctx context.Context, field graphql.CollectedField, obj *alerts.RulesInForce) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRules_forecastHorizonHoursSource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ForecastHorizonHoursSource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v rules.Source) graphql.Marshaler {
+			return ec.marshalNAlertRuleSource2githubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐSource(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRules_forecastHorizonHoursSource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AlertRules", field, false, false, "AlertRuleSource")
 }
 
@@ -8210,7 +8349,7 @@ func (ec *executionContext) unmarshalInputAlertRulesInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"percentThresholds", "availableBelow"}
+	fieldsInOrder := [...]string{"percentThresholds", "availableBelow", "forecastHorizonHours"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8231,6 +8370,13 @@ func (ec *executionContext) unmarshalInputAlertRulesInput(ctx context.Context, o
 				return it, err
 			}
 			it.AvailableBelow = graphql.OmittableOf(data)
+		case "forecastHorizonHours":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("forecastHorizonHours"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ForecastHorizonHours = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil
@@ -8979,6 +9125,12 @@ func (ec *executionContext) _Alert(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "forecast":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Alert_forecast(ctx, field, obj)
+				})
 		case "usagePercent":
 			out.Values[i] = ec._Alert_usagePercent(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9148,6 +9300,11 @@ func (ec *executionContext) _AlertRuleChange(ctx context.Context, sel ast.Select
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "forecastHorizonHours":
+			out.Values[i] = ec._AlertRuleChange_forecastHorizonHours(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "operator":
 			out.Values[i] = ec._AlertRuleChange_operator(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9289,6 +9446,16 @@ func (ec *executionContext) _AlertRules(ctx context.Context, sel ast.SelectionSe
 			}
 		case "availableBelowSource":
 			out.Values[i] = ec._AlertRules_availableBelowSource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "forecastHorizonHours":
+			out.Values[i] = ec._AlertRules_forecastHorizonHours(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "forecastHorizonHoursSource":
+			out.Values[i] = ec._AlertRules_forecastHorizonHoursSource(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12149,6 +12316,13 @@ func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel as
 	_ = sel
 	res := graphql.MarshalFloatContext(*v)
 	return graphql.WrapContextMarshaler(ctx, res)
+}
+
+func (ec *executionContext) marshalOForecast2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋrulesᚐForecast(ctx context.Context, sel ast.SelectionSet, v *rules.Forecast) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Forecast(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕuintᚄ(ctx context.Context, v any) ([]uint, error) {

@@ -59,8 +59,12 @@ type Customer struct {
 	// AlertPercentLevels and AlertAvailableLevels are the customer's own alert
 	// rules (rules.EncodePercent, rules.EncodeAvailable); nil inherits its
 	// partner's.
-	AlertPercentLevels   *string `gorm:"size:64"`
-	AlertAvailableLevels *string `gorm:"size:200"`
+	AlertPercentLevels        *string `gorm:"size:64"`
+	AlertAvailableLevels      *string `gorm:"size:200"`
+	AlertForecastHorizonHours *int
+	// ForecastState is what its depletion forecast said at its last
+	// evaluation (rules.ForecastState, encoded).
+	ForecastState string `gorm:"size:16;not null;default:''"`
 
 	CreatedAt time.Time `gorm:"precision:6;not null;index:idx_customers_partner_created,priority:2"`
 	UpdatedAt time.Time `gorm:"precision:6"`
@@ -177,6 +181,12 @@ type Alert struct {
 	// (STATUS_CHANGED).
 	Status         *credit.Status `gorm:"size:20"`
 	PreviousStatus *credit.Status `gorm:"size:20"`
+	// The forecast of a DEPLETION_FORECAST alert: burn rate, depletion time,
+	// days left in hundredths, and the hours of history it is based on.
+	BurnRatePerDay *money.Amount
+	DepletesAt     *time.Time `gorm:"precision:6"`
+	DaysLeft       *int64
+	BasedOnHours   *int
 }
 
 // UsagePercent is the customer's usage right after the change that raised the alert.

@@ -22,6 +22,17 @@ func (r *alertResolver) Customer(ctx context.Context, obj *models.Alert) (*model
 	return loaders.Customer(ctx, r.Accounts, obj.CustomerID)
 }
 
+func (r *alertResolver) Forecast(ctx context.Context, obj *models.Alert) (*rules.Forecast, error) {
+	if obj.Kind != rules.DepletionForecast {
+		return nil, nil
+	}
+	f := &rules.Forecast{BurnRatePerDay: obj.BurnRatePerDay, DepletesAt: obj.DepletesAt, DaysLeftHundredths: obj.DaysLeft}
+	if obj.BasedOnHours != nil {
+		f.BasedOnHours = *obj.BasedOnHours
+	}
+	return f, nil
+}
+
 func (r *customerResolver) Alerts(ctx context.Context, obj *models.Customer, first *int, after *string) (*model.AlertConnection, error) {
 	res, err := loaders.Alerts(ctx, obj.ID, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {

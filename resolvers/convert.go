@@ -74,5 +74,5 @@ func deref[T any](p *T) T {
 }
 
 func rulesChange(in model.AlertRulesInput) alerts.RulesChange {
-	return alerts.RulesChange{Percent: in.PercentThresholds, Available: in.AvailableBelow}
+	return alerts.RulesChange{Percent: in.PercentThresholds, Available: in.AvailableBelow, Horizon: in.ForecastHorizonHours}
 }

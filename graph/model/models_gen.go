@@ -80,6 +80,8 @@ type AlertRulesInput struct {
 	PercentThresholds graphql.Omittable[[]int] `json:"percentThresholds,omitempty"`
 	// Up to 5 available-credit levels, each zero or more; [] for none; null: inherit.
 	AvailableBelow graphql.Omittable[[]money.Amount] `json:"availableBelow,omitempty"`
+	// The depletion forecast's horizon: 1 to 2160 hours (90 days); null: inherit.
+	ForecastHorizonHours graphql.Omittable[*int] `json:"forecastHorizonHours,omitempty"`
 }
 
 // Narrows a listing of allocation records; fields left out do not filter, and all given must match.

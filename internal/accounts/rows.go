@@ -22,7 +22,8 @@ import (
 // customerColumns are a customers row's columns in the order scanCustomer
 // reads them.
 const customerColumns = "id, partner_id, name, email, remark, billing_permission, non_stop_privilege, " +
-	"credit, used, available, usage_basis_points, status, alert_fired, alert_percent_levels, alert_available_levels, created_at, updated_at"
+	"credit, used, available, usage_basis_points, status, alert_fired, alert_percent_levels, alert_available_levels, " +
+	"alert_forecast_horizon_hours, forecast_state, created_at, updated_at"
 
 // scanCustomer reads one row of customerColumns.
 func scanCustomer(row interface{ Scan(dest ...any) error }) (*models.Customer, error) {
@@ -35,7 +36,7 @@ func scanCustomer(row interface{ Scan(dest ...any) error }) (*models.Customer, e
 func customerFields(c *models.Customer) []any {
 	return []any{&c.ID, &c.PartnerID, &c.Name, &c.Email, &c.Remark, &c.BillingPermission, &c.NonStopPrivilege,
 		&c.Credit, &c.Used, &c.Available, &c.UsageBasisPoints, &c.Status, &c.AlertFired, &c.AlertPercentLevels, &c.AlertAvailableLevels,
-		&c.CreatedAt, &c.UpdatedAt}
+		&c.AlertForecastHorizonHours, &c.ForecastState, &c.CreatedAt, &c.UpdatedAt}
 }
 
 // scanCustomers reads every row of customerColumns and closes rows.

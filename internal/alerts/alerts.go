@@ -55,6 +55,9 @@ type Options struct {
 	// changes that raise alerts). A change waiting for its alerts' ids
 	// (Numbered) cuts the wait short.
 	Gather time.Duration
+	// ForecastTick is how often every customer with recent usage has its
+	// depletion forecast evaluated (DefaultForecastTick).
+	ForecastTick time.Duration
 }
 
 // Service lists alerts and delivers them live.
@@ -81,6 +84,8 @@ type Service struct {
 	// stopped is closed when the tail ends; running is set while it runs.
 	stopped chan struct{}
 	running atomic.Bool
+	// forecasts are the customers whose forecasts wait to be evaluated.
+	forecasts pendingForecasts
 }
 
 // pass is one run of the sequencer, as waiters see it.
@@ -109,11 +114,15 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	if opts.Gather <= 0 {
 		opts.Gather = DefaultGather
 	}
+	if opts.ForecastTick <= 0 {
+		opts.ForecastTick = DefaultForecastTick
+	}
 	if log == nil {
 		log = slog.Default()
 	}
 	return &Service{db: db, opts: opts, broker: broker.New[*models.Alert](), wake: make(chan struct{}, 1),
-		urgent: make(chan struct{}, 1), log: log, stopped: make(chan struct{})}
+		urgent: make(chan struct{}, 1), log: log, stopped: make(chan struct{}),
+		forecasts: pendingForecasts{ids: map[uint]rules.Cause{}, wake: make(chan struct{}, 1)}}
 }
 
 // Listeners is the number of live subscriptions in this process.
@@ -239,8 +248,11 @@ func (s *Service) Start(ctx context.Context) (done <-chan struct{}, err error) {
 	}
 	s.lastPoll.Store(time.Now().UnixNano())
 	c := make(chan struct{})
+	forecasting := make(chan struct{})
+	go func() { defer close(forecasting); s.forecaster(ctx) }()
 	go func() {
 		defer close(c)
+		defer func() { <-forecasting }()
 		defer close(s.stopped)
 		s.running.Store(true)
 		defer s.running.Store(false)

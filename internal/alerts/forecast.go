@@ -2,11 +2,8 @@ package alerts
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 
 	"github.com/cloudreseller/credit/internal/alerts/rules"
-	"github.com/cloudreseller/credit/internal/money"
 	"github.com/cloudreseller/credit/models"
 )
 
@@ -17,22 +14,10 @@ import (
 func (s *Service) Forecast(ctx context.Context, c *models.Customer) (*rules.Forecast, error) {
 	db := s.db.WithContext(ctx)
 	now := db.NowFunc()
-	var u rules.Usage
-	var first sql.NullTime
-	err := db.Raw("SELECT occurred_at FROM usage_events WHERE customer_id = ? ORDER BY occurred_at LIMIT 1", c.ID).Row().Scan(&first)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return &rules.Forecast{}, nil
-	case err != nil:
+	u, err := usageOf(db, c.ID, now)
+	if err != nil {
 		return nil, err
 	}
-	u.First = first.Time
-	var sum int64
-	if err := db.Raw("SELECT COALESCE(SUM(amount), 0) FROM usage_events WHERE customer_id = ? AND occurred_at >= ? AND occurred_at <= ?",
-		c.ID, now.Add(-rules.DefaultWindow), now).Row().Scan(&sum); err != nil {
-		return nil, err
-	}
-	u.InWindow = money.Amount(sum)
 	f := rules.Predict(u, c.Available, now, rules.DefaultWindow)
 	return &f, nil
 }

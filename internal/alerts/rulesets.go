@@ -21,29 +21,33 @@ import (
 // RulesInForce are the alert rules in force at one scope, with where each
 // comes from.
 type RulesInForce struct {
-	PercentThresholds       []int
-	PercentThresholdsSource rules.Source
-	AvailableBelow          []money.Amount
-	AvailableBelowSource    rules.Source
+	PercentThresholds          []int
+	PercentThresholdsSource    rules.Source
+	AvailableBelow             []money.Amount
+	AvailableBelowSource       rules.Source
+	ForecastHorizonHours       int
+	ForecastHorizonHoursSource rules.Source
 }
 
 func inForce(platform, partner, customer *rules.Set) *RulesInForce {
 	r, src := rules.Effective(platform, partner, customer)
 	return &RulesInForce{PercentThresholds: r.Percent, PercentThresholdsSource: src.Percent,
-		AvailableBelow: r.Available, AvailableBelowSource: src.Available}
+		AvailableBelow: r.Available, AvailableBelowSource: src.Available,
+		ForecastHorizonHours: r.HorizonHours, ForecastHorizonHoursSource: src.Horizon}
 }
 
 // RuleChange is one recorded change of the rules at a scope, with the
 // scope's rule set after it.
 type RuleChange struct {
-	ID                uint
-	Scope             rules.Source
-	PartnerID         *uint
-	CustomerID        *uint
-	PercentThresholds []int
-	AvailableBelow    []money.Amount
-	Operator          string
-	CreatedAt         time.Time
+	ID                   uint
+	Scope                rules.Source
+	PartnerID            *uint
+	CustomerID           *uint
+	PercentThresholds    []int
+	AvailableBelow       []money.Amount
+	ForecastHorizonHours *int
+	Operator             string
+	CreatedAt            time.Time
 }
 
 // RulesChange is a change of the rules at one scope: a field not set is left
@@ -51,6 +55,7 @@ type RuleChange struct {
 type RulesChange struct {
 	Percent   graphql.Omittable[[]int]
 	Available graphql.Omittable[[]money.Amount]
+	Horizon   graphql.Omittable[*int]
 }
 
 // PlatformRules returns the platform's default rules.
@@ -176,8 +181,9 @@ func (s *Service) SetCustomerRules(ctx context.Context, customerID uint, in Rule
 		}
 		after := change(*outbox.CustomerSet(c))
 		c.AlertPercentLevels, c.AlertAvailableLevels = rules.EncodePercent(after.Percent), rules.EncodeAvailable(after.Available)
-		if _, err := database.Exec(tx, "UPDATE customers SET alert_percent_levels = ?, alert_available_levels = ? WHERE id = ?",
-			c.AlertPercentLevels, c.AlertAvailableLevels, c.ID); err != nil {
+		c.AlertForecastHorizonHours = after.HorizonHours
+		if _, err := database.Exec(tx, "UPDATE customers SET alert_percent_levels = ?, alert_available_levels = ?, alert_forecast_horizon_hours = ? WHERE id = ?",
+			c.AlertPercentLevels, c.AlertAvailableLevels, c.AlertForecastHorizonHours, c.ID); err != nil {
 			return err
 		}
 		return recordChange(tx, p, c.PartnerID, c.ID, after)
@@ -193,7 +199,13 @@ func (s *Service) SetCustomerRules(ctx context.Context, customerID uint, in Rule
 func checkChange(in RulesChange) (func(rules.Set) rules.Set, error) {
 	percent, percentSet := in.Percent.ValueOK()
 	available, availableSet := in.Available.ValueOK()
+	horizon, horizonSet := in.Horizon.ValueOK()
 	var err error
+	if horizonSet && horizon != nil {
+		if err := rules.CheckHorizon("forecastHorizonHours", *horizon); err != nil {
+			return nil, err
+		}
+	}
 	if percentSet && percent != nil {
 		if percent, err = rules.CheckPercent("percentThresholds", percent); err != nil {
 			return nil, err
@@ -211,6 +223,9 @@ func checkChange(in RulesChange) (func(rules.Set) rules.Set, error) {
 		if availableSet {
 			set.Available = available
 		}
+		if horizonSet {
+			set.HorizonHours = horizon
+		}
 		return set
 	}, nil
 }
@@ -223,8 +238,12 @@ func (s *Service) setPartnerRules(ctx context.Context, p auth.Principal, partner
 		return err
 	}
 	return database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		var current []struct{ PercentLevels, AvailableLevels *string }
-		err := tx.Raw("SELECT percent_levels, available_levels FROM alert_rules WHERE partner_id = ?"+database.ForUpdate(tx), partnerID).Scan(&current).Error
+		type row struct {
+			PercentLevels, AvailableLevels *string
+			ForecastHorizonHours           *int
+		}
+		var current []row
+		err := tx.Raw("SELECT percent_levels, available_levels, forecast_horizon_hours FROM alert_rules WHERE partner_id = ?"+database.ForUpdate(tx), partnerID).Scan(&current).Error
 		if err != nil {
 			return err
 		}
@@ -232,11 +251,13 @@ func (s *Service) setPartnerRules(ctx context.Context, p auth.Principal, partner
 			if _, err := database.Exec(tx, "INSERT INTO alert_rules (partner_id) VALUES (?)", partnerID); err != nil {
 				return err
 			}
-			current = append(current, struct{ PercentLevels, AvailableLevels *string }{})
+			current = append(current, row{})
 		}
-		after := change(rules.DecodeSet(current[0].PercentLevels, current[0].AvailableLevels))
-		if _, err := database.Exec(tx, "UPDATE alert_rules SET percent_levels = ?, available_levels = ?, updated_by = ?, updated_at = ? WHERE partner_id = ?",
-			rules.EncodePercent(after.Percent), rules.EncodeAvailable(after.Available), p.KeyName, tx.NowFunc(), partnerID); err != nil {
+		set := rules.DecodeSet(current[0].PercentLevels, current[0].AvailableLevels)
+		set.HorizonHours = current[0].ForecastHorizonHours
+		after := change(set)
+		if _, err := database.Exec(tx, "UPDATE alert_rules SET percent_levels = ?, available_levels = ?, forecast_horizon_hours = ?, updated_by = ?, updated_at = ? WHERE partner_id = ?",
+			rules.EncodePercent(after.Percent), rules.EncodeAvailable(after.Available), after.HorizonHours, p.KeyName, tx.NowFunc(), partnerID); err != nil {
 			return err
 		}
 		return recordChange(tx, p, partnerID, 0, after)
@@ -246,8 +267,8 @@ func (s *Service) setPartnerRules(ctx context.Context, p auth.Principal, partner
 // recordChange writes the record of a rule change: the scope's set after it,
 // who made it and when (taken while the scope's row is locked).
 func recordChange(tx *gorm.DB, p auth.Principal, partnerID, customerID uint, after rules.Set) error {
-	_, err := database.Exec(tx, "INSERT INTO alert_rule_changes (partner_id, customer_id, percent_levels, available_levels, operator, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-		partnerID, customerID, rules.EncodePercent(after.Percent), rules.EncodeAvailable(after.Available), p.KeyName, tx.NowFunc())
+	_, err := database.Exec(tx, "INSERT INTO alert_rule_changes (partner_id, customer_id, percent_levels, available_levels, forecast_horizon_hours, operator, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		partnerID, customerID, rules.EncodePercent(after.Percent), rules.EncodeAvailable(after.Available), after.HorizonHours, p.KeyName, tx.NowFunc())
 	return err
 }
 
@@ -280,6 +301,7 @@ func (s *Service) RuleChanges(ctx context.Context, partnerID, customerID *uint, 
 	var rows []struct {
 		ID, PartnerID, CustomerID      uint
 		PercentLevels, AvailableLevels *string
+		ForecastHorizonHours           *int
 		Operator                       string
 		CreatedAt                      time.Time
 	}
@@ -291,7 +313,7 @@ func (s *Service) RuleChanges(ctx context.Context, partnerID, customerID *uint, 
 	for i, r := range rows {
 		set := rules.DecodeSet(r.PercentLevels, r.AvailableLevels)
 		c := &RuleChange{ID: r.ID, Scope: rules.FromPlatform, PercentThresholds: set.Percent, AvailableBelow: set.Available,
-			Operator: r.Operator, CreatedAt: r.CreatedAt}
+			ForecastHorizonHours: r.ForecastHorizonHours, Operator: r.Operator, CreatedAt: r.CreatedAt}
 		if r.PartnerID != 0 {
 			c.Scope, c.PartnerID = rules.FromPartner, &rows[i].PartnerID
 		}

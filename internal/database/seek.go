@@ -2,6 +2,7 @@ package database
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -203,4 +204,29 @@ func CountPerGroup(q *gorm.DB, group string) (map[uint]int64, error) {
 		out[r.Group] = r.N
 	}
 	return out, nil
+}
+
+// ScanTime reads a time an aggregate returned: MySQL gives a time, SQLite the
+// text it stored (an aggregate loses the column's declared type).
+func ScanTime(v any) (time.Time, error) {
+	switch t := v.(type) {
+	case time.Time:
+		return t.UTC(), nil
+	case []byte:
+		return parseStoredTime(string(t))
+	case string:
+		return parseStoredTime(t)
+	case nil:
+		return time.Time{}, nil
+	}
+	return time.Time{}, fmt.Errorf("a time was read as %T", v)
+}
+
+func parseStoredTime(s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07:00", time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("a stored time %q has no known layout", s)
 }

@@ -97,7 +97,7 @@ func TestSocketOperationsAreCheckedAgainstTheKeyNow(t *testing.T) {
 	s, partner, _, cust := usageSetup(t, testenv.SQLite(t), "100", false)
 	// A process that re-checks open sessions only every minute: what stops the
 	// mutation is the check of each operation.
-	other := testenv.NewServerWith(t, s.DB, httpapi.Services{}, keys.Options{RecheckInterval: time.Minute})
+	other := testenv.NewServerWith(t, s.DB, httpapi.Services{}, testenv.Options{Keys: keys.Options{RecheckInterval: time.Minute}})
 	c := other.Dial(t, testenv.TransportWS, map[string]any{"Authorization": "Bearer " + partner}, nil)
 	c.Acked(t)
 	revoke(t, s, keyID(t, s, "Reseller key"))

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +11,8 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/httpapi"
 	"github.com/cloudreseller/credit/internal/reconcile"
 	"github.com/cloudreseller/credit/internal/testenv"
 )
@@ -402,5 +405,120 @@ func TestDepletionForecast(t *testing.T) {
 		// ADMIN may read it; BILLING may not.
 		s.Must(t, testenv.AdminToken, `query($c: ID!) { customer(id: $c) { forecast { basedOnHours } } }`, map[string]any{"c": cust}, nil)
 		s.Fails(t, "FORBIDDEN", billing, `query($c: ID!) { customer(id: $c) { forecast { basedOnHours } } }`, map[string]any{"c": cust})
+	})
+}
+
+// DEPLETION_FORECAST is raised once when the days left fall within the
+// horizon, re-armed by new credit, and not raised by a change of horizon.
+func TestDepletionForecastAlert(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s, partner, billing, cust := usageSetup(t, db, "1000", false)
+		state := func() string {
+			var st string
+			db.Raw("SELECT forecast_state FROM customers WHERE id = ?", cust).Scan(&st)
+			return st
+		}
+		settled := func(want string) {
+			t.Helper()
+			for deadline := time.Now().Add(5 * time.Second); state() != want; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("forecast state %q, want %q", state(), want)
+				}
+			}
+		}
+		ago := time.Now().UTC().Add(-48 * time.Hour).Format(time.RFC3339Nano)
+		history := event("h", cust, "100")
+		history["occurredAt"] = ago
+		record(t, s, billing, history) // 50.00 a day, 900.00 left: 18 days
+		settled("o72")
+		c := listenKinds(t, s, partner, map[string]any{"c": cust, "kinds": []string{"DEPLETION_FORECAST"}})
+		listening(t, s, 1)
+
+		record(t, s, billing, event("big", cust, "700")) // 400.00 a day, 200.00 left: half a day
+		var out struct {
+			Alerts struct {
+				Kind, Cause string
+				Forecast    struct {
+					BurnRatePerDay string
+					DaysLeft       float64
+					BasedOnHours   int
+					DepletesAt     string
+				}
+			}
+		}
+		if got := nextKinds(t, c, 1); got != "DEPLETION_FORECAST (USAGE)" {
+			t.Fatalf("usage within the horizon: %s", got)
+		}
+		var list struct {
+			Alerts struct{ Nodes []json.RawMessage }
+		}
+		s.Must(t, partner, `{ alerts(filter: {kinds: [DEPLETION_FORECAST]}) { nodes { kind cause forecast { burnRatePerDay daysLeft basedOnHours depletesAt } } } }`, nil, &list)
+		if len(list.Alerts.Nodes) != 1 {
+			t.Fatalf("forecast alerts: %s", list.Alerts.Nodes)
+		}
+		json.Unmarshal(list.Alerts.Nodes[0], &out.Alerts)
+		if a := out.Alerts; a.Kind != "DEPLETION_FORECAST" || a.Cause != "USAGE" || a.Forecast.BurnRatePerDay != "400.00" ||
+			a.Forecast.DaysLeft != 0.5 || a.Forecast.BasedOnHours != 48 || a.Forecast.DepletesAt == "" {
+			t.Fatalf("forecast alert: %+v", a)
+		}
+		settled("w72")
+		// Still within: nothing more.
+		record(t, s, billing, event("more", cust, "10"))
+		c.Quiet(t, 500*time.Millisecond)
+		// New credit re-arms it: still within, so raised again.
+		s.SetCredit(t, partner, cust, "10")
+		if got := nextKinds(t, c, 1); got != "DEPLETION_FORECAST (CREDIT_CHANGE)" {
+			t.Fatalf("after new credit: %s", got)
+		}
+		// More credit: about 13 days left, outside the horizon, armed.
+		s.SetCredit(t, partner, cust, "5000")
+		settled("o72")
+		// A wider horizon that the customer is already within raises nothing.
+		s.Must(t, partner, setCustomerRules, map[string]any{"c": cust, "in": map[string]any{"forecastHorizonHours": 2160}}, nil)
+		record(t, s, billing, event("after-rule", cust, "1"))
+		settled("w2160")
+		c.Quiet(t, 500*time.Millisecond)
+		var rules struct {
+			Customer struct {
+				AlertRules struct {
+					ForecastHorizonHours       int
+					ForecastHorizonHoursSource string
+				}
+			}
+		}
+		s.Must(t, partner, `query($c: ID!) { customer(id: $c) { alertRules { forecastHorizonHours forecastHorizonHoursSource } } }`, map[string]any{"c": cust}, &rules)
+		if r := rules.Customer.AlertRules; r.ForecastHorizonHours != 2160 || r.ForecastHorizonHoursSource != "CUSTOMER" {
+			t.Fatalf("horizon in force: %+v", r)
+		}
+		s.Fails(t, "BAD_USER_INPUT", partner, setCustomerRules, map[string]any{"c": cust, "in": map[string]any{"forecastHorizonHours": 0}})
+	})
+}
+
+// The hourly evaluation finds what no change announced: a customer whose
+// forecast was never evaluated (its state lost) is alerted at the next tick,
+// with cause FORECAST_TICK.
+func TestForecastTick(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{Alerts: alerts.Options{ForecastTick: 200 * time.Millisecond}})
+		_, partner := s.CreatePartner(t, "Reseller", "100000")
+		billing := s.CreateKey(t, "feed", "BILLING", "")
+		cust := s.CreateCustomer(t, partner, "Acme", false)
+		s.SetCredit(t, partner, cust, "100")
+		history := event("h", cust, "90")
+		history["occurredAt"] = time.Now().UTC().Add(-30 * time.Hour).Format(time.RFC3339Nano)
+		c := listenKinds(t, s, partner, map[string]any{"c": cust, "kinds": []string{"DEPLETION_FORECAST"}})
+		listening(t, s, 1)
+		record(t, s, billing, history)
+		if got := nextKinds(t, c, 1); got != "DEPLETION_FORECAST (USAGE)" {
+			t.Fatalf("after usage: %s", got)
+		}
+		// As if the evaluation after a change had been lost.
+		if err := db.Exec("UPDATE customers SET forecast_state = '' WHERE id = ?", cust).Error; err != nil {
+			t.Fatal(err)
+		}
+		if got := nextKinds(t, c, 1); got != "DEPLETION_FORECAST (FORECAST_TICK)" {
+			t.Fatalf("at the tick: %s", got)
+		}
+		c.Quiet(t, 600*time.Millisecond) // once, however many ticks
 	})
 }

@@ -72,6 +72,10 @@ type Outbox interface {
 	// Numbered waits until the alerts are numbered and returns them with
 	// their ids.
 	Numbered(ctx context.Context, raised []*models.Alert) ([]*models.Alert, error)
+	// Touched says that the customers' usage or credit changed, so that their
+	// depletion forecasts are evaluated (after the commit: the forecast reads
+	// what the change wrote).
+	Touched(cause rules.Cause, customerIDs ...uint)
 }
 
 // New returns a Ledger on db that tells outbox of the alerts changes raise.
@@ -153,6 +157,7 @@ func (l *Ledger) apply(ctx context.Context, op string, in Change, delta func(cre
 		l.stats.raised.Add(uint64(len(tx.alerts)))
 		l.outbox.Raised()
 	}
+	l.outbox.Touched(rules.CauseCreditChange, tx.res.Customer.ID)
 	return &tx.res, nil
 }
 
@@ -200,9 +205,12 @@ func (c *change) run(tx *gorm.DB) error {
 	was := outbox.StateOf(cust)
 	cust.SetBalance(credit.Balance{Credit: before.Credit + delta, Used: before.Used})
 	cust.UpdatedAt = tx.NowFunc()
+	if delta > 0 {
+		cust.ForecastState = "" // new credit re-arms the depletion alert
+	}
 	raised := outbox.Apply(inForce, rules.CauseCreditChange, cust, was)
-	if _, err := database.Exec(tx, "UPDATE customers SET credit = ?, available = ?, usage_basis_points = ?, status = ?, alert_fired = ?, updated_at = ? WHERE id = ?",
-		cust.Credit, cust.Available, cust.UsageBasisPoints, cust.Status, cust.AlertFired, cust.UpdatedAt, cust.ID); err != nil {
+	if _, err := database.Exec(tx, "UPDATE customers SET credit = ?, available = ?, usage_basis_points = ?, status = ?, alert_fired = ?, forecast_state = ?, updated_at = ? WHERE id = ?",
+		cust.Credit, cust.Available, cust.UsageBasisPoints, cust.Status, cust.AlertFired, cust.ForecastState, cust.UpdatedAt, cust.ID); err != nil {
 		return err
 	}
 	if err := outbox.Insert(tx, raised); err != nil {

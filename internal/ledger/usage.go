@@ -68,6 +68,9 @@ func (l *Ledger) RecordUsage(ctx context.Context, events []UsageEvent) (*UsageRe
 		return nil, err
 	}
 	l.stats.accepted.Add(uint64(batch.res.Accepted))
+	if len(batch.touched) > 0 {
+		l.outbox.Touched(rules.CauseUsage, batch.touched...)
+	}
 	l.stats.duplicates.Add(uint64(batch.res.Duplicates))
 	l.stats.raised.Add(uint64(len(batch.res.Alerts)))
 	if len(batch.res.Alerts) > 0 {
@@ -105,10 +108,12 @@ func validateUsage(events []UsageEvent) error {
 type usageBatch struct {
 	events []UsageEvent
 	res    UsageResult
+	// touched are the customers whose usage the batch changed.
+	touched []uint
 }
 
 func (b *usageBatch) run(tx *gorm.DB) error {
-	b.res = UsageResult{}
+	b.res, b.touched = UsageResult{}, nil
 	seen, err := recordedEvents(tx, b.events)
 	if err != nil {
 		return err
@@ -127,6 +132,11 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 	}
 	if len(rows) == 0 {
 		return nil // only duplicates: nothing changed
+	}
+	for _, r := range rows {
+		if !slices.Contains(b.touched, r.CustomerID) {
+			b.touched = append(b.touched, r.CustomerID)
+		}
 	}
 	if err := updateUsage(tx, customers, firedBefore); err != nil {
 		return err

@@ -260,7 +260,8 @@ func (k raised) String() string {
 // in the order they were written, under the alert rules in force at each
 // (their changes are recorded), and compares the alerts the rules raise with
 // the alerts stored. Status changes are not compared: privileges change a
-// customer's status too, and their changes are not recorded.
+// customer's status too, and their changes are not recorded; nor are depletion
+// forecasts, which time moves as well as records.
 func (r *Report) checkHistory(db *gorm.DB) error {
 	h, err := loadRuleHistory(db)
 	if err != nil {
@@ -282,8 +283,9 @@ func (r *Report) checkHistory(db *gorm.DB) error {
 	// one statement sees the store at one instant, and numbering moves rows
 	// in one transaction).
 	const columns = "customer_id, created_at, threshold, used, credit, kind, level, recovered_kind"
-	alertRows, err := newGroups(db.Raw("SELECT " + columns + ", id FROM alerts WHERE kind <> 'STATUS_CHANGED'" +
-		" UNION ALL SELECT " + columns + ", 0 FROM raised_alerts WHERE kind <> 'STATUS_CHANGED' ORDER BY customer_id, id"))
+	const replayed = " WHERE kind NOT IN ('STATUS_CHANGED', 'DEPLETION_FORECAST')"
+	alertRows, err := newGroups(db.Raw("SELECT " + columns + ", id FROM alerts" + replayed +
+		" UNION ALL SELECT " + columns + ", 0 FROM raised_alerts" + replayed + " ORDER BY customer_id, id"))
 	if err != nil {
 		return err
 	}

@@ -116,18 +116,28 @@ func NewServer(t testing.TB, db *gorm.DB) *Server {
 	return NewServerWith(t, db, httpapi.Services{})
 }
 
+// Options are settings of the services NewServerWith makes.
+type Options struct {
+	Keys   keys.Options
+	Alerts alerts.Options
+}
+
 // NewServerWith is NewServer with settings of httpapi.Services (its services
-// are made here) and, optionally, of the key service.
-func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, keyOpts ...keys.Options) *Server {
+// are made here) and, optionally, of the key and alert services.
+func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ...Options) *Server {
 	t.Helper()
 	s := &Server{DB: db}
-	ko := keys.Options{RecheckInterval: KeyRecheckInterval}
-	if len(keyOpts) > 0 {
-		ko = keyOpts[0]
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	ko := o.Keys
+	if ko.RecheckInterval == 0 {
+		ko.RecheckInterval = KeyRecheckInterval
 	}
 	ko.AdminToken = AdminToken
 	s.Keys = keys.New(db, ko)
-	s.Alerts = alerts.New(db, alerts.Options{}, nil)
+	s.Alerts = alerts.New(db, o.Alerts, nil)
 	s.Accounts = accounts.New(db, s.Alerts)
 	s.Ledger = ledger.New(db, s.Alerts)
 	ctx, cancel := context.WithCancel(context.Background())

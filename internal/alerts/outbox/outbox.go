@@ -38,11 +38,13 @@ func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 	}
 	now := tx.NowFunc()
 	res, err := database.InsertRows(tx, "raised_alerts",
-		[]string{"partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at", "kind", "cause", "level", "recovered_kind", "status", "previous_status"},
+		[]string{"partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at", "kind", "cause", "level", "recovered_kind", "status", "previous_status",
+			"burn_rate_per_day", "depletes_at", "days_left", "based_on_hours"},
 		len(alerts), func(i int) []any {
 			a := alerts[i]
 			a.CreatedAt = now
-			return []any{a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt, a.Kind, a.Cause, a.Level, a.RecoveredKind, a.Status, a.PreviousStatus}
+			return []any{a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt, a.Kind, a.Cause, a.Level, a.RecoveredKind, a.Status, a.PreviousStatus,
+				a.BurnRatePerDay, a.DepletesAt, a.DaysLeft, a.BasedOnHours}
 		})
 	if err != nil {
 		return err
@@ -80,7 +82,8 @@ func Sequence(ctx context.Context, db *gorm.DB) ([]*models.Alert, error) {
 			return err
 		}
 		rows, err := conn.QueryContext(ctx, "SELECT id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at, "+
-			"kind, cause, level, recovered_kind, status, previous_status FROM raised_alerts ORDER BY id LIMIT ?", PassSize)
+			"kind, cause, level, recovered_kind, status, previous_status, burn_rate_per_day, depletes_at, days_left, based_on_hours"+
+			" FROM raised_alerts ORDER BY id LIMIT ?", PassSize)
 		if err != nil {
 			return err
 		}
@@ -88,7 +91,8 @@ func Sequence(ctx context.Context, db *gorm.DB) ([]*models.Alert, error) {
 		for rows.Next() {
 			a := &models.Alert{RaisedID: new(uint)}
 			if err := rows.Scan(a.RaisedID, &a.PartnerID, &a.CustomerID, &a.Threshold, &a.UsageBasisPoints, &a.Used, &a.Credit, &a.Available, &a.CreatedAt,
-				&a.Kind, &a.Cause, &a.Level, &a.RecoveredKind, &a.Status, &a.PreviousStatus); err != nil {
+				&a.Kind, &a.Cause, &a.Level, &a.RecoveredKind, &a.Status, &a.PreviousStatus,
+				&a.BurnRatePerDay, &a.DepletesAt, &a.DaysLeft, &a.BasedOnHours); err != nil {
 				return err
 			}
 			a.ID = last + uint(len(moved)) + 1
@@ -100,11 +104,13 @@ func Sequence(ctx context.Context, db *gorm.DB) ([]*models.Alert, error) {
 		rows.Close()
 		if _, err := database.InsertRows(tx, "alerts",
 			[]string{"id", "raised_id", "partner_id", "customer_id", "threshold", "usage_basis_points", "used", "credit", "available", "created_at",
-				"kind", "cause", "level", "recovered_kind", "status", "previous_status"},
+				"kind", "cause", "level", "recovered_kind", "status", "previous_status",
+				"burn_rate_per_day", "depletes_at", "days_left", "based_on_hours"},
 			len(moved), func(i int) []any {
 				a := moved[i]
 				return []any{a.ID, *a.RaisedID, a.PartnerID, a.CustomerID, a.Threshold, a.UsageBasisPoints, a.Used, a.Credit, a.Available, a.CreatedAt,
-					a.Kind, a.Cause, a.Level, a.RecoveredKind, a.Status, a.PreviousStatus}
+					a.Kind, a.Cause, a.Level, a.RecoveredKind, a.Status, a.PreviousStatus,
+					a.BurnRatePerDay, a.DepletesAt, a.DaysLeft, a.BasedOnHours}
 			}); err != nil {
 			return err
 		}

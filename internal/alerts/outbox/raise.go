@@ -23,7 +23,7 @@ func PartnerSets(tx *gorm.DB, partnerIDs []uint, share bool) (platform *rules.Se
 	if share {
 		lock = database.ForShare(tx)
 	}
-	rows, err := tx.Raw("SELECT partner_id, percent_levels, available_levels FROM alert_rules WHERE partner_id IN "+in+lock, args...).Rows()
+	rows, err := tx.Raw("SELECT partner_id, percent_levels, available_levels, forecast_horizon_hours FROM alert_rules WHERE partner_id IN "+in+lock, args...).Rows()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -32,10 +32,12 @@ func PartnerSets(tx *gorm.DB, partnerIDs []uint, share bool) (platform *rules.Se
 	for rows.Next() {
 		var id uint
 		var percent, available *string
-		if err := rows.Scan(&id, &percent, &available); err != nil {
+		var horizon *int
+		if err := rows.Scan(&id, &percent, &available, &horizon); err != nil {
 			return nil, nil, err
 		}
 		set := rules.DecodeSet(percent, available)
+		set.HorizonHours = horizon
 		if id == 0 {
 			platform = &set
 		} else {
@@ -80,6 +82,7 @@ func (w *WithCustomer) Rules(c *models.Customer) rules.Rules {
 // CustomerSet is the customer's own rule set.
 func CustomerSet(c *models.Customer) *rules.Set {
 	set := rules.DecodeSet(c.AlertPercentLevels, c.AlertAvailableLevels)
+	set.HorizonHours = c.AlertForecastHorizonHours
 	return &set
 }
 

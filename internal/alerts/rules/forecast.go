@@ -2,6 +2,7 @@ package rules
 
 import (
 	"math/big"
+	"strconv"
 	"time"
 
 	"github.com/cloudreseller/credit/internal/money"
@@ -94,4 +95,72 @@ func Predict(u Usage, available money.Amount, now time.Time, window time.Duratio
 	}
 	f.DepletesAt = &at
 	return f
+}
+
+// The depletion alert, written down:
+//
+//   - DEPLETION_FORECAST is raised when the days left fall to or below the
+//     horizon: from above it (or from unknown, as for a customer whose
+//     history just reached a day, or whose credit was just added), once.
+//   - It re-arms when the days left rise above the horizon again, or when
+//     credit is added (the ledger clears the state).
+//   - A horizon changed while the customer is within it does not raise: the
+//     state remembers the horizon it was taken under, and a state of another
+//     horizon is re-based without an alert (armed from the current state).
+//   - A rate that cannot be told (under a day of history) leaves the state as
+//     it is; a rate of zero is above every horizon.
+
+// ForecastState is what a customer's forecast said at its last evaluation, and
+// under which horizon. The zero state is unknown (never evaluated, or re-armed
+// by new credit).
+type ForecastState struct {
+	Within       bool
+	HorizonHours int
+}
+
+// Encode writes the state as stored with the customer: "" (unknown),
+// "w72" (within a horizon of 72 hours), "o72" (outside it).
+func (s ForecastState) Encode() string {
+	if s.HorizonHours == 0 {
+		return ""
+	}
+	mark := "o"
+	if s.Within {
+		mark = "w"
+	}
+	return mark + strconv.Itoa(s.HorizonHours)
+}
+
+// DecodeForecastState reads what Encode wrote (unknown for anything else).
+func DecodeForecastState(s string) ForecastState {
+	if len(s) < 2 || (s[0] != 'w' && s[0] != 'o') {
+		return ForecastState{}
+	}
+	h, err := strconv.Atoi(s[1:])
+	if err != nil || h <= 0 {
+		return ForecastState{}
+	}
+	return ForecastState{Within: s[0] == 'w', HorizonHours: h}
+}
+
+// DecideForecast tells whether forecast f raises DEPLETION_FORECAST for a
+// customer whose last state was prev, under a horizon of horizonHours, and
+// returns the state to keep.
+func DecideForecast(horizonHours int, prev ForecastState, f Forecast) (raise bool, next ForecastState) {
+	var within bool
+	switch {
+	case f.BurnRatePerDay == nil:
+		return false, prev // too sparse to tell
+	case f.DaysLeftHundredths != nil:
+		// days × 24 ≤ hours, in hundredths of a day
+		within = *f.DaysLeftHundredths*24 <= int64(horizonHours)*100
+	}
+	next = ForecastState{Within: within, HorizonHours: horizonHours}
+	switch {
+	case prev.HorizonHours == 0:
+		return within, next
+	case prev.HorizonHours != horizonHours:
+		return false, next // the rule changed: armed from where the customer is
+	}
+	return within && !prev.Within, next
 }

@@ -51,3 +51,38 @@ func TestPredict(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideForecast(t *testing.T) {
+	days := func(hundredths int64) Forecast {
+		r := money.Amount(100)
+		return Forecast{BurnRatePerDay: &r, DaysLeftHundredths: &hundredths}
+	}
+	zero := money.Amount(0)
+	for _, c := range []struct {
+		name    string
+		horizon int
+		prev    string
+		f       Forecast
+		raise   bool
+		next    string
+	}{
+		{"first evaluation within the horizon raises", 72, "", days(250), true, "w72"},
+		{"first evaluation outside: armed", 72, "", days(350), false, "o72"},
+		{"exactly at the horizon is within", 72, "o72", days(300), true, "w72"},
+		{"still within: once", 72, "w72", days(100), false, "w72"},
+		{"back outside: re-armed", 72, "w72", days(301), false, "o72"},
+		{"the horizon changed while within: no alert", 240, "o72", days(500), false, "w240"},
+		{"the horizon changed while outside", 24, "w72", days(200), false, "o24"},
+		{"too sparse to tell: state kept", 72, "w72", Forecast{BasedOnHours: 5}, false, "w72"},
+		{"no usage in the window: outside", 72, "w72", Forecast{BasedOnHours: 168, BurnRatePerDay: &zero}, false, "o72"},
+		{"nothing left", 72, "o72", days(0), true, "w72"},
+	} {
+		raise, next := DecideForecast(c.horizon, DecodeForecastState(c.prev), c.f)
+		if raise != c.raise || next.Encode() != c.next {
+			t.Errorf("%s: raise %v, next %q; want %v, %q", c.name, raise, next.Encode(), c.raise, c.next)
+		}
+	}
+	if s := DecodeForecastState("x1"); s != (ForecastState{}) {
+		t.Errorf("unknown state read as %+v", s)
+	}
+}

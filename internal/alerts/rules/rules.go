@@ -74,6 +74,8 @@ type Rules struct {
 	Percent []int
 	// Available levels, descending, zero or more.
 	Available []money.Amount
+	// HorizonHours: DEPLETION_FORECAST when credit runs out within it.
+	HorizonHours int
 }
 
 // Fired are the levels that raised an alert and have not recovered since.

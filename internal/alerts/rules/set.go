@@ -25,18 +25,21 @@ const (
 type Set struct {
 	Percent   []int
 	Available []money.Amount // empty but not nil: no levels
+	// HorizonHours is the forecast horizon: a DEPLETION_FORECAST alert when
+	// credit runs out within it.
+	HorizonHours *int
 }
 
 // Sources say where each rule in force comes from.
 type Sources struct {
-	Percent, Available Source
+	Percent, Available, Horizon Source
 }
 
 // Effective merges the scopes, the most specific first: a customer's rule over
 // its partner's over the platform's over the defaults. A nil scope has none.
 func Effective(platform, partner, customer *Set) (Rules, Sources) {
-	r := Rules{Percent: DefaultPercent, Available: []money.Amount{}}
-	src := Sources{Percent: FromDefault, Available: FromDefault}
+	r := Rules{Percent: DefaultPercent, Available: []money.Amount{}, HorizonHours: DefaultHorizonHours}
+	src := Sources{Percent: FromDefault, Available: FromDefault, Horizon: FromDefault}
 	for _, s := range []struct {
 		set *Set
 		src Source
@@ -50,8 +53,26 @@ func Effective(platform, partner, customer *Set) (Rules, Sources) {
 		if s.set.Available != nil {
 			r.Available, src.Available = s.set.Available, s.src
 		}
+		if s.set.HorizonHours != nil {
+			r.HorizonHours, src.Horizon = *s.set.HorizonHours, s.src
+		}
 	}
 	return r, src
+}
+
+// Forecast horizons, in hours.
+const (
+	DefaultHorizonHours = 72
+	MaxHorizonHours     = 90 * 24
+)
+
+// CheckHorizon validates a forecast horizon given as field: 1 hour to 90
+// days.
+func CheckHorizon(field string, hours int) error {
+	if hours < 1 || hours > MaxHorizonHours {
+		return errs.E(errs.BadUserInput, "%s must be from 1 to %d hours, not %d", field, MaxHorizonHours, hours)
+	}
+	return nil
 }
 
 // CheckPercent validates percent levels given as field: 1 to

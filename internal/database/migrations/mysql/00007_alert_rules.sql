@@ -19,6 +19,7 @@ CREATE TABLE `alert_rules` (
   `partner_id` bigint(20) unsigned NOT NULL,
   `percent_levels` varchar(64) COLLATE utf8mb4_bin NULL,
   `available_levels` varchar(200) COLLATE utf8mb4_bin NULL,
+  `forecast_horizon_hours` int NULL,
   `updated_by` varchar(100) NULL,
   `updated_at` datetime(6) NULL,
   PRIMARY KEY (`partner_id`)
@@ -31,6 +32,7 @@ CREATE TABLE `alert_rule_changes` (
   `customer_id` bigint(20) unsigned NOT NULL DEFAULT 0,
   `percent_levels` varchar(64) COLLATE utf8mb4_bin NULL,
   `available_levels` varchar(200) COLLATE utf8mb4_bin NULL,
+  `forecast_horizon_hours` int NULL,
   `operator` varchar(100) NOT NULL,
   `created_at` datetime(6) NOT NULL,
   PRIMARY KEY (`id`),
@@ -39,7 +41,9 @@ CREATE TABLE `alert_rule_changes` (
 ALTER TABLE `customers`
   ADD COLUMN `alert_fired` varchar(400) COLLATE utf8mb4_bin NOT NULL DEFAULT '',
   ADD COLUMN `alert_percent_levels` varchar(64) COLLATE utf8mb4_bin NULL,
-  ADD COLUMN `alert_available_levels` varchar(200) COLLATE utf8mb4_bin NULL;
+  ADD COLUMN `alert_available_levels` varchar(200) COLLATE utf8mb4_bin NULL,
+  ADD COLUMN `alert_forecast_horizon_hours` int NULL,
+  ADD COLUMN `forecast_state` varchar(16) COLLATE utf8mb4_bin NOT NULL DEFAULT '';
 UPDATE `customers` SET `alert_fired` = CASE
   WHEN `usage_basis_points` >= 10000 THEN 'p75,p90,p100'
   WHEN `usage_basis_points` >= 9000 THEN 'p75,p90'
@@ -51,7 +55,11 @@ ALTER TABLE `raised_alerts`
   ADD COLUMN `level` bigint(20) NULL,
   ADD COLUMN `recovered_kind` varchar(24) NULL,
   ADD COLUMN `status` varchar(20) NULL,
-  ADD COLUMN `previous_status` varchar(20) NULL;
+  ADD COLUMN `previous_status` varchar(20) NULL,
+  ADD COLUMN `burn_rate_per_day` bigint(20) NULL,
+  ADD COLUMN `depletes_at` datetime(6) NULL,
+  ADD COLUMN `days_left` bigint(20) NULL,
+  ADD COLUMN `based_on_hours` int NULL;
 ALTER TABLE `alerts`
   ADD COLUMN `kind` varchar(24) NOT NULL DEFAULT 'USAGE_THRESHOLD',
   ADD COLUMN `cause` varchar(24) NOT NULL DEFAULT 'USAGE',
@@ -59,16 +67,23 @@ ALTER TABLE `alerts`
   ADD COLUMN `recovered_kind` varchar(24) NULL,
   ADD COLUMN `status` varchar(20) NULL,
   ADD COLUMN `previous_status` varchar(20) NULL,
+  ADD COLUMN `burn_rate_per_day` bigint(20) NULL,
+  ADD COLUMN `depletes_at` datetime(6) NULL,
+  ADD COLUMN `days_left` bigint(20) NULL,
+  ADD COLUMN `based_on_hours` int NULL,
   ADD KEY `idx_alerts_partner_kind` (`partner_id`, `kind`, `id`);
 
 -- +goose Down
 ALTER TABLE `alerts`
   DROP INDEX `idx_alerts_partner_kind`,
   DROP COLUMN `kind`, DROP COLUMN `cause`, DROP COLUMN `level`,
-  DROP COLUMN `recovered_kind`, DROP COLUMN `status`, DROP COLUMN `previous_status`;
+  DROP COLUMN `recovered_kind`, DROP COLUMN `status`, DROP COLUMN `previous_status`,
+  DROP COLUMN `burn_rate_per_day`, DROP COLUMN `depletes_at`, DROP COLUMN `days_left`, DROP COLUMN `based_on_hours`;
 ALTER TABLE `raised_alerts`
   DROP COLUMN `kind`, DROP COLUMN `cause`, DROP COLUMN `level`,
-  DROP COLUMN `recovered_kind`, DROP COLUMN `status`, DROP COLUMN `previous_status`;
-ALTER TABLE `customers` DROP COLUMN `alert_fired`, DROP COLUMN `alert_percent_levels`, DROP COLUMN `alert_available_levels`;
+  DROP COLUMN `recovered_kind`, DROP COLUMN `status`, DROP COLUMN `previous_status`,
+  DROP COLUMN `burn_rate_per_day`, DROP COLUMN `depletes_at`, DROP COLUMN `days_left`, DROP COLUMN `based_on_hours`;
+ALTER TABLE `customers` DROP COLUMN `alert_fired`, DROP COLUMN `alert_percent_levels`, DROP COLUMN `alert_available_levels`,
+  DROP COLUMN `alert_forecast_horizon_hours`, DROP COLUMN `forecast_state`;
 DROP TABLE `alert_rule_changes`;
 DROP TABLE `alert_rules`;

@@ -1,0 +1,278 @@
+package alerts
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/alerts/outbox"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
+	"github.com/cloudreseller/credit/internal/auth"
+	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/money"
+	"github.com/cloudreseller/credit/models"
+)
+
+// The depletion forecaster evaluates forecasts apart from the write path: a
+// change says which customers it touched (Touched), and the forecaster, a
+// moment later, reads their usage for all of them in two statements, and opens
+// a transaction only for a customer whose forecast state changes (it crosses
+// into its horizon, or out of it), where it decides again on the locked row
+// and raises DEPLETION_FORECAST at most once. Every hour (Options.ForecastTick)
+// it evaluates every customer with usage in the window, since time alone can
+// bring a forecast into view (a customer's history reaching a day).
+
+// DefaultForecastTick is how often every customer with recent usage is
+// evaluated.
+const DefaultForecastTick = time.Hour
+
+// forecastBatch bounds the customers evaluated in one pass.
+const forecastBatch = 500
+
+// pendingForecasts are the customers to evaluate, with what touched them.
+type pendingForecasts struct {
+	mu   sync.Mutex
+	ids  map[uint]rules.Cause
+	wake chan struct{}
+}
+
+// Touched queues the customers' forecasts for evaluation (after a change
+// committed). Safe to call from any goroutine.
+func (s *Service) Touched(cause rules.Cause, customerIDs ...uint) {
+	s.forecasts.mu.Lock()
+	for _, id := range customerIDs {
+		s.forecasts.ids[id] = cause
+	}
+	s.forecasts.mu.Unlock()
+	signal(s.forecasts.wake)
+}
+
+func (s *Service) takeTouched() map[uint]rules.Cause {
+	s.forecasts.mu.Lock()
+	defer s.forecasts.mu.Unlock()
+	ids := s.forecasts.ids
+	s.forecasts.ids = map[uint]rules.Cause{}
+	return ids
+}
+
+// forecaster runs until ctx ends.
+func (s *Service) forecaster(ctx context.Context) {
+	tick := time.NewTicker(s.opts.ForecastTick)
+	defer tick.Stop()
+	failing := false
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.forecasts.wake:
+			err = s.evaluate(ctx, s.takeTouched())
+		case <-tick.C:
+			err = s.evaluateRecent(ctx)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			s.log.Warn("forecasts: evaluation failed; retrying at the next change or tick", "err", err)
+		case err == nil && failing:
+			s.log.Info("forecasts: evaluation works again")
+		}
+		failing = err != nil
+	}
+}
+
+// evaluateRecent evaluates every customer with usage within the window, and
+// every customer whose forecast is within its horizon (to re-arm it).
+func (s *Service) evaluateRecent(ctx context.Context) error {
+	db := s.db.WithContext(ctx)
+	var ids []uint
+	if err := db.Raw("SELECT DISTINCT customer_id FROM usage_events WHERE occurred_at >= ?", db.NowFunc().Add(-rules.DefaultWindow)).Scan(&ids).Error; err != nil {
+		return err
+	}
+	var within []uint
+	if err := db.Raw("SELECT id FROM customers WHERE forecast_state LIKE 'w%'").Scan(&within).Error; err != nil {
+		return err
+	}
+	all := map[uint]rules.Cause{}
+	for _, id := range slices.Concat(ids, within) {
+		all[id] = rules.CauseForecastTick
+	}
+	return s.evaluate(ctx, all)
+}
+
+// evaluate evaluates the customers' forecasts, a batch at a time.
+func (s *Service) evaluate(ctx context.Context, causes map[uint]rules.Cause) error {
+	ids := slices.Sorted(maps.Keys(causes))
+	for len(ids) > 0 {
+		n := min(len(ids), forecastBatch)
+		if err := s.evaluateBatch(ctx, ids[:n], causes); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// evaluateBatch reads the customers and their usage without locks, and
+// settles those whose forecast state changes.
+func (s *Service) evaluateBatch(ctx context.Context, ids []uint, causes map[uint]rules.Cause) error {
+	db := s.db.WithContext(ctx)
+	now := db.NowFunc()
+	var customers []*models.Customer
+	if err := db.Select("id, partner_id, credit, used, available, alert_forecast_horizon_hours, forecast_state").
+		Where("id IN ?", ids).Find(&customers).Error; err != nil {
+		return err
+	}
+	usage, err := usageOfCustomers(db, ids, now)
+	if err != nil {
+		return err
+	}
+	partnerIDs := map[uint]bool{}
+	for _, c := range customers {
+		partnerIDs[c.PartnerID] = true
+	}
+	pids := slices.Sorted(maps.Keys(partnerIDs))
+	inherited, err := s.InheritedRules(ctx, pids)
+	if err != nil {
+		return err
+	}
+	byPartner := map[uint]Inherited{}
+	for i, id := range pids {
+		byPartner[id] = inherited[i]
+	}
+	raised := false
+	for _, c := range customers {
+		in := byPartner[c.PartnerID]
+		r, _ := rules.Effective(in.Platform, in.Partner, outbox.CustomerSet(c))
+		f := rules.Predict(usage[c.ID], c.Available, now, rules.DefaultWindow)
+		_, next := rules.DecideForecast(r.HorizonHours, rules.DecodeForecastState(c.ForecastState), f)
+		if next.Encode() == c.ForecastState {
+			continue // nothing to raise, nothing to store
+		}
+		did, err := s.settleForecast(ctx, c.ID, causes[c.ID])
+		if err != nil {
+			return err
+		}
+		raised = raised || did
+	}
+	if raised {
+		s.Raised()
+	}
+	return nil
+}
+
+// settleForecast decides again on the locked customer, stores its forecast
+// state and raises DEPLETION_FORECAST when it enters its horizon. Two
+// processes settling the same customer take turns on its row: the second finds
+// the state stored, and raises nothing.
+func (s *Service) settleForecast(ctx context.Context, id uint, cause rules.Cause) (raised bool, err error) {
+	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		raised = false
+		c, err := accounts.LockCustomer(tx, auth.Principal{Role: auth.RoleAdmin}, id)
+		if err != nil {
+			return err
+		}
+		now := tx.NowFunc()
+		u, err := usageOf(tx, c.ID, now)
+		if err != nil {
+			return err
+		}
+		platform, partners, err := outbox.PartnerSets(tx, []uint{c.PartnerID}, true)
+		if err != nil {
+			return err
+		}
+		r, _ := rules.Effective(platform, partners[c.PartnerID], outbox.CustomerSet(c))
+		f := rules.Predict(u, c.Available, now, rules.DefaultWindow)
+		raise, next := rules.DecideForecast(r.HorizonHours, rules.DecodeForecastState(c.ForecastState), f)
+		if next.Encode() == c.ForecastState {
+			return nil
+		}
+		if _, err := database.Exec(tx, "UPDATE customers SET forecast_state = ? WHERE id = ?", next.Encode(), c.ID); err != nil {
+			return err
+		}
+		if !raise {
+			return nil
+		}
+		raised = true
+		return outbox.Insert(tx, []*models.Alert{forecastAlert(c, cause, f)})
+	})
+	return raised, err
+}
+
+// forecastAlert is the DEPLETION_FORECAST alert of a customer now.
+func forecastAlert(c *models.Customer, cause rules.Cause, f rules.Forecast) *models.Alert {
+	status := c.Status
+	hours := f.BasedOnHours
+	return &models.Alert{
+		PartnerID: c.PartnerID, CustomerID: c.ID, Kind: rules.DepletionForecast, Cause: cause,
+		UsageBasisPoints: c.UsageBasisPoints, Used: c.Used, Credit: c.Credit, Available: c.Available, Status: &status,
+		BurnRatePerDay: f.BurnRatePerDay, DepletesAt: f.DepletesAt, DaysLeft: f.DaysLeftHundredths, BasedOnHours: &hours,
+	}
+}
+
+// usageOf reads what the forecast needs of one customer's usage: its first
+// usage, and its usage within the window up to now.
+func usageOf(db *gorm.DB, customerID uint, now time.Time) (rules.Usage, error) {
+	var u rules.Usage
+	var first sql.NullTime
+	err := db.Raw("SELECT occurred_at FROM usage_events WHERE customer_id = ? ORDER BY occurred_at LIMIT 1", customerID).Row().Scan(&first)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return u, nil
+	case err != nil:
+		return u, err
+	}
+	u.First = first.Time
+	var sum int64
+	err = db.Raw("SELECT COALESCE(SUM(amount), 0) FROM usage_events WHERE customer_id = ? AND occurred_at >= ? AND occurred_at <= ?",
+		customerID, now.Add(-rules.DefaultWindow), now).Row().Scan(&sum)
+	u.InWindow = money.Amount(sum)
+	return u, err
+}
+
+// usageOfCustomers is usageOf for many customers, in two statements.
+func usageOfCustomers(db *gorm.DB, ids []uint, now time.Time) (map[uint]rules.Usage, error) {
+	out := make(map[uint]rules.Usage, len(ids))
+	rows, err := db.Raw("SELECT customer_id, MIN(occurred_at) FROM usage_events WHERE customer_id IN ? GROUP BY customer_id", ids).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uint
+		var first any // a time on MySQL, text on SQLite
+		if err := rows.Scan(&id, &first); err != nil {
+			return nil, err
+		}
+		t, err := database.ScanTime(first)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = rules.Usage{First: t}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var sums []struct {
+		CustomerID uint
+		Sum        int64
+	}
+	if err := db.Raw("SELECT customer_id, SUM(amount) AS sum FROM usage_events WHERE customer_id IN ? AND occurred_at >= ? AND occurred_at <= ? GROUP BY customer_id",
+		ids, now.Add(-rules.DefaultWindow), now).Scan(&sums).Error; err != nil {
+		return nil, err
+	}
+	for _, s := range sums {
+		u := out[s.CustomerID]
+		u.InWindow = money.Amount(s.Sum)
+		out[s.CustomerID] = u
+	}
+	return out, nil
+}
