@@ -58,6 +58,9 @@ type Options struct {
 	// ForecastTick is how often every customer with recent usage has its
 	// depletion forecast evaluated (DefaultForecastTick).
 	ForecastTick time.Duration
+	// ForecastGather is how long the forecaster gathers changes before
+	// evaluating them (DefaultForecastGather).
+	ForecastGather time.Duration
 }
 
 // Service lists alerts and delivers them live.
@@ -116,6 +119,9 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	}
 	if opts.ForecastTick <= 0 {
 		opts.ForecastTick = DefaultForecastTick
+	}
+	if opts.ForecastGather <= 0 {
+		opts.ForecastGather = DefaultForecastGather
 	}
 	if log == nil {
 		log = slog.Default()

@@ -29,9 +29,15 @@ import (
 // it evaluates every customer with usage in the window, since time alone can
 // bring a forecast into view (a customer's history reaching a day).
 
-// DefaultForecastTick is how often every customer with recent usage is
-// evaluated.
-const DefaultForecastTick = time.Hour
+// Forecaster defaults.
+const (
+	// DefaultForecastTick is how often every customer with usage is evaluated.
+	DefaultForecastTick = time.Hour
+	// DefaultForecastGather is how long the forecaster, told of changes,
+	// gathers more before evaluating: under load a customer is evaluated
+	// once a second, not after every batch.
+	DefaultForecastGather = time.Second
+)
 
 // forecastBatch bounds the customers evaluated in one pass.
 const forecastBatch = 500
@@ -73,6 +79,11 @@ func (s *Service) forecaster(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.forecasts.wake:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(s.opts.ForecastGather):
+			}
 			err = s.evaluate(ctx, s.takeTouched())
 		case <-tick.C:
 			err = s.evaluateRecent(ctx)
@@ -89,20 +100,15 @@ func (s *Service) forecaster(ctx context.Context) {
 	}
 }
 
-// evaluateRecent evaluates every customer with usage within the window, and
-// every customer whose forecast is within its horizon (to re-arm it).
+// evaluateRecent evaluates every customer with usage (most are dismissed by
+// their balance alone: see evaluateBatch).
 func (s *Service) evaluateRecent(ctx context.Context) error {
-	db := s.db.WithContext(ctx)
 	var ids []uint
-	if err := db.Raw("SELECT DISTINCT customer_id FROM usage_events WHERE occurred_at >= ?", db.NowFunc().Add(-rules.DefaultWindow)).Scan(&ids).Error; err != nil {
+	if err := s.db.WithContext(ctx).Raw("SELECT id FROM customers WHERE used > 0").Scan(&ids).Error; err != nil {
 		return err
 	}
-	var within []uint
-	if err := db.Raw("SELECT id FROM customers WHERE forecast_state LIKE 'w%'").Scan(&within).Error; err != nil {
-		return err
-	}
-	all := map[uint]rules.Cause{}
-	for _, id := range slices.Concat(ids, within) {
+	all := make(map[uint]rules.Cause, len(ids))
+	for _, id := range ids {
 		all[id] = rules.CauseForecastTick
 	}
 	return s.evaluate(ctx, all)
@@ -122,38 +128,43 @@ func (s *Service) evaluate(ctx context.Context, causes map[uint]rules.Cause) err
 }
 
 // evaluateBatch reads the customers and their usage without locks, and
-// settles those whose forecast state changes.
+// settles those whose forecast state changes. Most customers are dismissed by
+// their balance alone: the usage in the window is at most all their usage,
+// over at least a day, so at least available ÷ used days are left; when that
+// is beyond the horizon, they are outside it whatever their usage.
 func (s *Service) evaluateBatch(ctx context.Context, ids []uint, causes map[uint]rules.Cause) error {
 	db := s.db.WithContext(ctx)
 	now := db.NowFunc()
-	var customers []*models.Customer
+	var all []*models.Customer
 	if err := db.Select("id, partner_id, credit, used, available, alert_forecast_horizon_hours, forecast_state").
-		Where("id IN ?", ids).Find(&customers).Error; err != nil {
+		Where("id IN ?", ids).Find(&all).Error; err != nil {
 		return err
 	}
-	usage, err := usageOfCustomers(db, ids, now)
+	inForce, err := s.horizons(ctx, all)
 	if err != nil {
 		return err
 	}
-	partnerIDs := map[uint]bool{}
-	for _, c := range customers {
-		partnerIDs[c.PartnerID] = true
+	var customers []*models.Customer
+	var candidates []uint
+	for _, c := range all {
+		h := inForce[c.ID]
+		if surelyOutside(c, h) && c.ForecastState == (rules.ForecastState{HorizonHours: h}).Encode() {
+			continue // outside, and known to be
+		}
+		customers = append(customers, c)
+		candidates = append(candidates, c.ID)
 	}
-	pids := slices.Sorted(maps.Keys(partnerIDs))
-	inherited, err := s.InheritedRules(ctx, pids)
+	if len(candidates) == 0 {
+		return nil
+	}
+	usage, err := usageOfCustomers(db, candidates, now)
 	if err != nil {
 		return err
-	}
-	byPartner := map[uint]Inherited{}
-	for i, id := range pids {
-		byPartner[id] = inherited[i]
 	}
 	raised := false
 	for _, c := range customers {
-		in := byPartner[c.PartnerID]
-		r, _ := rules.Effective(in.Platform, in.Partner, outbox.CustomerSet(c))
 		f := rules.Predict(usage[c.ID], c.Available, now, rules.DefaultWindow)
-		_, next := rules.DecideForecast(r.HorizonHours, rules.DecodeForecastState(c.ForecastState), f)
+		_, next := rules.DecideForecast(inForce[c.ID], rules.DecodeForecastState(c.ForecastState), f)
 		if next.Encode() == c.ForecastState {
 			continue // nothing to raise, nothing to store
 		}
@@ -167,6 +178,37 @@ func (s *Service) evaluateBatch(ctx context.Context, ids []uint, causes map[uint
 		s.Raised()
 	}
 	return nil
+}
+
+// surelyOutside tells, from the balance alone, that a customer has more than
+// horizonHours left at any burn rate its usage allows: available × 24 >
+// horizon × used (no usage: no depletion).
+func surelyOutside(c *models.Customer, horizonHours int) bool {
+	return c.Used == 0 || int64(c.Available)*24 > int64(horizonHours)*int64(c.Used)
+}
+
+// horizons returns the forecast horizon in force for each customer.
+func (s *Service) horizons(ctx context.Context, customers []*models.Customer) (map[uint]int, error) {
+	partnerIDs := map[uint]bool{}
+	for _, c := range customers {
+		partnerIDs[c.PartnerID] = true
+	}
+	pids := slices.Sorted(maps.Keys(partnerIDs))
+	inherited, err := s.InheritedRules(ctx, pids)
+	if err != nil {
+		return nil, err
+	}
+	byPartner := make(map[uint]Inherited, len(pids))
+	for i, id := range pids {
+		byPartner[id] = inherited[i]
+	}
+	out := make(map[uint]int, len(customers))
+	for _, c := range customers {
+		in := byPartner[c.PartnerID]
+		r, _ := rules.Effective(in.Platform, in.Partner, outbox.CustomerSet(c))
+		out[c.ID] = r.HorizonHours
+	}
+	return out, nil
 }
 
 // settleForecast decides again on the locked customer, stores its forecast

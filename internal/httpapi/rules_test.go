@@ -430,7 +430,7 @@ func TestDepletionForecastAlert(t *testing.T) {
 		history := event("h", cust, "100")
 		history["occurredAt"] = ago
 		record(t, s, billing, history) // 50.00 a day, 900.00 left: 18 days
-		settled("o72")
+		settled("o72")                 // known to be outside the horizon
 		c := listenKinds(t, s, partner, map[string]any{"c": cust, "kinds": []string{"DEPLETION_FORECAST"}})
 		listening(t, s, 1)
 
@@ -457,7 +457,8 @@ func TestDepletionForecastAlert(t *testing.T) {
 			t.Fatalf("forecast alerts: %s", list.Alerts.Nodes)
 		}
 		json.Unmarshal(list.Alerts.Nodes[0], &out.Alerts)
-		if a := out.Alerts; a.Kind != "DEPLETION_FORECAST" || a.Cause != "USAGE" || a.Forecast.BurnRatePerDay != "400.00" ||
+		// 800.00 over 48 h and the moment the forecaster took: 400.00 a day, a cent less by then.
+		if a := out.Alerts; a.Kind != "DEPLETION_FORECAST" || a.Cause != "USAGE" || (a.Forecast.BurnRatePerDay != "400.00" && a.Forecast.BurnRatePerDay != "399.99") ||
 			a.Forecast.DaysLeft != 0.5 || a.Forecast.BasedOnHours != 48 || a.Forecast.DepletesAt == "" {
 			t.Fatalf("forecast alert: %+v", a)
 		}

@@ -205,7 +205,7 @@ func (c *change) run(tx *gorm.DB) error {
 	was := outbox.StateOf(cust)
 	cust.SetBalance(credit.Balance{Credit: before.Credit + delta, Used: before.Used})
 	cust.UpdatedAt = tx.NowFunc()
-	if delta > 0 {
+	if delta > 0 && rules.DecodeForecastState(cust.ForecastState).Within {
 		cust.ForecastState = "" // new credit re-arms the depletion alert
 	}
 	raised := outbox.Apply(inForce, rules.CauseCreditChange, cust, was)
