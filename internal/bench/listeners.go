@@ -58,7 +58,7 @@ func (e *env) listeners(ctx context.Context) ([]listenerRow, error) {
 }
 
 func (e *env) listenRun(ctx context.Context, keys []string, cust int64, selection string, run int) (listenerRow, error) {
-	r := listenerRow{name: "alerts { " + selection + " }", listeners: listenerCount}
+	r := listenerRow{name: "alerts(kinds: [USAGE_THRESHOLD]) { " + selection + " }", listeners: listenerCount}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -85,7 +85,7 @@ func (e *env) listenRun(ctx context.Context, keys []string, cust int64, selectio
 			defer conn.CloseNow()
 			wsjson.Write(ctx, conn, map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + key}})
 			wsjson.Write(ctx, conn, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
-				"query": "subscription { alerts { " + selection + " } }"}})
+				"query": "subscription { alerts(kinds: [USAGE_THRESHOLD]) { " + selection + " } }"}})
 			opened.Add(1)
 			for {
 				var m struct {

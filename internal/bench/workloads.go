@@ -72,8 +72,8 @@ func (e *env) throughput(ctx context.Context, cfg Config) ([]row, error) {
 
 // alertCost measures what raising alerts costs: 32 clients each alternate
 // -14.00 and +14.00 on a customer of their own, at 74 % usage (every
-// withdrawal crosses 75 % and raises an alert, every top-up re-arms it) and,
-// interleaved, at 10 % usage (no alert).
+// withdrawal crosses 75 % and raises USAGE_THRESHOLD, every top-up raises
+// RECOVERED) and, interleaved, at 10 % usage (no alert).
 func (e *env) alertCost(ctx context.Context, cfg Config) (row, error) {
 	const clients = 32
 	hot, err := e.customersAt(ctx, clients, "740.00")
@@ -108,7 +108,7 @@ func (e *env) alertCost(ctx context.Context, cfg Config) (row, error) {
 			return row{}, err
 		}
 	}
-	return row{name: "`setCredit` ±14.00, 32 clients: every second change raising an alert (server) vs none (raw column)",
+	return row{name: "`setCredit` ±14.00, 32 clients: every change raising an alert, 75 % crossed or recovered (server) vs none (raw column)",
 		unit: "changes", target: 0.90, server: median(withAlerts), raw: median(without)}, ctx.Err()
 }
 

@@ -27,7 +27,7 @@ func benchAlertLatency(b *testing.B, db *gorm.DB) {
 	billing := s.CreateKey(b, "feed", "BILLING", "")
 	c := s.Dial(b, testenv.TransportWS, map[string]any{"Authorization": "Bearer " + partner}, nil)
 	c.Acked(b)
-	c.Subscribe(b, "1", `subscription { alerts { id threshold } }`, nil)
+	c.Subscribe(b, "1", `subscription { alerts(kinds: [USAGE_THRESHOLD]) { id threshold } }`, nil)
 	listening(b, s, 1)
 
 	// latencies run from recordUsage returning to the listener having the alert
