@@ -5,6 +5,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/auth"
@@ -83,9 +84,21 @@ func fund(ctx context.Context, led *ledger.Ledger, id uint, c customer) error {
 		}
 	}
 	if c.used > 0 {
-		amount, _ := money.FromUnits(c.used)
-		event := ledger.UsageEvent{EventID: fmt.Sprintf("demo-%d", id), CustomerID: id, Amount: amount, Description: optional("demo usage")}
-		if _, err := led.RecordUsage(ctx, []ledger.UsageEvent{event}); err != nil {
+		// Spread over the last four days, so that the depletion forecast
+		// has a history to tell from.
+		total, _ := money.FromUnits(c.used)
+		now := time.Now().UTC()
+		var events []ledger.UsageEvent
+		for day := range 4 {
+			amount := total / 4
+			if day == 3 {
+				amount = total - 3*(total/4)
+			}
+			at := now.Add(-time.Duration(4-day) * 24 * time.Hour)
+			events = append(events, ledger.UsageEvent{EventID: fmt.Sprintf("demo-%d-%d", id, day), CustomerID: id, Amount: amount,
+				OccurredAt: &at, Description: optional("demo usage")})
+		}
+		if _, err := led.RecordUsage(ctx, events); err != nil {
 			return fmt.Errorf("demo usage: %w", err)
 		}
 	}
