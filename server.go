@@ -291,7 +291,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	}
 	defer ln.Close()
 
-	alertSvc := alerts.New(db, alerts.Options{}, log)
+	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow}, log)
 	acc := accounts.New(db, alertSvc)
 	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	led := ledger.New(db, alertSvc)

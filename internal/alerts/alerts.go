@@ -61,6 +61,9 @@ type Options struct {
 	// ForecastGather is how long the forecaster gathers changes before
 	// evaluating them (DefaultForecastGather).
 	ForecastGather time.Duration
+	// ForecastWindow is the trailing window of usage the burn rate is taken
+	// over (rules.DefaultWindow).
+	ForecastWindow time.Duration
 }
 
 // Service lists alerts and delivers them live.
@@ -122,6 +125,9 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	}
 	if opts.ForecastGather <= 0 {
 		opts.ForecastGather = DefaultForecastGather
+	}
+	if opts.ForecastWindow <= 0 {
+		opts.ForecastWindow = rules.DefaultWindow
 	}
 	if log == nil {
 		log = slog.Default()

@@ -14,10 +14,10 @@ import (
 func (s *Service) Forecast(ctx context.Context, c *models.Customer) (*rules.Forecast, error) {
 	db := s.db.WithContext(ctx)
 	now := db.NowFunc()
-	u, err := usageOf(db, c.ID, now)
+	u, err := usageOf(db, c.ID, now, s.opts.ForecastWindow)
 	if err != nil {
 		return nil, err
 	}
-	f := rules.Predict(u, c.Available, now, rules.DefaultWindow)
+	f := rules.Predict(u, c.Available, now, s.opts.ForecastWindow)
 	return &f, nil
 }

@@ -157,13 +157,13 @@ func (s *Service) evaluateBatch(ctx context.Context, ids []uint, causes map[uint
 	if len(candidates) == 0 {
 		return nil
 	}
-	usage, err := usageOfCustomers(db, candidates, now)
+	usage, err := usageOfCustomers(db, candidates, now, s.opts.ForecastWindow)
 	if err != nil {
 		return err
 	}
 	raised := false
 	for _, c := range customers {
-		f := rules.Predict(usage[c.ID], c.Available, now, rules.DefaultWindow)
+		f := rules.Predict(usage[c.ID], c.Available, now, s.opts.ForecastWindow)
 		_, next := rules.DecideForecast(inForce[c.ID], rules.DecodeForecastState(c.ForecastState), f)
 		if next.Encode() == c.ForecastState {
 			continue // nothing to raise, nothing to store
@@ -223,7 +223,7 @@ func (s *Service) settleForecast(ctx context.Context, id uint, cause rules.Cause
 			return err
 		}
 		now := tx.NowFunc()
-		u, err := usageOf(tx, c.ID, now)
+		u, err := usageOf(tx, c.ID, now, s.opts.ForecastWindow)
 		if err != nil {
 			return err
 		}
@@ -232,7 +232,7 @@ func (s *Service) settleForecast(ctx context.Context, id uint, cause rules.Cause
 			return err
 		}
 		r, _ := rules.Effective(platform, partners[c.PartnerID], outbox.CustomerSet(c))
-		f := rules.Predict(u, c.Available, now, rules.DefaultWindow)
+		f := rules.Predict(u, c.Available, now, s.opts.ForecastWindow)
 		raise, next := rules.DecideForecast(r.HorizonHours, rules.DecodeForecastState(c.ForecastState), f)
 		if next.Encode() == c.ForecastState {
 			return nil
@@ -262,7 +262,7 @@ func forecastAlert(c *models.Customer, cause rules.Cause, f rules.Forecast) *mod
 
 // usageOf reads what the forecast needs of one customer's usage: its first
 // usage, and its usage within the window up to now.
-func usageOf(db *gorm.DB, customerID uint, now time.Time) (rules.Usage, error) {
+func usageOf(db *gorm.DB, customerID uint, now time.Time, window time.Duration) (rules.Usage, error) {
 	var u rules.Usage
 	var first sql.NullTime
 	err := db.Raw("SELECT occurred_at FROM usage_events WHERE customer_id = ? ORDER BY occurred_at LIMIT 1", customerID).Row().Scan(&first)
@@ -275,13 +275,13 @@ func usageOf(db *gorm.DB, customerID uint, now time.Time) (rules.Usage, error) {
 	u.First = first.Time
 	var sum int64
 	err = db.Raw("SELECT COALESCE(SUM(amount), 0) FROM usage_events WHERE customer_id = ? AND occurred_at >= ? AND occurred_at <= ?",
-		customerID, now.Add(-rules.DefaultWindow), now).Row().Scan(&sum)
+		customerID, now.Add(-window), now).Row().Scan(&sum)
 	u.InWindow = money.Amount(sum)
 	return u, err
 }
 
 // usageOfCustomers is usageOf for many customers, in two statements.
-func usageOfCustomers(db *gorm.DB, ids []uint, now time.Time) (map[uint]rules.Usage, error) {
+func usageOfCustomers(db *gorm.DB, ids []uint, now time.Time, window time.Duration) (map[uint]rules.Usage, error) {
 	out := make(map[uint]rules.Usage, len(ids))
 	rows, err := db.Raw("SELECT customer_id, MIN(occurred_at) FROM usage_events WHERE customer_id IN ? GROUP BY customer_id", ids).Rows()
 	if err != nil {
@@ -308,7 +308,7 @@ func usageOfCustomers(db *gorm.DB, ids []uint, now time.Time) (map[uint]rules.Us
 		Sum        int64
 	}
 	if err := db.Raw("SELECT customer_id, SUM(amount) AS sum FROM usage_events WHERE customer_id IN ? AND occurred_at >= ? AND occurred_at <= ? GROUP BY customer_id",
-		ids, now.Add(-rules.DefaultWindow), now).Scan(&sums).Error; err != nil {
+		ids, now.Add(-window), now).Scan(&sums).Error; err != nil {
 		return nil, err
 	}
 	for _, s := range sums {

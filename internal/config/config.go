@@ -39,6 +39,9 @@ type Config struct {
 	// PlaygroundCDN serves the playground page that loads GraphiQL from its
 	// public CDN even when the build embeds it.
 	PlaygroundCDN bool
+	// ForecastWindow is the trailing window of usage depletion forecasts
+	// take the burn rate over.
+	ForecastWindow time.Duration
 }
 
 // setting is one configuration item: its variable, flag, default and how it
@@ -127,6 +130,14 @@ var settings = []setting{
 			return errors.New("must be a positive duration such as 8s or 1m")
 		}
 		c.ShutdownTimeout = d
+		return nil
+	}},
+	{"FORECAST_WINDOW", "forecast-window", "168h", "trailing window of usage that depletion forecasts take the burn rate over: 24h to 2160h (a Go duration)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 24*time.Hour || d > 90*24*time.Hour {
+			return errors.New("must be a duration from 24h to 2160h (90 days)")
+		}
+		c.ForecastWindow = d
 		return nil
 	}},
 	{"PLAYGROUND_CDN", "playground-cdn", "false", "serve the playground from GraphiQL's public CDN instead of the files built into the binary: true or false", func(c *Config, v string) error {

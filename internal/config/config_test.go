@@ -19,7 +19,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Port != 8080 || c.SQLitePath != "credit.db" || c.MySQLDSN != "" || c.Demo != nil || c.MigrateManually ||
-		c.LogFormat != "text" || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 8*time.Second || c.PlaygroundCDN {
+		c.LogFormat != "text" || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 8*time.Second || c.PlaygroundCDN ||
+		c.ForecastWindow != 7*24*time.Hour {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -54,6 +55,7 @@ func TestInvalidValuesAreNamed(t *testing.T) {
 		{map[string]string{"LOG_LEVEL": "loud"}, nil, `LOG_LEVEL (--log-level) must be debug, info, warn or error`},
 		{map[string]string{"SHUTDOWN_TIMEOUT": "8"}, nil, `SHUTDOWN_TIMEOUT (--shutdown-timeout) must be a positive duration`},
 		{map[string]string{"PLAYGROUND_CDN": "yes please"}, nil, `PLAYGROUND_CDN (--playground-cdn) must be true or false`},
+		{map[string]string{"FORECAST_WINDOW": "12h"}, nil, `FORECAST_WINDOW (--forecast-window) must be a duration from 24h to 2160h`},
 		{map[string]string{"MYSQL_DSN": "root:s3cret@db:3306/credit"}, nil, `MYSQL_DSN (--mysql-dsn) is not a MySQL DSN`},
 		{map[string]string{"ADMIN_TOKEN": "short-secret"}, nil, `ADMIN_TOKEN (--admin-token) must be at least 32 characters`},
 		{nil, []string{"serve"}, `unexpected argument "serve"`},
