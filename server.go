@@ -26,6 +26,7 @@ import (
 	"github.com/cloudreseller/credit/graph"
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/bench"
 	"github.com/cloudreseller/credit/internal/config"
 	"github.com/cloudreseller/credit/internal/database"
@@ -291,7 +292,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	}
 	defer ln.Close()
 
-	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow}, log)
+	hooks := webhook.New(db, webhook.Options{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate}, log)
+	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, Numbered: hooks.Enqueue}, log)
 	acc := accounts.New(db, alertSvc)
 	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	led := ledger.New(db, alertSvc)
@@ -306,9 +308,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 		stopBackground()
 		return err
 	}
-	watchDone := make(chan struct{})
+	watchDone, hooksDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(watchDone); ks.Watch(background) }()
-	defer func() { stopBackground(); <-tailDone; <-watchDone }()
+	go func() { defer close(hooksDone); hooks.Run(background) }()
+	defer func() { stopBackground(); <-tailDone; <-watchDone; <-hooksDone }()
 
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log)
@@ -319,7 +322,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	}
 	m := metrics.New(metrics.Sources{DB: sqlDB, Alerts: alertSvc, Ledger: led, Version: buildVersion(), SchemaVersion: schema, Logger: log})
 	srv := &http.Server{
-		Handler: httpapi.New(httpapi.Services{DB: db, Accounts: acc, Keys: ks, Ledger: led, Alerts: alertSvc, Logger: log,
+		Handler: httpapi.New(httpapi.Services{DB: db, Accounts: acc, Keys: ks, Ledger: led, Alerts: alertSvc, Webhooks: hooks, Logger: log,
 			Metrics: m, MetricsToken: cfg.MetricsToken, PlaygroundCDN: cfg.PlaygroundCDN}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -5,6 +5,7 @@ package resolvers
 import (
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
 )
@@ -15,4 +16,5 @@ type Resolver struct {
 	Keys     *keys.Service
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
+	Webhooks *webhook.Service
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/alerts/rules"
+	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/money"
@@ -156,6 +157,18 @@ type CreatePartnerInput struct {
 	CreditLine money.Amount `json:"creditLine"`
 	// ISO 4217 code of the partner's currency (three capital letters); it cannot change later.
 	Currency *string `json:"currency,omitempty"`
+}
+
+// A new webhook endpoint.
+type CreateWebhookEndpointInput struct {
+	// An absolute https URL (http only with WEBHOOK_ALLOW_INSECURE); loopback, private, link-local and metadata addresses are refused (BAD_USER_INPUT).
+	URL string `json:"url"`
+	// A note for people: at most 500 characters.
+	Description *string `json:"description,omitempty"`
+	// Which alerts it receives; every one when left out.
+	Filter *WebhookFilterInput `json:"filter,omitempty"`
+	// ADMIN keys: the partner whose alerts it receives.
+	PartnerID *uint `json:"partnerId,omitempty"`
 }
 
 // A page of allocation records.
@@ -335,6 +348,50 @@ type Viewer struct {
 	Partner *models.Partner `json:"partner,omitempty"`
 }
 
+// A page of deliveries.
+type WebhookDeliveryConnection struct {
+	// The deliveries of the page with their cursors.
+	Edges []*WebhookDeliveryEdge `json:"edges"`
+	// The deliveries of the page, without cursors.
+	Nodes []*webhook.Delivery `json:"nodes"`
+	// Where the page is in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many deliveries match, on every page.
+	TotalCount int `json:"totalCount"`
+}
+
+// A delivery in a page, with its cursor.
+type WebhookDeliveryEdge struct {
+	// Pass as `after` to continue after this delivery.
+	Cursor string `json:"cursor"`
+	// The delivery.
+	Node *webhook.Delivery `json:"node"`
+}
+
+// An endpoint with its signing secret, shown only when it is created or its secret rotated.
+type WebhookEndpointWithSecret struct {
+	// The endpoint.
+	Endpoint *webhook.Endpoint `json:"endpoint"`
+	// The signing secret (whsec_…), for the receiver's Standard Webhooks library. Shown only now.
+	Secret string `json:"secret"`
+}
+
+// Which alerts an endpoint receives; a field left out (or null) takes every one.
+type WebhookFilter struct {
+	// Only alerts of these kinds.
+	Kinds []rules.Kind `json:"kinds,omitempty"`
+	// Only these customers' alerts.
+	CustomerIds []uint `json:"customerIds,omitempty"`
+}
+
+// Which alerts an endpoint receives.
+type WebhookFilterInput struct {
+	// Only alerts of these kinds; every kind when left out.
+	Kinds []rules.Kind `json:"kinds,omitempty"`
+	// Only these customers' alerts (at most 100); every customer when left out.
+	CustomerIds []uint `json:"customerIds,omitempty"`
+}
+
 // Credit to take back from a customer.
 type WithdrawCreditInput struct {
 	// The customer (NOT_FOUND when it is not yours).
@@ -400,6 +457,67 @@ func (e *OrderDirection) UnmarshalJSON(b []byte) error {
 }
 
 func (e OrderDirection) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a delivery stands.
+type WebhookDeliveryStatus string
+
+const (
+	// Not delivered yet: the next attempt is at nextAttemptAt.
+	WebhookDeliveryStatusPending WebhookDeliveryStatus = "PENDING"
+	// An attempt was answered with a 2xx.
+	WebhookDeliveryStatusDelivered WebhookDeliveryStatus = "DELIVERED"
+	// Every attempt failed (dead letter), or the endpoint answered 410 Gone or was deleted.
+	WebhookDeliveryStatusFailed WebhookDeliveryStatus = "FAILED"
+)
+
+var AllWebhookDeliveryStatus = []WebhookDeliveryStatus{
+	WebhookDeliveryStatusPending,
+	WebhookDeliveryStatusDelivered,
+	WebhookDeliveryStatusFailed,
+}
+
+func (e WebhookDeliveryStatus) IsValid() bool {
+	switch e {
+	case WebhookDeliveryStatusPending, WebhookDeliveryStatusDelivered, WebhookDeliveryStatusFailed:
+		return true
+	}
+	return false
+}
+
+func (e WebhookDeliveryStatus) String() string {
+	return string(e)
+}
+
+func (e *WebhookDeliveryStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WebhookDeliveryStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WebhookDeliveryStatus", str)
+	}
+	return nil
+}
+
+func (e WebhookDeliveryStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WebhookDeliveryStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WebhookDeliveryStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

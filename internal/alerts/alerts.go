@@ -64,6 +64,9 @@ type Options struct {
 	// ForecastWindow is the trailing window of usage the burn rate is taken
 	// over (rules.DefaultWindow).
 	ForecastWindow time.Duration
+	// Numbered, if set, is told of alerts in the transaction that numbers
+	// them (webhook deliveries are queued there).
+	Numbered outbox.Numbered
 }
 
 // Service lists alerts and delivers them live.
@@ -410,7 +413,7 @@ func (s *Service) numberPending(ctx context.Context, waiting bool) ([]*models.Al
 	}
 	var all []*models.Alert
 	for {
-		moved, err := outbox.Sequence(ctx, s.db)
+		moved, err := outbox.Sequence(ctx, s.db, s.opts.Numbered)
 		all = append(all, moved...)
 		if err != nil || len(moved) < outbox.PassSize {
 			return all, err

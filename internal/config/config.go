@@ -42,6 +42,9 @@ type Config struct {
 	// ForecastWindow is the trailing window of usage depletion forecasts
 	// take the burn rate over.
 	ForecastWindow time.Duration
+	// WebhookAllowInsecure and WebhookAllowPrivate relax the safety checks
+	// of webhook endpoints (http; loopback and private addresses).
+	WebhookAllowInsecure, WebhookAllowPrivate bool
 }
 
 // setting is one configuration item: its variable, flag, default and how it
@@ -138,6 +141,22 @@ var settings = []setting{
 			return errors.New("must be a duration from 24h to 2160h (90 days)")
 		}
 		c.ForecastWindow = d
+		return nil
+	}},
+	{"WEBHOOK_ALLOW_INSECURE", "webhook-allow-insecure", "false", "accept http webhook endpoints, not only https: true or false", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.WebhookAllowInsecure = b
+		return nil
+	}},
+	{"WEBHOOK_ALLOW_PRIVATE", "webhook-allow-private", "false", "accept webhook endpoints on loopback, private and link-local addresses: true or false", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.WebhookAllowPrivate = b
 		return nil
 	}},
 	{"PLAYGROUND_CDN", "playground-cdn", "false", "serve the playground from GraphiQL's public CDN instead of the files built into the binary: true or false", func(c *Config, v string) error {

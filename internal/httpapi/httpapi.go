@@ -27,6 +27,7 @@ import (
 	"github.com/cloudreseller/credit/graph"
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
@@ -45,6 +46,7 @@ type Services struct {
 	Keys     *keys.Service
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
+	Webhooks *webhook.Service
 	Logger   *slog.Logger
 	// Metrics are served on /metrics (made from the services when nil).
 	Metrics *metrics.Metrics
@@ -132,7 +134,7 @@ const ReadyTailLag = 5 * time.Second
 // newGraphQL returns the GraphQL server with its transports and extensions.
 func newGraphQL(s Services, obs observer) *handler.Server {
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
-		Resolvers:  &resolvers.Resolver{Accounts: s.Accounts, Keys: s.Keys, Ledger: s.Ledger, Alerts: s.Alerts},
+		Resolvers:  &resolvers.Resolver{Accounts: s.Accounts, Keys: s.Keys, Ledger: s.Ledger, Alerts: s.Alerts, Webhooks: s.Webhooks},
 		Complexity: complexity(),
 	}))
 	gql.AddTransport(websocketTransport(s.Keys, s.PingInterval, s.InitTimeout))

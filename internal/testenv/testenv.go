@@ -26,6 +26,7 @@ import (
 
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/httpapi"
 	"github.com/cloudreseller/credit/internal/keys"
@@ -107,6 +108,7 @@ type Server struct {
 	Keys     *keys.Service
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
+	Webhooks *webhook.Service
 }
 
 // NewServer serves the real handler on db, with AdminToken as ADMIN_TOKEN, and
@@ -118,8 +120,9 @@ func NewServer(t testing.TB, db *gorm.DB) *Server {
 
 // Options are settings of the services NewServerWith makes.
 type Options struct {
-	Keys   keys.Options
-	Alerts alerts.Options
+	Keys     keys.Options
+	Alerts   alerts.Options
+	Webhooks webhook.Options
 }
 
 // NewServerWith is NewServer with settings of httpapi.Services (its services
@@ -137,7 +140,12 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 	}
 	ko.AdminToken = AdminToken
 	s.Keys = keys.New(db, ko)
-	s.Alerts = alerts.New(db, o.Alerts, nil)
+	wo := o.Webhooks
+	wo.AllowInsecure, wo.AllowPrivate = true, true // tests receive on loopback
+	s.Webhooks = webhook.New(db, wo, nil)
+	ao := o.Alerts
+	ao.Numbered = s.Webhooks.Enqueue
+	s.Alerts = alerts.New(db, ao, nil)
 	s.Accounts = accounts.New(db, s.Alerts)
 	s.Ledger = ledger.New(db, s.Alerts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -145,9 +153,10 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	watched := make(chan struct{})
+	watched, delivered := make(chan struct{}), make(chan struct{})
 	go func() { defer close(watched); s.Keys.Watch(ctx) }()
-	settings.DB, settings.Accounts, settings.Keys, settings.Ledger, settings.Alerts = db, s.Accounts, s.Keys, s.Ledger, s.Alerts
+	go func() { defer close(delivered); s.Webhooks.Run(ctx) }()
+	settings.DB, settings.Accounts, settings.Keys, settings.Ledger, settings.Alerts, settings.Webhooks = db, s.Accounts, s.Keys, s.Ledger, s.Alerts, s.Webhooks
 	s.Server = httptest.NewUnstartedServer(httpapi.New(settings))
 	s.Start()
 	t.Cleanup(func() {
@@ -156,6 +165,7 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 		cancel()
 		<-done
 		<-watched
+		<-delivered
 	})
 	return s
 }

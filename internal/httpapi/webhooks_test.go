@@ -1,0 +1,151 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/alerts/webhook"
+	"github.com/cloudreseller/credit/internal/httpapi"
+	"github.com/cloudreseller/credit/internal/testenv"
+)
+
+// receiver is a partner's webhook endpoint: it verifies every request with the
+// official Standard Webhooks library, fails the first failures requests, and
+// keeps what it accepted by webhook-id (dropping repeats, as receivers should).
+type receiver struct {
+	mu       sync.Mutex
+	secret   string
+	failures int
+	seen     int
+	accepted map[string]json.RawMessage
+	bad      []string
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.seen++
+	wh, err := standardwebhooks.NewWebhook(rc.secret)
+	if err == nil {
+		err = wh.Verify(body, r.Header)
+	}
+	if err != nil {
+		rc.bad = append(rc.bad, err.Error())
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	if rc.seen <= rc.failures {
+		http.Error(w, "try later", http.StatusServiceUnavailable)
+		return
+	}
+	rc.accepted[r.Header.Get("webhook-id")] = body
+	w.Write([]byte("ok"))
+}
+
+// A partner registers an endpoint; its alerts arrive signed (verified with the
+// official library), after retries when the receiver fails at first, and the
+// delivery log shows every attempt.
+func TestWebhookDelivery(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{Webhooks: webhook.Options{
+			Retries: []time.Duration{50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond}, Poll: 20 * time.Millisecond}})
+		_, partner := s.CreatePartner(t, "Reseller", "100000")
+		billing := s.CreateKey(t, "feed", "BILLING", "")
+		cust := s.CreateCustomer(t, partner, "Acme", false)
+		s.SetCredit(t, partner, cust, "100")
+
+		rc := &receiver{failures: 2, accepted: map[string]json.RawMessage{}}
+		hook := httptest.NewServer(rc)
+		defer hook.Close()
+		var created struct {
+			CreateWebhookEndpoint struct {
+				Secret   string
+				Endpoint struct{ ID string }
+			}
+		}
+		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret endpoint { id } } }`,
+			map[string]any{"u": hook.URL}, &created)
+		rc.mu.Lock()
+		rc.secret = created.CreateWebhookEndpoint.Secret
+		rc.mu.Unlock()
+
+		got := usageOnly(record(t, s, billing, event("e1", cust, "80")).Alerts)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			rc.mu.Lock()
+			n := len(rc.accepted)
+			rc.mu.Unlock()
+			if n == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no delivery accepted; bad signatures: %v", rc.bad)
+			}
+		}
+		rc.mu.Lock()
+		var payload struct {
+			Type string
+			Data struct {
+				ID, Kind, CustomerID, PartnerID, Used string
+				Threshold                             int
+			}
+		}
+		for _, body := range rc.accepted {
+			json.Unmarshal(body, &payload)
+		}
+		seen, bad := rc.seen, rc.bad
+		rc.mu.Unlock()
+		if len(bad) > 0 || seen != 3 {
+			t.Fatalf("%d requests, bad signatures %v", seen, bad)
+		}
+		if d := payload.Data; payload.Type != "alert.usage_threshold" || d.ID != got[0].ID || d.Kind != "USAGE_THRESHOLD" || d.Threshold != 75 ||
+			d.CustomerID != cust || d.Used != "80.00" {
+			t.Fatalf("payload: %+v", payload)
+		}
+
+		var log struct {
+			WebhookDeliveries struct {
+				TotalCount int
+				Nodes      []struct {
+					WebhookID, Status, AlertID string
+					Attempts                   []struct {
+						HTTPStatus *int `json:"httpStatus"`
+						Response   *string
+						Error      *string
+					}
+				}
+			}
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { totalCount nodes { webhookId status alertId attempts { httpStatus response error } } } }`,
+				map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}, &log)
+			if n := log.WebhookDeliveries.Nodes; len(n) == 1 && n[0].Status == "DELIVERED" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("delivery log: %+v", log)
+			}
+		}
+		d := log.WebhookDeliveries.Nodes[0]
+		if d.AlertID != got[0].ID || len(d.Attempts) != 3 || *d.Attempts[0].HTTPStatus != 503 || *d.Attempts[2].HTTPStatus != 200 ||
+			d.Attempts[0].Error == nil || deref(d.Attempts[2].Response) != "ok" {
+			t.Fatalf("delivery log: %+v", d)
+		}
+		// Another partner sees neither the endpoint nor its deliveries.
+		_, rival := s.CreatePartner(t, "Rival", "1000")
+		s.Fails(t, "NOT_FOUND", rival, `query($e: ID!) { webhookDeliveries(endpointId: $e) { totalCount } }`, map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID})
+		var theirs struct{ WebhookEndpoints []struct{ ID string } }
+		s.Must(t, rival, `{ webhookEndpoints { id } }`, nil, &theirs)
+		if len(theirs.WebhookEndpoints) != 0 {
+			t.Fatalf("a rival sees endpoints: %+v", theirs)
+		}
+	})
+}
