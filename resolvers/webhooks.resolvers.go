@@ -39,6 +39,18 @@ func (r *mutationResolver) RotateWebhookSecret(ctx context.Context, id uint) (*m
 	return &model.WebhookEndpointWithSecret{Endpoint: e, Secret: e.Secret}, nil
 }
 
+func (r *mutationResolver) ResendWebhookDelivery(ctx context.Context, id uint) (*webhook.Delivery, error) {
+	return r.Webhooks.Resend(ctx, id)
+}
+
+func (r *mutationResolver) ReplayWebhooks(ctx context.Context, endpointID uint, afterAlertID uint) (int, error) {
+	return r.Webhooks.Replay(ctx, endpointID, afterAlertID)
+}
+
+func (r *mutationResolver) SetWebhookEndpointEnabled(ctx context.Context, id uint, enabled bool) (*webhook.Endpoint, error) {
+	return r.Webhooks.SetEnabled(ctx, id, enabled)
+}
+
 func (r *queryResolver) WebhookEndpoints(ctx context.Context, partnerID *uint) ([]*webhook.Endpoint, error) {
 	return r.Webhooks.List(ctx, partnerID)
 }

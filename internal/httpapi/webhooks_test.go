@@ -26,6 +26,7 @@ type receiver struct {
 	failures int
 	seen     int
 	accepted map[string]json.RawMessage
+	lastID   string
 	bad      []string
 }
 
@@ -47,7 +48,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "try later", http.StatusServiceUnavailable)
 		return
 	}
-	rc.accepted[r.Header.Get("webhook-id")] = body
+	rc.lastID = r.Header.Get("webhook-id")
+	rc.accepted[rc.lastID] = body
 	w.Write([]byte("ok"))
 }
 
@@ -115,8 +117,8 @@ func TestWebhookDelivery(t *testing.T) {
 			WebhookDeliveries struct {
 				TotalCount int
 				Nodes      []struct {
-					WebhookID, Status, AlertID string
-					Attempts                   []struct {
+					ID, WebhookID, Status, AlertID string
+					Attempts                       []struct {
 						HTTPStatus *int `json:"httpStatus"`
 						Response   *string
 						Error      *string
@@ -125,7 +127,7 @@ func TestWebhookDelivery(t *testing.T) {
 			}
 		}
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { totalCount nodes { webhookId status alertId attempts { httpStatus response error } } } }`,
+			s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { totalCount nodes { id webhookId status alertId attempts { httpStatus response error } } } }`,
 				map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}, &log)
 			if n := log.WebhookDeliveries.Nodes; len(n) == 1 && n[0].Status == "DELIVERED" {
 				break
@@ -139,13 +141,87 @@ func TestWebhookDelivery(t *testing.T) {
 			d.Attempts[0].Error == nil || deref(d.Attempts[2].Response) != "ok" {
 			t.Fatalf("delivery log: %+v", d)
 		}
+		// A delivered delivery may be sent again, and a replay queues the
+		// partner's alerts again: the same webhook-id each time, so that the
+		// receiver, which drops repeats, still holds one.
+		endpoint := created.CreateWebhookEndpoint.Endpoint.ID
+		s.Must(t, partner, `mutation($d: ID!) { resendWebhookDelivery(id: $d) { status } }`, map[string]any{"d": d.ID}, nil)
+		var replayed struct{ ReplayWebhooks int }
+		s.Must(t, partner, `mutation($e: ID!) { replayWebhooks(endpointId: $e, afterAlertId: "0") }`, map[string]any{"e": endpoint}, &replayed)
+		if replayed.ReplayWebhooks != 1 {
+			t.Fatalf("replay queued %d", replayed.ReplayWebhooks)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			rc.mu.Lock()
+			seen, held, last := rc.seen, len(rc.accepted), rc.lastID
+			rc.mu.Unlock()
+			if seen == 5 {
+				if held != 1 || last != d.WebhookID {
+					t.Fatalf("after resend and replay: %d held, last webhook-id %q, want %q", held, last, d.WebhookID)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests after resend and replay, want 5", seen)
+			}
+		}
+		// Disabled, it receives nothing.
+		s.Must(t, partner, `mutation($e: ID!) { setWebhookEndpointEnabled(id: $e, enabled: false) { disabledAt } }`, map[string]any{"e": endpoint}, nil)
+		s.SetCredit(t, partner, cust, "100")
+		record(t, s, billing, event("e2", cust, "80"))
+		time.Sleep(300 * time.Millisecond)
+		rc.mu.Lock()
+		if rc.seen != 5 {
+			t.Fatalf("a disabled endpoint received %d requests", rc.seen-5)
+		}
+		rc.mu.Unlock()
 		// Another partner sees neither the endpoint nor its deliveries.
 		_, rival := s.CreatePartner(t, "Rival", "1000")
-		s.Fails(t, "NOT_FOUND", rival, `query($e: ID!) { webhookDeliveries(endpointId: $e) { totalCount } }`, map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID})
+		s.Fails(t, "NOT_FOUND", rival, `query($e: ID!) { webhookDeliveries(endpointId: $e) { totalCount } }`, map[string]any{"e": endpoint})
+		s.Fails(t, "NOT_FOUND", rival, `mutation($e: ID!) { replayWebhooks(endpointId: $e, afterAlertId: "0") }`, map[string]any{"e": endpoint})
+		s.Fails(t, "NOT_FOUND", rival, `mutation($d: ID!) { resendWebhookDelivery(id: $d) { status } }`, map[string]any{"d": d.ID})
 		var theirs struct{ WebhookEndpoints []struct{ ID string } }
 		s.Must(t, rival, `{ webhookEndpoints { id } }`, nil, &theirs)
 		if len(theirs.WebhookEndpoints) != 0 {
 			t.Fatalf("a rival sees endpoints: %+v", theirs)
 		}
 	})
+}
+
+// An endpoint that answers 410 Gone is disabled, and its delivery failed.
+func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
+	s, partner, billing, cust := usageSetup(t, testenv.SQLite(t), "100", false)
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusGone) }))
+	defer gone.Close()
+	var created struct {
+		CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+	}
+	s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { endpoint { id } } }`, map[string]any{"u": gone.URL}, &created)
+	record(t, s, billing, event("g1", cust, "80"))
+	var out struct {
+		WebhookEndpoints []struct {
+			DisabledAt     *string
+			DisabledReason *string
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.Must(t, partner, `{ webhookEndpoints { disabledAt disabledReason } }`, nil, &out)
+		if len(out.WebhookEndpoints) == 1 && out.WebhookEndpoints[0].DisabledAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoint answering 410: %+v", out)
+		}
+	}
+	if r := deref(out.WebhookEndpoints[0].DisabledReason); r != "the endpoint answered 410 Gone" {
+		t.Fatalf("reason %q", r)
+	}
+	var log struct {
+		WebhookDeliveries struct{ Nodes []struct{ Status string } }
+	}
+	s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e, status: FAILED) { nodes { status } } }`,
+		map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}, &log)
+	if len(log.WebhookDeliveries.Nodes) == 0 {
+		t.Fatal("the delivery answered 410 is not FAILED")
+	}
 }

@@ -239,9 +239,9 @@ func payloadOf(a *models.Alert) ([]byte, error) {
 	return json.Marshal(Payload{Type: "alert." + strings.ToLower(string(a.Kind)), Data: p})
 }
 
-// MessageID is a delivery's webhook-id: the same on every attempt, so that
-// receivers can drop repeats.
-func MessageID(deliveryID uint) string { return fmt.Sprintf("msg_d%d", deliveryID) }
+// MessageID is the webhook-id of an alert for an endpoint: the same on every
+// attempt, resend and replay, so that receivers can drop repeats.
+func MessageID(endpointID, alertID uint) string { return fmt.Sprintf("msg_e%d_a%d", endpointID, alertID) }
 
 // sign returns the webhook-signature header: one "v1,<signature>" per secret
 // in force (two while a rotated secret overlaps).
@@ -288,7 +288,7 @@ func (s *Service) attempt(ctx context.Context, endpointID uint, d leased) error 
 		return err
 	}
 	now := time.Now()
-	id := MessageID(d.ID)
+	id := MessageID(endpointID, d.AlertID)
 	signature, err := sign(e, id, now, body)
 	if err != nil {
 		return err

@@ -340,7 +340,7 @@ type Delivery struct {
 }
 
 // WebhookID is the delivery's webhook-id header.
-func (d *Delivery) WebhookID() string { return MessageID(d.ID) }
+func (d *Delivery) WebhookID() string { return MessageID(d.EndpointID, d.AlertID) }
 
 // Attempt is one try at a delivery.
 type Attempt struct {
@@ -399,4 +399,92 @@ func (s *Service) Deliveries(ctx context.Context, endpointID uint, status *strin
 		byID[attempts[i].DeliveryID].Attempts = append(byID[attempts[i].DeliveryID].Attempts, &a)
 	}
 	return res, nil
+}
+
+// Resend queues a delivery again, whatever its state (a delivered one too):
+// it is attempted at once, with the same webhook-id.
+func (s *Service) Resend(ctx context.Context, deliveryID uint) (*Delivery, error) {
+	p, err := auth.Require(ctx, auth.RoleAdmin, auth.RolePartner)
+	if err != nil {
+		return nil, err
+	}
+	q := s.db.WithContext(ctx).Table("webhook_deliveries").Where("id = ?", deliveryID)
+	if p.Role == auth.RolePartner {
+		q = q.Where("partner_id = ?", p.PartnerID)
+	}
+	var rows []*Delivery
+	if err := q.Select("id, endpoint_id, alert_id, status, next_attempt_at, delivered_at, last_error, created_at").Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, errs.E(errs.NotFound, "no webhook delivery with id %d", deliveryID)
+	}
+	now := s.db.NowFunc()
+	if _, err := database.Exec(s.db.WithContext(ctx), "UPDATE webhook_deliveries SET status = ?, next_attempt_at = ?, lease_until = NULL WHERE id = ?",
+		StatusPending, now, deliveryID); err != nil {
+		return nil, err
+	}
+	d := rows[0]
+	d.Status, d.NextAttemptAt, d.Attempts = StatusPending, &now, []*Attempt{}
+	signal(s.wake)
+	return d, nil
+}
+
+// MaxReplay bounds the alerts one replay queues (replay again after the last).
+const MaxReplay = 10000
+
+// Replay queues a delivery to the endpoint of every alert after afterAlertID
+// that its filter takes (at most MaxReplay, oldest first); it returns how
+// many it queued.
+func (s *Service) Replay(ctx context.Context, endpointID, afterAlertID uint) (int, error) {
+	queued := 0
+	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		r, err := s.find(ctx, tx, endpointID)
+		if err != nil {
+			return err
+		}
+		e := r.endpoint()
+		q := tx.Table("alerts").Where("partner_id = ? AND id > ?", e.PartnerID, afterAlertID)
+		if e.Kinds != nil {
+			q = q.Where("kind IN ?", e.Kinds)
+		}
+		if e.CustomerIDs != nil {
+			q = q.Where("customer_id IN ?", e.CustomerIDs)
+		}
+		var ids []uint
+		if err := q.Order("id").Limit(MaxReplay).Pluck("id", &ids).Error; err != nil || len(ids) == 0 {
+			return err
+		}
+		now := tx.NowFunc()
+		_, err = database.InsertRows(tx, "webhook_deliveries",
+			[]string{"endpoint_id", "partner_id", "alert_id", "status", "attempts", "next_attempt_at", "created_at"},
+			len(ids), func(i int) []any { return []any{e.ID, e.PartnerID, ids[i], StatusPending, 0, now, now} })
+		queued = len(ids)
+		return err
+	})
+	if err == nil && queued > 0 {
+		signal(s.wake)
+	}
+	return queued, err
+}
+
+// SetEnabled disables an endpoint (nothing is sent to it; deliveries queued
+// meanwhile fail) or enables it again.
+func (s *Service) SetEnabled(ctx context.Context, id uint, enabled bool) (*Endpoint, error) {
+	r, err := s.find(ctx, s.db.WithContext(ctx), id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.db.NowFunc()
+	if enabled {
+		r.DisabledAt, r.DisabledReason = nil, nil
+	} else if r.DisabledAt == nil {
+		reason := "disabled by its partner"
+		r.DisabledAt, r.DisabledReason = &now, &reason
+	}
+	if _, err := database.Exec(s.db.WithContext(ctx), "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?, updated_at = ? WHERE id = ?",
+		r.DisabledAt, r.DisabledReason, now, id); err != nil {
+		return nil, err
+	}
+	return r.endpoint(), nil
 }
