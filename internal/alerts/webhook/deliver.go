@@ -241,7 +241,9 @@ func payloadOf(a *models.Alert) ([]byte, error) {
 
 // MessageID is the webhook-id of an alert for an endpoint: the same on every
 // attempt, resend and replay, so that receivers can drop repeats.
-func MessageID(endpointID, alertID uint) string { return fmt.Sprintf("msg_e%d_a%d", endpointID, alertID) }
+func MessageID(endpointID, alertID uint) string {
+	return fmt.Sprintf("msg_e%d_a%d", endpointID, alertID)
+}
 
 // sign returns the webhook-signature header: one "v1,<signature>" per secret
 // in force (two while a rotated secret overlaps).
