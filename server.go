@@ -293,7 +293,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	defer ln.Close()
 
 	hooks := webhook.New(db, webhook.Options{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate}, log)
-	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, Numbered: hooks.Enqueue}, log)
+	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, Numbered: hooks.Enqueue, AfterNumbered: hooks.Wake}, log)
 	acc := accounts.New(db, alertSvc)
 	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	led := ledger.New(db, alertSvc)

@@ -67,6 +67,9 @@ type Options struct {
 	// Numbered, if set, is told of alerts in the transaction that numbers
 	// them (webhook deliveries are queued there).
 	Numbered outbox.Numbered
+	// AfterNumbered, if set, is called once a numbering pass committed (the
+	// webhook dispatcher is woken then, when its deliveries are visible).
+	AfterNumbered func()
 }
 
 // Service lists alerts and delivers them live.
@@ -415,6 +418,9 @@ func (s *Service) numberPending(ctx context.Context, waiting bool) ([]*models.Al
 	for {
 		moved, err := outbox.Sequence(ctx, s.db, s.opts.Numbered)
 		all = append(all, moved...)
+		if err == nil && len(moved) > 0 && s.opts.AfterNumbered != nil {
+			s.opts.AfterNumbered() // committed: what Numbered queued is visible now
+		}
 		if err != nil || len(moved) < outbox.PassSize {
 			return all, err
 		}

@@ -144,7 +144,7 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 	wo.AllowInsecure, wo.AllowPrivate = true, true // tests receive on loopback
 	s.Webhooks = webhook.New(db, wo, nil)
 	ao := o.Alerts
-	ao.Numbered = s.Webhooks.Enqueue
+	ao.Numbered, ao.AfterNumbered = s.Webhooks.Enqueue, s.Webhooks.Wake
 	s.Alerts = alerts.New(db, ao, nil)
 	s.Accounts = accounts.New(db, s.Alerts)
 	s.Ledger = ledger.New(db, s.Alerts)

@@ -70,12 +70,11 @@ func (s *Service) Enqueue(tx *gorm.DB, alerts []*models.Alert) error {
 			d := queued[i]
 			return []any{d.endpoint, d.partner, d.alert, StatusPending, 0, now, now}
 		})
-	if err != nil {
-		return err
-	}
-	signal(s.wake)
-	return nil
+	return err
 }
+
+// Wake tells the dispatcher that deliveries were queued and committed.
+func (s *Service) Wake() { signal(s.wake) }
 
 func signal(c chan struct{}) {
 	select {
