@@ -292,7 +292,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	}
 	defer ln.Close()
 
-	hooks := webhook.New(db, webhook.Options{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate}, log)
+	hooks := webhook.New(db, webhook.Options{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate,
+		Timeout: cfg.WebhookTimeout, Retries: cfg.WebhookRetries}, log)
 	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, Numbered: hooks.Enqueue, AfterNumbered: hooks.Wake}, log)
 	acc := accounts.New(db, alertSvc)
 	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})

@@ -45,6 +45,10 @@ type Config struct {
 	// WebhookAllowInsecure and WebhookAllowPrivate relax the safety checks
 	// of webhook endpoints (http; loopback and private addresses).
 	WebhookAllowInsecure, WebhookAllowPrivate bool
+	// WebhookTimeout bounds one delivery attempt; WebhookRetries are the
+	// pauses before each retry (nil: the default schedule).
+	WebhookTimeout time.Duration
+	WebhookRetries []time.Duration
 }
 
 // setting is one configuration item: its variable, flag, default and how it
@@ -157,6 +161,31 @@ var settings = []setting{
 			return errors.New("must be true or false")
 		}
 		c.WebhookAllowPrivate = b
+		return nil
+	}},
+	{"WEBHOOK_TIMEOUT", "webhook-timeout", "10s", "how long a webhook attempt may take (a Go duration, 1s to 60s)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Minute {
+			return errors.New("must be a duration from 1s to 60s")
+		}
+		c.WebhookTimeout = d
+		return nil
+	}},
+	{"WEBHOOK_RETRIES", "webhook-retries", "", "pauses before each webhook retry, comma-separated Go durations (unset: 10s,1m,5m,30m,2h,6h, then 12h five times: about 3 days)", func(c *Config, v string) error {
+		c.WebhookRetries = nil
+		if v == "" {
+			return nil
+		}
+		for part := range strings.SplitSeq(v, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(part))
+			if err != nil || d <= 0 {
+				return errors.New("must be a comma-separated list of positive durations such as 10s,1m,1h")
+			}
+			c.WebhookRetries = append(c.WebhookRetries, d)
+		}
+		if len(c.WebhookRetries) > 50 {
+			return errors.New("must hold at most 50 pauses")
+		}
 		return nil
 	}},
 	{"PLAYGROUND_CDN", "playground-cdn", "false", "serve the playground from GraphiQL's public CDN instead of the files built into the binary: true or false", func(c *Config, v string) error {

@@ -43,7 +43,8 @@ func TestMain(m *testing.M) {
 // server is one server process.
 type server struct {
 	t       *testing.T
-	store   string // MYSQL_DSN=… or SQLITE_PATH=…
+	store   string   // MYSQL_DSN=… or SQLITE_PATH=…
+	env     []string // more settings
 	port    string
 	cmd     *exec.Cmd
 	out     *testenv.Output
@@ -70,9 +71,9 @@ func startServer(t *testing.T, dsn string) *server {
 
 // startServerOn runs a server process on the store named by an environment
 // setting (MYSQL_DSN=… or SQLITE_PATH=…).
-func startServerOn(t *testing.T, store string) *server {
+func startServerOn(t *testing.T, store string, env ...string) *server {
 	t.Helper()
-	s := &server{t: t, store: store, port: freePort(t)}
+	s := &server{t: t, store: store, env: env, port: freePort(t)}
 	s.start()
 	t.Cleanup(func() { s.kill() })
 	return s
@@ -84,7 +85,7 @@ func (s *server) start() {
 	s.t.Helper()
 	s.out = &testenv.Output{}
 	s.cmd = exec.Command(serverBinary)
-	s.cmd.Env = append(os.Environ(), s.store, "PORT="+s.port, "ADMIN_TOKEN="+testenv.AdminToken, "DEMO=false")
+	s.cmd.Env = append(append(os.Environ(), s.store, "PORT="+s.port, "ADMIN_TOKEN="+testenv.AdminToken, "DEMO=false"), s.env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

@@ -47,7 +47,8 @@ type Options struct {
 	// Poll is how often a dispatcher looks for due deliveries (1 s); it is
 	// woken at once when alerts are numbered.
 	Poll time.Duration
-	// Lease is how long an attempt holds its delivery (30 s).
+	// Lease is how long an attempt holds its delivery (three timeouts): a
+	// process killed mid-attempt leaves it to another after that.
 	Lease time.Duration
 }
 
@@ -79,7 +80,7 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 		opts.Poll = time.Second
 	}
 	if opts.Lease <= 0 {
-		opts.Lease = 30 * time.Second
+		opts.Lease = 3 * opts.Timeout
 	}
 	if log == nil {
 		log = slog.Default()
