@@ -51,6 +51,14 @@ func (r *mutationResolver) SetWebhookEndpointEnabled(ctx context.Context, id uin
 	return r.Webhooks.SetEnabled(ctx, id, enabled)
 }
 
+func (r *mutationResolver) UpdateWebhookEndpoint(ctx context.Context, id uint, input model.UpdateWebhookEndpointInput) (*webhook.Endpoint, error) {
+	change := webhook.EndpointChange{URL: input.URL, Description: input.Description}
+	if input.Filter != nil {
+		change.Filter = &webhook.Filter{Kinds: input.Filter.Kinds, CustomerIDs: input.Filter.CustomerIds}
+	}
+	return r.Webhooks.Update(ctx, id, change)
+}
+
 func (r *queryResolver) WebhookEndpoints(ctx context.Context, partnerID *uint) ([]*webhook.Endpoint, error) {
 	return r.Webhooks.List(ctx, partnerID)
 }

@@ -324,6 +324,16 @@ type UpdateCustomerInput struct {
 	BillingPermission *bool `json:"billingPermission,omitempty"`
 }
 
+// Changes to a webhook endpoint: fields left out stay as they are.
+type UpdateWebhookEndpointInput struct {
+	// A new URL, checked as at registration.
+	URL *string `json:"url,omitempty"`
+	// A new note (at most 500 characters); an empty one clears it.
+	Description *string `json:"description,omitempty"`
+	// A new filter, replacing the whole filter.
+	Filter *WebhookFilterInput `json:"filter,omitempty"`
+}
+
 // One usage record from the billing feed, at list price (voucher deductions do not reduce it).
 type UsageEventInput struct {
 	// The feed's id for the event (1 to 64 characters, compared exactly): an event is applied once, however often it is sent.

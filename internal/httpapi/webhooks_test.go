@@ -165,6 +165,18 @@ func TestWebhookDelivery(t *testing.T) {
 				t.Fatalf("%d requests after resend and replay, want 5", seen)
 			}
 		}
+		// Its filter can change: customers other than this one only.
+		var updated struct {
+			UpdateWebhookEndpoint struct {
+				Filter struct{ CustomerIds []string }
+			}
+		}
+		s.Must(t, partner, `mutation($e: ID!) { updateWebhookEndpoint(id: $e, input: {description: "ops", filter: {customerIds: ["999999"]}}) { filter { customerIds } } }`,
+			map[string]any{"e": endpoint}, &updated)
+		if ids := updated.UpdateWebhookEndpoint.Filter.CustomerIds; len(ids) != 1 || ids[0] != "999999" {
+			t.Fatalf("updated filter: %+v", updated)
+		}
+		s.Fails(t, "BAD_USER_INPUT", partner, `mutation($e: ID!) { updateWebhookEndpoint(id: $e, input: {url: "ftp://example.com"}) { id } }`, map[string]any{"e": endpoint})
 		// Disabled, it receives nothing.
 		s.Must(t, partner, `mutation($e: ID!) { setWebhookEndpointEnabled(id: $e, enabled: false) { disabledAt } }`, map[string]any{"e": endpoint}, nil)
 		s.SetCredit(t, partner, cust, "100")

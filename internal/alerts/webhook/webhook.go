@@ -214,24 +214,8 @@ func (s *Service) Create(ctx context.Context, partnerID *uint, in NewEndpoint) (
 	}
 	now := s.db.NowFunc()
 	row := endpointRow{PartnerID: pid, URL: in.URL, Description: in.Description, Secret: newSecret(), CreatedAt: now, UpdatedAt: now}
-	if in.Kinds != nil {
-		parts := make([]string, len(in.Kinds))
-		for i, k := range in.Kinds {
-			parts[i] = string(k)
-		}
-		joined := strings.Join(parts, ",")
-		row.FilterKinds = &joined
-	}
-	if in.CustomerIDs != nil {
-		if len(in.CustomerIDs) > 100 {
-			return nil, errs.E(errs.BadUserInput, "filter.customerIds takes at most 100 ids")
-		}
-		parts := make([]string, len(in.CustomerIDs))
-		for i, c := range in.CustomerIDs {
-			parts[i] = strconv.FormatUint(uint64(c), 10)
-		}
-		joined := strings.Join(parts, ",")
-		row.FilterCustomers = &joined
+	if row.FilterKinds, row.FilterCustomers, err = encodeFilter(in.Kinds, in.CustomerIDs); err != nil {
+		return nil, err
 	}
 	if err := s.db.WithContext(ctx).Table("webhook_endpoints").Create(&row).Error; err != nil {
 		return nil, err
@@ -488,4 +472,75 @@ func (s *Service) SetEnabled(ctx context.Context, id uint, enabled bool) (*Endpo
 		return nil, err
 	}
 	return r.endpoint(), nil
+}
+
+// EndpointChange changes an endpoint: fields left nil stay as they are; a
+// filter replaces the endpoint's whole filter.
+type EndpointChange struct {
+	URL         *string
+	Description *string
+	Filter      *Filter
+}
+
+// Filter is which alerts an endpoint takes: nil fields take every one.
+type Filter struct {
+	Kinds       []rules.Kind
+	CustomerIDs []uint
+}
+
+// Update changes an endpoint's URL (checked as at registration), description
+// or filter; deliveries already queued keep going to it.
+func (s *Service) Update(ctx context.Context, id uint, in EndpointChange) (*Endpoint, error) {
+	r, err := s.find(ctx, s.db.WithContext(ctx), id)
+	if err != nil {
+		return nil, err
+	}
+	if in.URL != nil {
+		if _, err := checkURL(ctx, *in.URL, s.opts); err != nil {
+			return nil, err
+		}
+		r.URL = *in.URL
+	}
+	if in.Description != nil {
+		if r.Description, err = input.Optional("description", in.Description, 500); err != nil {
+			return nil, err
+		}
+	}
+	if in.Filter != nil {
+		if r.FilterKinds, r.FilterCustomers, err = encodeFilter(in.Filter.Kinds, in.Filter.CustomerIDs); err != nil {
+			return nil, err
+		}
+	}
+	r.UpdatedAt = s.db.NowFunc()
+	if _, err := database.Exec(s.db.WithContext(ctx), "UPDATE webhook_endpoints SET url = ?, description = ?, filter_kinds = ?, filter_customers = ?, updated_at = ? WHERE id = ?",
+		r.URL, r.Description, r.FilterKinds, r.FilterCustomers, r.UpdatedAt, id); err != nil {
+		return nil, err
+	}
+	return r.endpoint(), nil
+}
+
+// encodeFilter writes a filter as stored: comma-separated kinds and customer
+// ids; nil takes every one.
+func encodeFilter(kinds []rules.Kind, customers []uint) (*string, *string, error) {
+	var k, c *string
+	if kinds != nil {
+		parts := make([]string, len(kinds))
+		for i, kind := range kinds {
+			parts[i] = string(kind)
+		}
+		joined := strings.Join(parts, ",")
+		k = &joined
+	}
+	if customers != nil {
+		if len(customers) > 100 {
+			return nil, nil, errs.E(errs.BadUserInput, "filter.customerIds takes at most 100 ids")
+		}
+		parts := make([]string, len(customers))
+		for i, id := range customers {
+			parts[i] = strconv.FormatUint(uint64(id), 10)
+		}
+		joined := strings.Join(parts, ",")
+		c = &joined
+	}
+	return k, c, nil
 }
