@@ -237,3 +237,35 @@ func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
 		t.Fatal("the delivery answered 410 is not FAILED")
 	}
 }
+
+// An endpoint whose every attempt has failed for 5 days is disabled; one
+// success clears the count.
+func TestWebhookFailingForDaysIsDisabled(t *testing.T) {
+	s, partner, billing, cust := usageSetup(t, testenv.SQLite(t), "100", false)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+	defer down.Close()
+	var created struct {
+		CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+	}
+	s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { endpoint { id } } }`, map[string]any{"u": down.URL}, &created)
+	// As if it had failed since six days ago.
+	if err := s.DB.Exec("UPDATE webhook_endpoints SET failing_since = ?", time.Now().UTC().Add(-6*24*time.Hour)).Error; err != nil {
+		t.Fatal(err)
+	}
+	record(t, s, billing, event("f1", cust, "80"))
+	var out struct {
+		WebhookEndpoints []struct{ DisabledReason *string }
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.Must(t, partner, `{ webhookEndpoints { disabledReason } }`, nil, &out)
+		if len(out.WebhookEndpoints) == 1 && out.WebhookEndpoints[0].DisabledReason != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an endpoint failing for six days is still enabled: %+v", out)
+		}
+	}
+	if r := *out.WebhookEndpoints[0].DisabledReason; r != "every attempt failed for 5 days" {
+		t.Fatalf("reason %q", r)
+	}
+}

@@ -370,10 +370,31 @@ func (s *Service) record(ctx context.Context, d leased, state, lastErr string, s
 		if lastErr != "" {
 			last = &lastErr
 		}
-		_, err := database.Exec(tx, "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, last_error = ?, delivered_at = COALESCE(?, delivered_at) WHERE id = ?",
-			state, nextAt, last, deliveredAt, d.ID)
-		return err
+		if _, err := database.Exec(tx, "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, last_error = ?, delivered_at = COALESCE(?, delivered_at) WHERE id = ?",
+			state, nextAt, last, deliveredAt, d.ID); err != nil {
+			return err
+		}
+		return noteOutcome(tx, d.EndpointID, state == StatusDelivered, now)
 	})
+}
+
+// FailingDays is how long an endpoint may fail every attempt before it is
+// disabled.
+const FailingDays = 5
+
+// noteOutcome keeps when an endpoint started failing (cleared by a success),
+// and disables it once it has failed for FailingDays.
+func noteOutcome(tx *gorm.DB, endpointID uint, delivered bool, now time.Time) error {
+	if delivered {
+		_, err := database.Exec(tx, "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL", endpointID)
+		return err
+	}
+	if _, err := database.Exec(tx, "UPDATE webhook_endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL", now, endpointID); err != nil {
+		return err
+	}
+	_, err := database.Exec(tx, "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ? WHERE id = ? AND disabled_at IS NULL AND failing_since <= ?",
+		now, fmt.Sprintf("every attempt failed for %d days", FailingDays), endpointID, now.Add(-FailingDays*24*time.Hour))
+	return err
 }
 
 // disable turns an endpoint off, saying why.

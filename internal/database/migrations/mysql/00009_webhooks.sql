@@ -15,6 +15,7 @@ CREATE TABLE `webhook_endpoints` (
   `previous_secret_until` datetime(6) NULL,
   `disabled_at` datetime(6) NULL,
   `disabled_reason` varchar(200) NULL,
+  `failing_since` datetime(6) NULL,
   `created_at` datetime(6) NOT NULL,
   `updated_at` datetime(6) NOT NULL,
   PRIMARY KEY (`id`),

@@ -13,6 +13,7 @@ CREATE TABLE `webhook_endpoints` (
   `previous_secret_until` datetime,
   `disabled_at` datetime,
   `disabled_reason` text,
+  `failing_since` datetime,
   `created_at` datetime NOT NULL,
   `updated_at` datetime NOT NULL
 );
