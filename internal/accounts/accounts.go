@@ -144,6 +144,11 @@ func (s *Service) PartnerByID(ctx context.Context, id uint) (*models.Partner, er
 // partner (naming another is NOT_FOUND, as if it did not exist), or for ADMIN the
 // named one, which must exist (0 when none is named). Other roles are FORBIDDEN.
 func (s *Service) partnerScope(ctx context.Context, named *uint) (uint, error) {
+	return PartnerScope(ctx, s.db, named)
+}
+
+// PartnerScope is partnerScope for services that keep no accounts.Service.
+func PartnerScope(ctx context.Context, db *gorm.DB, named *uint) (uint, error) {
 	p, err := auth.FromContext(ctx)
 	if err != nil {
 		return 0, err
@@ -161,13 +166,23 @@ func (s *Service) partnerScope(ctx context.Context, named *uint) (uint, error) {
 		return 0, nil
 	}
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&models.Partner{}).Where("id = ?", *named).Count(&n).Error; err != nil {
+	if err := db.WithContext(ctx).Model(&models.Partner{}).Where("id = ?", *named).Count(&n).Error; err != nil {
 		return 0, err
 	}
 	if n == 0 {
 		return 0, errs.E(errs.NotFound, "no such partner")
 	}
 	return *named, nil
+}
+
+// ManagedPartner is PartnerScope for a change that needs a partner: an
+// ADMIN key, which has none of its own, must name one (BAD_USER_INPUT).
+func ManagedPartner(ctx context.Context, db *gorm.DB, named *uint) (uint, error) {
+	id, err := PartnerScope(ctx, db, named)
+	if err == nil && id == 0 {
+		err = errs.E(errs.BadUserInput, "partnerId: name the partner (an ADMIN key has none of its own)")
+	}
+	return id, err
 }
 
 // NewCustomer is the input of CreateCustomer.

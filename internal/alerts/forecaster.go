@@ -140,14 +140,14 @@ func (s *Service) evaluateBatch(ctx context.Context, ids []uint, causes map[uint
 		Where("id IN ?", ids).Find(&all).Error; err != nil {
 		return err
 	}
-	inForce, err := s.horizons(ctx, all)
+	inForce, err := outbox.RulesOf(db, all, false)
 	if err != nil {
 		return err
 	}
 	var customers []*models.Customer
 	var candidates []uint
 	for _, c := range all {
-		h := inForce[c.ID]
+		h := inForce[c.ID].HorizonHours
 		if surelyOutside(c, h) && c.ForecastState == (rules.ForecastState{HorizonHours: h}).Encode() {
 			continue // outside, and known to be
 		}
@@ -164,7 +164,7 @@ func (s *Service) evaluateBatch(ctx context.Context, ids []uint, causes map[uint
 	raised := false
 	for _, c := range customers {
 		f := rules.Predict(usage[c.ID], c.Available, now, s.opts.ForecastWindow)
-		_, next := rules.DecideForecast(inForce[c.ID], rules.DecodeForecastState(c.ForecastState), f)
+		_, next := rules.DecideForecast(inForce[c.ID].HorizonHours, rules.DecodeForecastState(c.ForecastState), f)
 		if next.Encode() == c.ForecastState {
 			continue // nothing to raise, nothing to store
 		}
@@ -187,30 +187,6 @@ func surelyOutside(c *models.Customer, horizonHours int) bool {
 	return c.Used == 0 || int64(c.Available)*24 > int64(horizonHours)*int64(c.Used)
 }
 
-// horizons returns the forecast horizon in force for each customer.
-func (s *Service) horizons(ctx context.Context, customers []*models.Customer) (map[uint]int, error) {
-	partnerIDs := map[uint]bool{}
-	for _, c := range customers {
-		partnerIDs[c.PartnerID] = true
-	}
-	pids := slices.Sorted(maps.Keys(partnerIDs))
-	inherited, err := s.InheritedRules(ctx, pids)
-	if err != nil {
-		return nil, err
-	}
-	byPartner := make(map[uint]Inherited, len(pids))
-	for i, id := range pids {
-		byPartner[id] = inherited[i]
-	}
-	out := make(map[uint]int, len(customers))
-	for _, c := range customers {
-		in := byPartner[c.PartnerID]
-		r, _ := rules.Effective(in.Platform, in.Partner, outbox.CustomerSet(c))
-		out[c.ID] = r.HorizonHours
-	}
-	return out, nil
-}
-
 // settleForecast decides again on the locked customer, stores its forecast
 // state and raises DEPLETION_FORECAST when it enters its horizon. Two
 // processes settling the same customer take turns on its row: the second finds
@@ -227,13 +203,12 @@ func (s *Service) settleForecast(ctx context.Context, id uint, cause rules.Cause
 		if err != nil {
 			return err
 		}
-		platform, partners, err := outbox.PartnerSets(tx, []uint{c.PartnerID}, true)
+		inForce, err := outbox.RulesFor(tx, []*models.Customer{c})
 		if err != nil {
 			return err
 		}
-		r, _ := rules.Effective(platform, partners[c.PartnerID], outbox.CustomerSet(c))
 		f := rules.Predict(u, c.Available, now, s.opts.ForecastWindow)
-		raise, next := rules.DecideForecast(r.HorizonHours, rules.DecodeForecastState(c.ForecastState), f)
+		raise, next := rules.DecideForecast(inForce[c.ID].HorizonHours, rules.DecodeForecastState(c.ForecastState), f)
 		if next.Encode() == c.ForecastState {
 			return nil
 		}

@@ -12,7 +12,6 @@ import (
 	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
-	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/money"
 	"github.com/cloudreseller/credit/internal/page"
 	"github.com/cloudreseller/credit/models"
@@ -136,26 +135,11 @@ func (s *Service) SetPlatformRules(ctx context.Context, in RulesChange) (*RulesI
 // SetPartnerRules changes a partner's default rules: a PARTNER key its own,
 // ADMIN any partner it names.
 func (s *Service) SetPartnerRules(ctx context.Context, partnerID *uint, in RulesChange) (*RulesInForce, error) {
-	p, err := auth.Require(ctx, auth.RoleAdmin, auth.RolePartner)
+	id, err := accounts.ManagedPartner(ctx, s.db, partnerID)
 	if err != nil {
 		return nil, err
 	}
-	id := p.PartnerID
-	switch {
-	case p.Role == auth.RolePartner && partnerID != nil && *partnerID != p.PartnerID:
-		return nil, errs.E(errs.NotFound, "no such partner")
-	case p.Role == auth.RoleAdmin && partnerID == nil:
-		return nil, errs.E(errs.BadUserInput, "partnerId: name the partner (an ADMIN key has none of its own)")
-	case p.Role == auth.RoleAdmin:
-		id = *partnerID
-		var n int64
-		if err := s.db.WithContext(ctx).Table("partners").Where("id = ?", id).Count(&n).Error; err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return nil, errs.E(errs.NotFound, "no such partner")
-		}
-	}
+	p, _ := auth.FromContext(ctx)
 	if err := s.setPartnerRules(ctx, p, id, in); err != nil {
 		return nil, err
 	}

@@ -90,6 +90,12 @@ func CustomerSet(c *models.Customer) *rules.Set {
 // caller's transaction holds locked, and locks their partners' and the
 // platform's rule rows (shared) until the end of tx.
 func RulesFor(tx *gorm.DB, customers []*models.Customer) (map[uint]rules.Rules, error) {
+	return RulesOf(tx, customers, true)
+}
+
+// RulesOf returns the rules in force for each of the customers, in one
+// statement; with share, as RulesFor.
+func RulesOf(db *gorm.DB, customers []*models.Customer, share bool) (map[uint]rules.Rules, error) {
 	var partnerIDs []uint
 	seen := map[uint]bool{}
 	for _, c := range customers {
@@ -98,7 +104,7 @@ func RulesFor(tx *gorm.DB, customers []*models.Customer) (map[uint]rules.Rules, 
 			partnerIDs = append(partnerIDs, c.PartnerID)
 		}
 	}
-	platform, partners, err := PartnerSets(tx, partnerIDs, true)
+	platform, partners, err := PartnerSets(db, partnerIDs, share)
 	if err != nil {
 		return nil, err
 	}

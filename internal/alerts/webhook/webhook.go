@@ -24,6 +24,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
@@ -174,28 +175,10 @@ func newSecret() string {
 	return "whsec_" + base64.StdEncoding.EncodeToString(b)
 }
 
-// owner returns the partner a caller manages endpoints of: a PARTNER key its
-// own, ADMIN the one it names.
-func owner(ctx context.Context, partnerID *uint) (auth.Principal, uint, error) {
-	p, err := auth.Require(ctx, auth.RoleAdmin, auth.RolePartner)
-	if err != nil {
-		return p, 0, err
-	}
-	switch {
-	case p.Role == auth.RolePartner && partnerID != nil && *partnerID != p.PartnerID:
-		return p, 0, errs.E(errs.NotFound, "no such partner")
-	case p.Role == auth.RolePartner:
-		return p, p.PartnerID, nil
-	case partnerID == nil:
-		return p, 0, errs.E(errs.BadUserInput, "partnerId: name the partner (an ADMIN key has none of its own)")
-	}
-	return p, *partnerID, nil
-}
-
 // Create registers an endpoint and returns it with its signing secret, which
 // is shown only now.
 func (s *Service) Create(ctx context.Context, partnerID *uint, in NewEndpoint) (*Endpoint, error) {
-	_, pid, err := owner(ctx, partnerID)
+	pid, err := accounts.ManagedPartner(ctx, s.db, partnerID)
 	if err != nil {
 		return nil, err
 	}
@@ -204,13 +187,6 @@ func (s *Service) Create(ctx context.Context, partnerID *uint, in NewEndpoint) (
 	}
 	if in.Description, err = input.Optional("description", in.Description, 500); err != nil {
 		return nil, err
-	}
-	var n int64
-	if err := s.db.WithContext(ctx).Table("partners").Where("id = ?", pid).Count(&n).Error; err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		return nil, errs.E(errs.NotFound, "no such partner")
 	}
 	now := s.db.NowFunc()
 	row := endpointRow{PartnerID: pid, URL: in.URL, Description: in.Description, Secret: newSecret(), CreatedAt: now, UpdatedAt: now}
