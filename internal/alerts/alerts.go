@@ -28,6 +28,7 @@ import (
 	"github.com/cloudreseller/credit/internal/broker"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/failing"
 	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/page"
 	"github.com/cloudreseller/credit/internal/streams"
@@ -286,7 +287,7 @@ func (s *Service) tail(ctx context.Context, last uint) {
 	s.published.Store(uint64(last))
 	tick := time.NewTicker(s.opts.PollInterval)
 	defer tick.Stop()
-	var failingSince, lastLog time.Time
+	polls := failing.New(s.log, "alerts tail", "poll failed; retrying", "the store answers again")
 	for {
 		woken := false
 		select {
@@ -301,22 +302,12 @@ func (s *Service) tail(ctx context.Context, last uint) {
 		}
 		var err error
 		last, err = s.poll(ctx, last, woken)
-		now := time.Now()
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return
-		case err == nil && !failingSince.IsZero():
-			s.log.Info("alerts tail: the store answers again", "failed_for", now.Sub(failingSince).Round(time.Millisecond))
-			failingSince = time.Time{}
-		case err != nil && failingSince.IsZero():
-			s.log.Warn("alerts tail: poll failed; retrying", "err", err)
-			failingSince, lastLog = now, now
-		case err != nil && now.Sub(lastLog) >= time.Minute:
-			s.log.Warn("alerts tail: still failing", "since", failingSince, "err", err)
-			lastLog = now
 		}
+		polls.Note(err)
 		if err == nil {
-			s.lastPoll.Store(now.UnixNano())
+			s.lastPoll.Store(time.Now().UnixNano())
 		}
 		s.published.Store(uint64(last))
 	}

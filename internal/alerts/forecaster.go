@@ -16,6 +16,7 @@ import (
 	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/failing"
 	"github.com/cloudreseller/credit/internal/money"
 	"github.com/cloudreseller/credit/models"
 )
@@ -72,7 +73,7 @@ func (s *Service) takeTouched() map[uint]rules.Cause {
 func (s *Service) forecaster(ctx context.Context) {
 	tick := time.NewTicker(s.opts.ForecastTick)
 	defer tick.Stop()
-	failing := false
+	evaluations := failing.New(s.log, "forecasts", "evaluation failed; retrying at the next change or tick", "evaluation works again")
 	for {
 		var err error
 		select {
@@ -88,15 +89,10 @@ func (s *Service) forecaster(ctx context.Context) {
 		case <-tick.C:
 			err = s.evaluateRecent(ctx)
 		}
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return
-		case err != nil && !failing:
-			s.log.Warn("forecasts: evaluation failed; retrying at the next change or tick", "err", err)
-		case err == nil && failing:
-			s.log.Info("forecasts: evaluation works again")
 		}
-		failing = err != nil
+		evaluations.Note(err)
 	}
 }
 

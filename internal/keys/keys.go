@@ -20,6 +20,7 @@ import (
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/failing"
 	"github.com/cloudreseller/credit/internal/input"
 	"github.com/cloudreseller/credit/internal/page"
 	"github.com/cloudreseller/credit/models"
@@ -242,7 +243,7 @@ func requireAdmin(ctx context.Context) error {
 func (s *Service) Watch(ctx context.Context) {
 	tick := time.NewTicker(s.opts.RecheckInterval)
 	defer tick.Stop()
-	failing := false
+	checks := failing.New(s.opts.Logger, "keys", "revocation check failed; retrying every interval", "revocation check works again")
 	for {
 		select {
 		case <-ctx.Done():
@@ -250,13 +251,10 @@ func (s *Service) Watch(ctx context.Context) {
 		case <-tick.C:
 		}
 		err := s.recheck(ctx)
-		switch {
-		case err != nil && !failing && ctx.Err() == nil:
-			s.opts.Logger.Warn("keys: revocation check failed; retrying every interval", "err", err)
-		case err == nil && failing:
-			s.opts.Logger.Info("keys: revocation check works again")
+		if ctx.Err() != nil {
+			return
 		}
-		failing = err != nil
+		checks.Note(err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/failing"
 	"github.com/cloudreseller/credit/internal/ledger"
 )
 
@@ -95,7 +96,8 @@ func New(src Sources) *Metrics {
 		m.registry.MustRegister(ledgerCollector{src.Ledger})
 	}
 	if src.Alerts != nil {
-		m.registry.MustRegister(&tailCollector{alerts: src.Alerts, log: src.Logger})
+		m.registry.MustRegister(&tailCollector{alerts: src.Alerts,
+			reads: failing.New(src.Logger, "metrics", "the alert backlog cannot be read from the store", "the alert backlog can be read again")})
 	}
 	return m
 }
@@ -223,9 +225,7 @@ const ScrapeTimeout = time.Second
 // store, at each scrape.
 type tailCollector struct {
 	alerts *alerts.Service
-	log    *slog.Logger
-	failed bool // the last scrape could not read the store (logged once)
-	mu     sync.Mutex
+	reads  *failing.Log // the backlog's reads, logged once per state change
 }
 
 func (c *tailCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -246,7 +246,7 @@ func (c *tailCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
 	defer cancel()
 	newest, outbox, err := c.alerts.Backlog(ctx)
-	c.noteFailure(err)
+	c.reads.Note(err)
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(storeUpDesc, prometheus.GaugeValue, 0)
 		return
@@ -254,18 +254,4 @@ func (c *tailCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(storeUpDesc, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(max(int64(newest)-int64(s.Published), 0)))
 	ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(outbox))
-}
-
-// noteFailure logs when scrapes start and stop failing to read the store,
-// not at every scrape.
-func (c *tailCollector) noteFailure(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case err != nil && !c.failed:
-		c.log.Warn("metrics: the alert backlog cannot be read from the store", "err", err)
-	case err == nil && c.failed:
-		c.log.Info("metrics: the alert backlog can be read again")
-	}
-	c.failed = err != nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudreseller/credit/internal/credit"
 	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/internal/failing"
 	"github.com/cloudreseller/credit/models"
 )
 
@@ -88,7 +89,7 @@ func signal(c chan struct{}) {
 func (s *Service) Run(ctx context.Context) {
 	tick := time.NewTicker(s.opts.Poll)
 	defer tick.Stop()
-	failing := false
+	dispatches := failing.New(s.log, "webhooks", "dispatch failed; retrying", "dispatch works again")
 	for {
 		select {
 		case <-ctx.Done():
@@ -98,15 +99,10 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		for {
 			n, err := s.dispatch(ctx)
-			switch {
-			case ctx.Err() != nil:
+			if ctx.Err() != nil {
 				return
-			case err != nil && !failing:
-				s.log.Warn("webhooks: dispatch failed; retrying", "err", err)
-			case err == nil && failing:
-				s.log.Info("webhooks: dispatch works again")
 			}
-			failing = err != nil
+			dispatches.Note(err)
 			if err != nil || n < dispatchBatch {
 				break
 			}
