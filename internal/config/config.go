@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -131,46 +132,11 @@ var settings = []setting{
 		c.PprofAddr = v
 		return nil
 	}},
-	{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "8s", "how long a shutdown waits for requests in flight before cutting them (a Go duration: 8s, 1m)", func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return errors.New("must be a positive duration such as 8s or 1m")
-		}
-		c.ShutdownTimeout = d
-		return nil
-	}},
-	{"FORECAST_WINDOW", "forecast-window", "168h", "trailing window of usage that depletion forecasts take the burn rate over: 24h to 2160h (a Go duration)", func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 24*time.Hour || d > 90*24*time.Hour {
-			return errors.New("must be a duration from 24h to 2160h (90 days)")
-		}
-		c.ForecastWindow = d
-		return nil
-	}},
-	{"WEBHOOK_ALLOW_INSECURE", "webhook-allow-insecure", "false", "accept http webhook endpoints, not only https: true or false", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return errors.New("must be true or false")
-		}
-		c.WebhookAllowInsecure = b
-		return nil
-	}},
-	{"WEBHOOK_ALLOW_PRIVATE", "webhook-allow-private", "false", "accept webhook endpoints on loopback, private and link-local addresses: true or false", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return errors.New("must be true or false")
-		}
-		c.WebhookAllowPrivate = b
-		return nil
-	}},
-	{"WEBHOOK_TIMEOUT", "webhook-timeout", "10s", "how long a webhook attempt may take (a Go duration, 1s to 60s)", func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second || d > time.Minute {
-			return errors.New("must be a duration from 1s to 60s")
-		}
-		c.WebhookTimeout = d
-		return nil
-	}},
+	{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "8s", "how long a shutdown waits for requests in flight before cutting them (a Go duration: 8s, 1m)", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 1, math.MaxInt64, "must be a positive duration such as 8s or 1m")},
+	{"FORECAST_WINDOW", "forecast-window", "168h", "trailing window of usage that depletion forecasts take the burn rate over: 24h to 2160h (a Go duration)", duration(func(c *Config) *time.Duration { return &c.ForecastWindow }, 24*time.Hour, 90*24*time.Hour, "must be a duration from 24h to 2160h (90 days)")},
+	{"WEBHOOK_ALLOW_INSECURE", "webhook-allow-insecure", "false", "accept http webhook endpoints, not only https: true or false", boolean(func(c *Config) *bool { return &c.WebhookAllowInsecure })},
+	{"WEBHOOK_ALLOW_PRIVATE", "webhook-allow-private", "false", "accept webhook endpoints on loopback, private and link-local addresses: true or false", boolean(func(c *Config) *bool { return &c.WebhookAllowPrivate })},
+	{"WEBHOOK_TIMEOUT", "webhook-timeout", "10s", "how long a webhook attempt may take (a Go duration, 1s to 60s)", duration(func(c *Config) *time.Duration { return &c.WebhookTimeout }, time.Second, time.Minute, "must be a duration from 1s to 60s")},
 	{"WEBHOOK_RETRIES", "webhook-retries", "", "pauses before each webhook retry, comma-separated Go durations (unset: 10s,1m,5m,30m,2h,6h, then 12h five times: about 3 days)", func(c *Config, v string) error {
 		c.WebhookRetries = nil
 		if v == "" {
@@ -188,14 +154,32 @@ var settings = []setting{
 		}
 		return nil
 	}},
-	{"PLAYGROUND_CDN", "playground-cdn", "false", "serve the playground from GraphiQL's public CDN instead of the files built into the binary: true or false", func(c *Config, v string) error {
+	{"PLAYGROUND_CDN", "playground-cdn", "false", "serve the playground from GraphiQL's public CDN instead of the files built into the binary: true or false", boolean(func(c *Config) *bool { return &c.PlaygroundCDN })},
+}
+
+// boolean reads true or false into the field of c that field names.
+func boolean(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return errors.New("must be true or false")
 		}
-		c.PlaygroundCDN = b
+		*field(c) = b
 		return nil
-	}},
+	}
+}
+
+// duration reads a Go duration from lo to hi into the field of c that field
+// names; anything else is refused with msg.
+func duration(field func(*Config) *time.Duration, lo, hi time.Duration, msg string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < lo || d > hi {
+			return errors.New(msg)
+		}
+		*field(c) = d
+		return nil
+	}
 }
 
 // ErrHelp is returned by Load when the arguments ask for help (it has been

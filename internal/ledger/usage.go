@@ -133,8 +133,10 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 	if len(rows) == 0 {
 		return nil // only duplicates: nothing changed
 	}
+	touched := map[uint]bool{}
 	for _, r := range rows {
-		if !slices.Contains(b.touched, r.CustomerID) {
+		if !touched[r.CustomerID] {
+			touched[r.CustomerID] = true
 			b.touched = append(b.touched, r.CustomerID)
 		}
 	}
