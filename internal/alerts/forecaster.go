@@ -2,8 +2,6 @@ package alerts
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"maps"
 	"slices"
 	"sync"
@@ -231,27 +229,15 @@ func forecastAlert(c *models.Customer, cause rules.Cause, f rules.Forecast) *mod
 	}
 }
 
-// usageOf reads what the forecast needs of one customer's usage: its first
-// usage, and its usage within the window up to now.
+// usageOf reads what the forecast needs of one customer's usage.
 func usageOf(db *gorm.DB, customerID uint, now time.Time, window time.Duration) (rules.Usage, error) {
-	var u rules.Usage
-	var first sql.NullTime
-	err := db.Raw("SELECT occurred_at FROM usage_events WHERE customer_id = ? ORDER BY occurred_at LIMIT 1", customerID).Row().Scan(&first)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return u, nil
-	case err != nil:
-		return u, err
-	}
-	u.First = first.Time
-	var sum int64
-	err = db.Raw("SELECT COALESCE(SUM(amount), 0) FROM usage_events WHERE customer_id = ? AND occurred_at >= ? AND occurred_at <= ?",
-		customerID, now.Add(-window), now).Row().Scan(&sum)
-	u.InWindow = money.Amount(sum)
-	return u, err
+	usage, err := usageOfCustomers(db, []uint{customerID}, now, window)
+	return usage[customerID], err
 }
 
-// usageOfCustomers is usageOf for many customers, in two statements.
+// usageOfCustomers reads what the forecast needs of each customer's usage,
+// in two statements: its first usage, and its usage within the window up to
+// now.
 func usageOfCustomers(db *gorm.DB, ids []uint, now time.Time, window time.Duration) (map[uint]rules.Usage, error) {
 	out := make(map[uint]rules.Usage, len(ids))
 	rows, err := db.Raw("SELECT customer_id, MIN(occurred_at) FROM usage_events WHERE customer_id IN ? GROUP BY customer_id", ids).Rows()
