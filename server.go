@@ -24,8 +24,12 @@ import (
 	mysqldriver "github.com/go-sql-driver/mysql"
 
 	"github.com/cloudreseller/credit/graph"
+	"gorm.io/gorm"
+
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
+	"github.com/cloudreseller/credit/internal/alerts/email"
 	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/bench"
 	"github.com/cloudreseller/credit/internal/config"
@@ -269,6 +273,30 @@ func envOr(name, fallback string) string {
 	return fallback
 }
 
+// deliveryChannels makes the delivery service and its channels: webhooks,
+// and e-mail when SMTP_URL is set (it says at start which).
+func deliveryChannels(db *gorm.DB, cfg config.Config, log *slog.Logger) (*delivery.Service, *webhook.Service, *email.Service) {
+	const mailTimeout = 30 * time.Second
+	// A lease outlasts the attempts it covers (PerTarget of them, one after
+	// another) at the slowest channel's timeout.
+	slowest := cfg.WebhookTimeout
+	if cfg.SMTPURL != nil {
+		slowest = max(slowest, mailTimeout)
+	}
+	deliveries := delivery.New(db, delivery.Options{Retries: cfg.WebhookRetries, Lease: (delivery.DefaultPerTarget + 1) * slowest}, log)
+	hooks := webhook.New(db, deliveries, webhook.Options{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate,
+		Timeout: cfg.WebhookTimeout})
+	deliveries.Add(hooks)
+	mail := email.New(db, deliveries, email.Options{Server: cfg.SMTPURL, From: cfg.SMTPFrom, Link: cfg.AlertLink, Timeout: mailTimeout})
+	if !mail.Enabled() {
+		log.Info("e-mail is off: alerts are not e-mailed until SMTP_URL is set")
+		return deliveries, hooks, mail
+	}
+	deliveries.Add(mail)
+	log.Info("e-mail is on", "smtp_host", cfg.SMTPURL.Host, "from", cfg.SMTPFrom)
+	return deliveries, hooks, mail
+}
+
 // run serves until ctx ends. Demo keys, when made, are printed to out: the
 // standard output, apart from the log (stderr), so that no key reaches a log
 // pipeline.
@@ -292,9 +320,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	}
 	defer ln.Close()
 
-	hooks := webhook.New(db, webhook.Options{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate,
-		Timeout: cfg.WebhookTimeout, Retries: cfg.WebhookRetries}, log)
-	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, Numbered: hooks.Enqueue, AfterNumbered: hooks.Wake}, log)
+	deliveries, hooks, mail := deliveryChannels(db, cfg, log)
+	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, Numbered: deliveries.Enqueue, AfterNumbered: deliveries.Wake}, log)
 	acc := accounts.New(db, alertSvc)
 	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	led := ledger.New(db, alertSvc)
@@ -311,7 +338,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	}
 	watchDone, hooksDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(watchDone); ks.Watch(background) }()
-	go func() { defer close(hooksDone); hooks.Run(background) }()
+	go func() { defer close(hooksDone); deliveries.Run(background) }()
 	defer func() { stopBackground(); <-tailDone; <-watchDone; <-hooksDone }()
 
 	if cfg.PprofAddr != "" {
@@ -323,7 +350,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	}
 	m := metrics.New(metrics.Sources{DB: sqlDB, Alerts: alertSvc, Ledger: led, Version: buildVersion(), SchemaVersion: schema, Logger: log})
 	srv := &http.Server{
-		Handler: httpapi.New(httpapi.Services{DB: db, Accounts: acc, Keys: ks, Ledger: led, Alerts: alertSvc, Webhooks: hooks, Logger: log,
+		Handler: httpapi.New(httpapi.Services{DB: db, Accounts: acc, Keys: ks, Ledger: led, Alerts: alertSvc, Webhooks: hooks, Email: mail, Deliveries: deliveries, Logger: log,
 			Metrics: m, MetricsToken: cfg.MetricsToken, PlaygroundCDN: cfg.PlaygroundCDN}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -18,6 +18,8 @@ import (
 	"github.com/cloudreseller/credit/graph/model"
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
+	"github.com/cloudreseller/credit/internal/alerts/email"
 	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/auth"
@@ -43,7 +45,9 @@ type ResolverRoot interface {
 	ApiKey() ApiKeyResolver
 	CreditAllocation() CreditAllocationResolver
 	Customer() CustomerResolver
+	EmailDelivery() EmailDeliveryResolver
 	Mutation() MutationResolver
+	NotificationAddress() NotificationAddressResolver
 	Partner() PartnerResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
@@ -205,6 +209,39 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	EmailAttempt struct {
+		AttemptedAt func(childComplexity int) int
+		Code        func(childComplexity int) int
+		Error       func(childComplexity int) int
+		LatencyMs   func(childComplexity int) int
+		Response    func(childComplexity int) int
+	}
+
+	EmailDelivery struct {
+		AlertID       func(childComplexity int) int
+		Attempts      func(childComplexity int) int
+		CreatedAt     func(childComplexity int) int
+		DeliveredAt   func(childComplexity int) int
+		ID            func(childComplexity int) int
+		LastError     func(childComplexity int) int
+		NextAttemptAt func(childComplexity int) int
+		NoticeID      func(childComplexity int) int
+		Status        func(childComplexity int) int
+		TargetID      func(childComplexity int) int
+	}
+
+	EmailDeliveryConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	EmailDeliveryEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Forecast struct {
 		BasedOnHours   func(childComplexity int) int
 		BurnRatePerDay func(childComplexity int) int
@@ -220,6 +257,7 @@ type ComplexityRoot struct {
 		DeleteWebhookEndpoint     func(childComplexity int, id uint) int
 		RecordUsage               func(childComplexity int, input model.RecordUsageInput) int
 		ReplayWebhooks            func(childComplexity int, endpointID uint, afterAlertID uint) int
+		ResendEmailDelivery       func(childComplexity int, id uint) int
 		ResendWebhookDelivery     func(childComplexity int, id uint) int
 		RevokeAPIKey              func(childComplexity int, id uint) int
 		RotateWebhookSecret       func(childComplexity int, id uint) int
@@ -227,12 +265,21 @@ type ComplexityRoot struct {
 		SetCreditLine             func(childComplexity int, partnerID uint, creditLine money.Amount) int
 		SetCustomerAlertRules     func(childComplexity int, customerID uint, input model.AlertRulesInput) int
 		SetNonStopPrivilege       func(childComplexity int, customerID uint, enabled bool) int
+		SetNotificationAddresses  func(childComplexity int, input model.SetNotificationAddressesInput) int
 		SetPartnerAlertRules      func(childComplexity int, partnerID *uint, input model.AlertRulesInput) int
 		SetPlatformAlertRules     func(childComplexity int, input model.AlertRulesInput) int
 		SetWebhookEndpointEnabled func(childComplexity int, id uint, enabled bool) int
 		UpdateCustomer            func(childComplexity int, input model.UpdateCustomerInput) int
 		UpdateWebhookEndpoint     func(childComplexity int, id uint, input model.UpdateWebhookEndpointInput) int
 		WithdrawCredit            func(childComplexity int, input model.WithdrawCreditInput) int
+	}
+
+	NotificationAddress struct {
+		Address    func(childComplexity int) int
+		CreatedAt  func(childComplexity int) int
+		CustomerID func(childComplexity int) int
+		ID         func(childComplexity int) int
+		PartnerID  func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -265,6 +312,27 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	PartnerNotice struct {
+		CreatedAt  func(childComplexity int) int
+		EndpointID func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Kind       func(childComplexity int) int
+		Message    func(childComplexity int) int
+		PartnerID  func(childComplexity int) int
+	}
+
+	PartnerNoticeConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	PartnerNoticeEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	PurchaseCheck struct {
 		Allowed   func(childComplexity int) int
 		Available func(childComplexity int) int
@@ -273,19 +341,23 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APIKeys            func(childComplexity int, partnerID *uint, includeRevoked *bool, first *int, after *string) int
-		AlertRuleChanges   func(childComplexity int, partnerID *uint, customerID *uint, first *int, after *string) int
-		Alerts             func(childComplexity int, filter *model.AlertFilter, first *int, after *string) int
-		CreditAllocations  func(childComplexity int, filter *model.AllocationFilter, first *int, after *string) int
-		Customer           func(childComplexity int, id uint) int
-		Customers          func(childComplexity int, partnerID *uint, filter *model.CustomerFilter, orderBy *model.CustomerOrder, first *int, after *string) int
-		Partner            func(childComplexity int, id *uint) int
-		Partners           func(childComplexity int, first *int, after *string) int
-		PlatformAlertRules func(childComplexity int) int
-		PurchaseCheck      func(childComplexity int, customerID uint, amount money.Amount) int
-		Viewer             func(childComplexity int) int
-		WebhookDeliveries  func(childComplexity int, endpointID uint, status *model.WebhookDeliveryStatus, first *int, after *string) int
-		WebhookEndpoints   func(childComplexity int, partnerID *uint) int
+		APIKeys               func(childComplexity int, partnerID *uint, includeRevoked *bool, first *int, after *string) int
+		AlertRuleChanges      func(childComplexity int, partnerID *uint, customerID *uint, first *int, after *string) int
+		Alerts                func(childComplexity int, filter *model.AlertFilter, first *int, after *string) int
+		CreditAllocations     func(childComplexity int, filter *model.AllocationFilter, first *int, after *string) int
+		Customer              func(childComplexity int, id uint) int
+		Customers             func(childComplexity int, partnerID *uint, filter *model.CustomerFilter, orderBy *model.CustomerOrder, first *int, after *string) int
+		EmailDeliveries       func(childComplexity int, addressID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) int
+		EmailEnabled          func(childComplexity int) int
+		NotificationAddresses func(childComplexity int, customerID *uint, partnerID *uint) int
+		Partner               func(childComplexity int, id *uint) int
+		PartnerNotices        func(childComplexity int, partnerID *uint, first *int, after *string) int
+		Partners              func(childComplexity int, first *int, after *string) int
+		PlatformAlertRules    func(childComplexity int) int
+		PurchaseCheck         func(childComplexity int, customerID uint, amount money.Amount) int
+		Viewer                func(childComplexity int) int
+		WebhookDeliveries     func(childComplexity int, endpointID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) int
+		WebhookEndpoints      func(childComplexity int, partnerID *uint) int
 	}
 
 	RecordUsagePayload struct {
@@ -306,8 +378,8 @@ type ComplexityRoot struct {
 
 	WebhookAttempt struct {
 		AttemptedAt func(childComplexity int) int
+		Code        func(childComplexity int) int
 		Error       func(childComplexity int) int
-		HTTPStatus  func(childComplexity int) int
 		LatencyMs   func(childComplexity int) int
 		Response    func(childComplexity int) int
 	}
@@ -317,11 +389,11 @@ type ComplexityRoot struct {
 		Attempts      func(childComplexity int) int
 		CreatedAt     func(childComplexity int) int
 		DeliveredAt   func(childComplexity int) int
-		EndpointID    func(childComplexity int) int
 		ID            func(childComplexity int) int
 		LastError     func(childComplexity int) int
 		NextAttemptAt func(childComplexity int) int
 		Status        func(childComplexity int) int
+		TargetID      func(childComplexity int) int
 		WebhookID     func(childComplexity int) int
 	}
 
@@ -381,6 +453,9 @@ type CustomerResolver interface {
 	Forecast(ctx context.Context, obj *models.Customer) (*rules.Forecast, error)
 	Alerts(ctx context.Context, obj *models.Customer, first *int, after *string) (*model.AlertConnection, error)
 }
+type EmailDeliveryResolver interface {
+	Status(ctx context.Context, obj *delivery.Delivery) (model.WebhookDeliveryStatus, error)
+}
 type MutationResolver interface {
 	CreatePartner(ctx context.Context, input model.CreatePartnerInput) (*models.Partner, error)
 	SetCreditLine(ctx context.Context, partnerID uint, creditLine money.Amount) (*models.Partner, error)
@@ -395,13 +470,18 @@ type MutationResolver interface {
 	SetPartnerAlertRules(ctx context.Context, partnerID *uint, input model.AlertRulesInput) (*alerts.RulesInForce, error)
 	SetCustomerAlertRules(ctx context.Context, customerID uint, input model.AlertRulesInput) (*alerts.RulesInForce, error)
 	RecordUsage(ctx context.Context, input model.RecordUsageInput) (*ledger.UsageResult, error)
+	SetNotificationAddresses(ctx context.Context, input model.SetNotificationAddressesInput) ([]*email.Address, error)
+	ResendEmailDelivery(ctx context.Context, id uint) (*delivery.Delivery, error)
 	CreateWebhookEndpoint(ctx context.Context, input model.CreateWebhookEndpointInput) (*model.WebhookEndpointWithSecret, error)
 	DeleteWebhookEndpoint(ctx context.Context, id uint) (*webhook.Endpoint, error)
 	RotateWebhookSecret(ctx context.Context, id uint) (*model.WebhookEndpointWithSecret, error)
-	ResendWebhookDelivery(ctx context.Context, id uint) (*webhook.Delivery, error)
+	ResendWebhookDelivery(ctx context.Context, id uint) (*delivery.Delivery, error)
 	ReplayWebhooks(ctx context.Context, endpointID uint, afterAlertID uint) (int, error)
 	SetWebhookEndpointEnabled(ctx context.Context, id uint, enabled bool) (*webhook.Endpoint, error)
 	UpdateWebhookEndpoint(ctx context.Context, id uint, input model.UpdateWebhookEndpointInput) (*webhook.Endpoint, error)
+}
+type NotificationAddressResolver interface {
+	CustomerID(ctx context.Context, obj *email.Address) (*uint, error)
 }
 type PartnerResolver interface {
 	AlertRules(ctx context.Context, obj *models.Partner) (*alerts.RulesInForce, error)
@@ -418,14 +498,21 @@ type QueryResolver interface {
 	PlatformAlertRules(ctx context.Context) (*alerts.RulesInForce, error)
 	AlertRuleChanges(ctx context.Context, partnerID *uint, customerID *uint, first *int, after *string) (*model.AlertRuleChangeConnection, error)
 	Alerts(ctx context.Context, filter *model.AlertFilter, first *int, after *string) (*model.AlertConnection, error)
+	EmailEnabled(ctx context.Context) (bool, error)
+	NotificationAddresses(ctx context.Context, customerID *uint, partnerID *uint) ([]*email.Address, error)
+	EmailDeliveries(ctx context.Context, addressID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) (*model.EmailDeliveryConnection, error)
+	PartnerNotices(ctx context.Context, partnerID *uint, first *int, after *string) (*model.PartnerNoticeConnection, error)
 	WebhookEndpoints(ctx context.Context, partnerID *uint) ([]*webhook.Endpoint, error)
-	WebhookDeliveries(ctx context.Context, endpointID uint, status *model.WebhookDeliveryStatus, first *int, after *string) (*model.WebhookDeliveryConnection, error)
+	WebhookDeliveries(ctx context.Context, endpointID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) (*model.WebhookDeliveryConnection, error)
 }
 type SubscriptionResolver interface {
 	Alerts(ctx context.Context, customerID *uint, after *uint, kinds []rules.Kind) (<-chan *models.Alert, error)
 }
 type WebhookDeliveryResolver interface {
-	Status(ctx context.Context, obj *webhook.Delivery) (model.WebhookDeliveryStatus, error)
+	WebhookID(ctx context.Context, obj *delivery.Delivery) (string, error)
+
+	AlertID(ctx context.Context, obj *delivery.Delivery) (uint, error)
+	Status(ctx context.Context, obj *delivery.Delivery) (model.WebhookDeliveryStatus, error)
 }
 type WebhookEndpointResolver interface {
 	Filter(ctx context.Context, obj *webhook.Endpoint) (*model.WebhookFilter, error)
@@ -1053,6 +1140,136 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CustomerEdge.Node(childComplexity), true
 
+	case "EmailAttempt.attemptedAt":
+		if e.ComplexityRoot.EmailAttempt.AttemptedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailAttempt.AttemptedAt(childComplexity), true
+	case "EmailAttempt.smtpCode":
+		if e.ComplexityRoot.EmailAttempt.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailAttempt.Code(childComplexity), true
+	case "EmailAttempt.error":
+		if e.ComplexityRoot.EmailAttempt.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailAttempt.Error(childComplexity), true
+	case "EmailAttempt.latencyMs":
+		if e.ComplexityRoot.EmailAttempt.LatencyMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailAttempt.LatencyMs(childComplexity), true
+	case "EmailAttempt.response":
+		if e.ComplexityRoot.EmailAttempt.Response == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailAttempt.Response(childComplexity), true
+
+	case "EmailDelivery.alertId":
+		if e.ComplexityRoot.EmailDelivery.AlertID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.AlertID(childComplexity), true
+	case "EmailDelivery.attempts":
+		if e.ComplexityRoot.EmailDelivery.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.Attempts(childComplexity), true
+	case "EmailDelivery.createdAt":
+		if e.ComplexityRoot.EmailDelivery.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.CreatedAt(childComplexity), true
+	case "EmailDelivery.deliveredAt":
+		if e.ComplexityRoot.EmailDelivery.DeliveredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.DeliveredAt(childComplexity), true
+	case "EmailDelivery.id":
+		if e.ComplexityRoot.EmailDelivery.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.ID(childComplexity), true
+	case "EmailDelivery.lastError":
+		if e.ComplexityRoot.EmailDelivery.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.LastError(childComplexity), true
+	case "EmailDelivery.nextAttemptAt":
+		if e.ComplexityRoot.EmailDelivery.NextAttemptAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.NextAttemptAt(childComplexity), true
+	case "EmailDelivery.noticeId":
+		if e.ComplexityRoot.EmailDelivery.NoticeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.NoticeID(childComplexity), true
+	case "EmailDelivery.status":
+		if e.ComplexityRoot.EmailDelivery.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.Status(childComplexity), true
+	case "EmailDelivery.addressId":
+		if e.ComplexityRoot.EmailDelivery.TargetID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.TargetID(childComplexity), true
+
+	case "EmailDeliveryConnection.edges":
+		if e.ComplexityRoot.EmailDeliveryConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDeliveryConnection.Edges(childComplexity), true
+	case "EmailDeliveryConnection.nodes":
+		if e.ComplexityRoot.EmailDeliveryConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDeliveryConnection.Nodes(childComplexity), true
+	case "EmailDeliveryConnection.pageInfo":
+		if e.ComplexityRoot.EmailDeliveryConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDeliveryConnection.PageInfo(childComplexity), true
+	case "EmailDeliveryConnection.totalCount":
+		if e.ComplexityRoot.EmailDeliveryConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDeliveryConnection.TotalCount(childComplexity), true
+
+	case "EmailDeliveryEdge.cursor":
+		if e.ComplexityRoot.EmailDeliveryEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDeliveryEdge.Cursor(childComplexity), true
+	case "EmailDeliveryEdge.node":
+		if e.ComplexityRoot.EmailDeliveryEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDeliveryEdge.Node(childComplexity), true
+
 	case "Forecast.basedOnHours":
 		if e.ComplexityRoot.Forecast.BasedOnHours == nil {
 			break
@@ -1155,6 +1372,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReplayWebhooks(childComplexity, args["endpointId"].(uint), args["afterAlertId"].(uint)), true
+	case "Mutation.resendEmailDelivery":
+		if e.ComplexityRoot.Mutation.ResendEmailDelivery == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resendEmailDelivery_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResendEmailDelivery(childComplexity, args["id"].(uint)), true
 	case "Mutation.resendWebhookDelivery":
 		if e.ComplexityRoot.Mutation.ResendWebhookDelivery == nil {
 			break
@@ -1232,6 +1460,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetNonStopPrivilege(childComplexity, args["customerId"].(uint), args["enabled"].(bool)), true
+	case "Mutation.setNotificationAddresses":
+		if e.ComplexityRoot.Mutation.SetNotificationAddresses == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setNotificationAddresses_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetNotificationAddresses(childComplexity, args["input"].(model.SetNotificationAddressesInput)), true
 	case "Mutation.setPartnerAlertRules":
 		if e.ComplexityRoot.Mutation.SetPartnerAlertRules == nil {
 			break
@@ -1298,6 +1537,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.WithdrawCredit(childComplexity, args["input"].(model.WithdrawCreditInput)), true
+
+	case "NotificationAddress.address":
+		if e.ComplexityRoot.NotificationAddress.Address == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAddress.Address(childComplexity), true
+	case "NotificationAddress.createdAt":
+		if e.ComplexityRoot.NotificationAddress.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAddress.CreatedAt(childComplexity), true
+	case "NotificationAddress.customerId":
+		if e.ComplexityRoot.NotificationAddress.CustomerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAddress.CustomerID(childComplexity), true
+	case "NotificationAddress.id":
+		if e.ComplexityRoot.NotificationAddress.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAddress.ID(childComplexity), true
+	case "NotificationAddress.partnerId":
+		if e.ComplexityRoot.NotificationAddress.PartnerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAddress.PartnerID(childComplexity), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1411,6 +1681,81 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PartnerEdge.Node(childComplexity), true
 
+	case "PartnerNotice.createdAt":
+		if e.ComplexityRoot.PartnerNotice.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNotice.CreatedAt(childComplexity), true
+	case "PartnerNotice.endpointId":
+		if e.ComplexityRoot.PartnerNotice.EndpointID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNotice.EndpointID(childComplexity), true
+	case "PartnerNotice.id":
+		if e.ComplexityRoot.PartnerNotice.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNotice.ID(childComplexity), true
+	case "PartnerNotice.kind":
+		if e.ComplexityRoot.PartnerNotice.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNotice.Kind(childComplexity), true
+	case "PartnerNotice.message":
+		if e.ComplexityRoot.PartnerNotice.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNotice.Message(childComplexity), true
+	case "PartnerNotice.partnerId":
+		if e.ComplexityRoot.PartnerNotice.PartnerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNotice.PartnerID(childComplexity), true
+
+	case "PartnerNoticeConnection.edges":
+		if e.ComplexityRoot.PartnerNoticeConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNoticeConnection.Edges(childComplexity), true
+	case "PartnerNoticeConnection.nodes":
+		if e.ComplexityRoot.PartnerNoticeConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNoticeConnection.Nodes(childComplexity), true
+	case "PartnerNoticeConnection.pageInfo":
+		if e.ComplexityRoot.PartnerNoticeConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNoticeConnection.PageInfo(childComplexity), true
+	case "PartnerNoticeConnection.totalCount":
+		if e.ComplexityRoot.PartnerNoticeConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNoticeConnection.TotalCount(childComplexity), true
+
+	case "PartnerNoticeEdge.cursor":
+		if e.ComplexityRoot.PartnerNoticeEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNoticeEdge.Cursor(childComplexity), true
+	case "PartnerNoticeEdge.node":
+		if e.ComplexityRoot.PartnerNoticeEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerNoticeEdge.Node(childComplexity), true
+
 	case "PurchaseCheck.allowed":
 		if e.ComplexityRoot.PurchaseCheck.Allowed == nil {
 			break
@@ -1502,7 +1847,35 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Customers(childComplexity, args["partnerId"].(*uint), args["filter"].(*model.CustomerFilter), args["orderBy"].(*model.CustomerOrder), args["first"].(*int), args["after"].(*string)), true
+	case "Query.emailDeliveries":
+		if e.ComplexityRoot.Query.EmailDeliveries == nil {
+			break
+		}
 
+		args, err := ec.field_Query_emailDeliveries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.EmailDeliveries(childComplexity, args["addressId"].(*uint), args["partnerId"].(*uint), args["status"].(*model.WebhookDeliveryStatus), args["first"].(*int), args["after"].(*string)), true
+	case "Query.emailEnabled":
+		if e.ComplexityRoot.Query.EmailEnabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.EmailEnabled(childComplexity), true
+
+	case "Query.notificationAddresses":
+		if e.ComplexityRoot.Query.NotificationAddresses == nil {
+			break
+		}
+
+		args, err := ec.field_Query_notificationAddresses_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.NotificationAddresses(childComplexity, args["customerId"].(*uint), args["partnerId"].(*uint)), true
 	case "Query.partner":
 		if e.ComplexityRoot.Query.Partner == nil {
 			break
@@ -1514,6 +1887,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Partner(childComplexity, args["id"].(*uint)), true
+	case "Query.partnerNotices":
+		if e.ComplexityRoot.Query.PartnerNotices == nil {
+			break
+		}
+
+		args, err := ec.field_Query_partnerNotices_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PartnerNotices(childComplexity, args["partnerId"].(*uint), args["first"].(*int), args["after"].(*string)), true
 	case "Query.partners":
 		if e.ComplexityRoot.Query.Partners == nil {
 			break
@@ -1558,7 +1942,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.WebhookDeliveries(childComplexity, args["endpointId"].(uint), args["status"].(*model.WebhookDeliveryStatus), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.WebhookDeliveries(childComplexity, args["endpointId"].(*uint), args["partnerId"].(*uint), args["status"].(*model.WebhookDeliveryStatus), args["first"].(*int), args["after"].(*string)), true
 	case "Query.webhookEndpoints":
 		if e.ComplexityRoot.Query.WebhookEndpoints == nil {
 			break
@@ -1627,18 +2011,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WebhookAttempt.AttemptedAt(childComplexity), true
+	case "WebhookAttempt.httpStatus":
+		if e.ComplexityRoot.WebhookAttempt.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookAttempt.Code(childComplexity), true
 	case "WebhookAttempt.error":
 		if e.ComplexityRoot.WebhookAttempt.Error == nil {
 			break
 		}
 
 		return e.ComplexityRoot.WebhookAttempt.Error(childComplexity), true
-	case "WebhookAttempt.httpStatus":
-		if e.ComplexityRoot.WebhookAttempt.HTTPStatus == nil {
-			break
-		}
-
-		return e.ComplexityRoot.WebhookAttempt.HTTPStatus(childComplexity), true
 	case "WebhookAttempt.latencyMs":
 		if e.ComplexityRoot.WebhookAttempt.LatencyMs == nil {
 			break
@@ -1676,12 +2060,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WebhookDelivery.DeliveredAt(childComplexity), true
-	case "WebhookDelivery.endpointId":
-		if e.ComplexityRoot.WebhookDelivery.EndpointID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.WebhookDelivery.EndpointID(childComplexity), true
 	case "WebhookDelivery.id":
 		if e.ComplexityRoot.WebhookDelivery.ID == nil {
 			break
@@ -1706,6 +2084,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WebhookDelivery.Status(childComplexity), true
+	case "WebhookDelivery.endpointId":
+		if e.ComplexityRoot.WebhookDelivery.TargetID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.TargetID(childComplexity), true
 	case "WebhookDelivery.webhookId":
 		if e.ComplexityRoot.WebhookDelivery.WebhookID == nil {
 			break
@@ -1852,6 +2236,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CustomerOrder", ec.unmarshalInputCustomerOrder),
 			graphql.NewInputUnmarshaler("RecordUsageInput", ec.unmarshalInputRecordUsageInput),
 			graphql.NewInputUnmarshaler("SetCreditInput", ec.unmarshalInputSetCreditInput),
+			graphql.NewInputUnmarshaler("SetNotificationAddressesInput", ec.unmarshalInputSetNotificationAddressesInput),
 			graphql.NewInputUnmarshaler("UpdateCustomerInput", ec.unmarshalInputUpdateCustomerInput),
 			graphql.NewInputUnmarshaler("UpdateWebhookEndpointInput", ec.unmarshalInputUpdateWebhookEndpointInput),
 			graphql.NewInputUnmarshaler("UsageEventInput", ec.unmarshalInputUsageEventInput),
@@ -1949,7 +2334,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "alert_rules.graphqls" "alerts.graphqls" "schema.graphqls" "webhooks.graphqls"
+//go:embed "alert_rules.graphqls" "alerts.graphqls" "email.graphqls" "schema.graphqls" "webhooks.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1963,6 +2348,7 @@ func sourceData(filename string) string {
 var sources = []*ast.Source{
 	{Name: "alert_rules.graphqls", Input: sourceData("alert_rules.graphqls"), BuiltIn: false},
 	{Name: "alerts.graphqls", Input: sourceData("alerts.graphqls"), BuiltIn: false},
+	{Name: "email.graphqls", Input: sourceData("email.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
 	{Name: "webhooks.graphqls", Input: sourceData("webhooks.graphqls"), BuiltIn: false},
 }
@@ -2272,6 +2658,72 @@ func (ec *executionContext) childFields_CustomerEdge(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type CustomerEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_EmailAttempt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "attemptedAt":
+		return ec.fieldContext_EmailAttempt_attemptedAt(ctx, field)
+	case "smtpCode":
+		return ec.fieldContext_EmailAttempt_smtpCode(ctx, field)
+	case "latencyMs":
+		return ec.fieldContext_EmailAttempt_latencyMs(ctx, field)
+	case "response":
+		return ec.fieldContext_EmailAttempt_response(ctx, field)
+	case "error":
+		return ec.fieldContext_EmailAttempt_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EmailAttempt", field.Name)
+}
+
+func (ec *executionContext) childFields_EmailDelivery(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_EmailDelivery_id(ctx, field)
+	case "addressId":
+		return ec.fieldContext_EmailDelivery_addressId(ctx, field)
+	case "alertId":
+		return ec.fieldContext_EmailDelivery_alertId(ctx, field)
+	case "noticeId":
+		return ec.fieldContext_EmailDelivery_noticeId(ctx, field)
+	case "status":
+		return ec.fieldContext_EmailDelivery_status(ctx, field)
+	case "attempts":
+		return ec.fieldContext_EmailDelivery_attempts(ctx, field)
+	case "nextAttemptAt":
+		return ec.fieldContext_EmailDelivery_nextAttemptAt(ctx, field)
+	case "deliveredAt":
+		return ec.fieldContext_EmailDelivery_deliveredAt(ctx, field)
+	case "lastError":
+		return ec.fieldContext_EmailDelivery_lastError(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_EmailDelivery_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EmailDelivery", field.Name)
+}
+
+func (ec *executionContext) childFields_EmailDeliveryConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_EmailDeliveryConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_EmailDeliveryConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_EmailDeliveryConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_EmailDeliveryConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EmailDeliveryConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_EmailDeliveryEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_EmailDeliveryEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_EmailDeliveryEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EmailDeliveryEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_Forecast(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "burnRatePerDay":
@@ -2284,6 +2736,22 @@ func (ec *executionContext) childFields_Forecast(ctx context.Context, field grap
 		return ec.fieldContext_Forecast_basedOnHours(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Forecast", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationAddress(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_NotificationAddress_id(ctx, field)
+	case "partnerId":
+		return ec.fieldContext_NotificationAddress_partnerId(ctx, field)
+	case "customerId":
+		return ec.fieldContext_NotificationAddress_customerId(ctx, field)
+	case "address":
+		return ec.fieldContext_NotificationAddress_address(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_NotificationAddress_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationAddress", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2344,6 +2812,48 @@ func (ec *executionContext) childFields_PartnerEdge(ctx context.Context, field g
 		return ec.fieldContext_PartnerEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PartnerEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_PartnerNotice(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_PartnerNotice_id(ctx, field)
+	case "partnerId":
+		return ec.fieldContext_PartnerNotice_partnerId(ctx, field)
+	case "kind":
+		return ec.fieldContext_PartnerNotice_kind(ctx, field)
+	case "endpointId":
+		return ec.fieldContext_PartnerNotice_endpointId(ctx, field)
+	case "message":
+		return ec.fieldContext_PartnerNotice_message(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_PartnerNotice_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PartnerNotice", field.Name)
+}
+
+func (ec *executionContext) childFields_PartnerNoticeConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_PartnerNoticeConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_PartnerNoticeConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_PartnerNoticeConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_PartnerNoticeConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PartnerNoticeConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_PartnerNoticeEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_PartnerNoticeEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_PartnerNoticeEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PartnerNoticeEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_PurchaseCheck(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2760,6 +3270,20 @@ func (ec *executionContext) field_Mutation_replayWebhooks_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_resendEmailDelivery_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (uint, error) {
+			return ec.unmarshalNID2uint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_resendWebhookDelivery_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2879,6 +3403,20 @@ func (ec *executionContext) field_Mutation_setNonStopPrivilege_args(ctx context.
 		return nil, err
 	}
 	args["enabled"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setNotificationAddresses_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SetNotificationAddressesInput, error) {
+			return ec.unmarshalNSetNotificationAddressesInput2githubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐSetNotificationAddressesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -3200,6 +3738,104 @@ func (ec *executionContext) field_Query_customers_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_emailDeliveries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "addressId",
+		func(ctx context.Context, v any) (*uint, error) {
+			return ec.unmarshalOID2ᚖuint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["addressId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "partnerId",
+		func(ctx context.Context, v any) (*uint, error) {
+			return ec.unmarshalOID2ᚖuint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["partnerId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*model.WebhookDeliveryStatus, error) {
+			return ec.unmarshalOWebhookDeliveryStatus2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐWebhookDeliveryStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_notificationAddresses_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customerId",
+		func(ctx context.Context, v any) (*uint, error) {
+			return ec.unmarshalOID2ᚖuint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["customerId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "partnerId",
+		func(ctx context.Context, v any) (*uint, error) {
+			return ec.unmarshalOID2ᚖuint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["partnerId"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_partnerNotices_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "partnerId",
+		func(ctx context.Context, v any) (*uint, error) {
+			return ec.unmarshalOID2ᚖuint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["partnerId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_partner_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3262,37 +3898,45 @@ func (ec *executionContext) field_Query_webhookDeliveries_args(ctx context.Conte
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "endpointId",
-		func(ctx context.Context, v any) (uint, error) {
-			return ec.unmarshalNID2uint(ctx, v)
+		func(ctx context.Context, v any) (*uint, error) {
+			return ec.unmarshalOID2ᚖuint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
 	args["endpointId"] = arg0
-	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "partnerId",
+		func(ctx context.Context, v any) (*uint, error) {
+			return ec.unmarshalOID2ᚖuint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["partnerId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "status",
 		func(ctx context.Context, v any) (*model.WebhookDeliveryStatus, error) {
 			return ec.unmarshalOWebhookDeliveryStatus2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐWebhookDeliveryStatus(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["status"] = arg1
-	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+	args["status"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["first"] = arg2
-	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+	args["first"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "after",
 		func(ctx context.Context, v any) (*string, error) {
 			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["after"] = arg3
+	args["after"] = arg4
 	return args, nil
 }
 
@@ -5925,6 +6569,534 @@ func (ec *executionContext) fieldContext_CustomerEdge_node(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _EmailAttempt_attemptedAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailAttempt_attemptedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailAttempt_attemptedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailAttempt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _EmailAttempt_smtpCode(ctx context.Context, field graphql.CollectedField, obj *delivery.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailAttempt_smtpCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EmailAttempt_smtpCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailAttempt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EmailAttempt_latencyMs(ctx context.Context, field graphql.CollectedField, obj *delivery.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailAttempt_latencyMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LatencyMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailAttempt_latencyMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailAttempt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EmailAttempt_response(ctx context.Context, field graphql.CollectedField, obj *delivery.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailAttempt_response(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Response, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EmailAttempt_response(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailAttempt", field, false, false, "String")
+}
+
+func (ec *executionContext) _EmailAttempt_error(ctx context.Context, field graphql.CollectedField, obj *delivery.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailAttempt_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EmailAttempt_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailAttempt", field, false, false, "String")
+}
+
+func (ec *executionContext) _EmailDelivery_id(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v uint) graphql.Marshaler {
+			return ec.marshalNID2uint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDelivery", field, false, false, "ID")
+}
+
+func (ec *executionContext) _EmailDelivery_addressId(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_addressId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TargetID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v uint) graphql.Marshaler {
+			return ec.marshalNID2uint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_addressId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDelivery", field, false, false, "ID")
+}
+
+func (ec *executionContext) _EmailDelivery_alertId(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_alertId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AlertID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *uint) graphql.Marshaler {
+			return ec.marshalOID2ᚖuint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_alertId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDelivery", field, false, false, "ID")
+}
+
+func (ec *executionContext) _EmailDelivery_noticeId(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_noticeId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NoticeID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *uint) graphql.Marshaler {
+			return ec.marshalOID2ᚖuint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_noticeId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDelivery", field, false, false, "ID")
+}
+
+func (ec *executionContext) _EmailDelivery_status(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.EmailDelivery().Status(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.WebhookDeliveryStatus) graphql.Marshaler {
+			return ec.marshalNWebhookDeliveryStatus2githubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐWebhookDeliveryStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDelivery", field, true, true, "WebhookDeliveryStatus")
+}
+
+func (ec *executionContext) _EmailDelivery_attempts(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*delivery.Attempt) graphql.Marshaler {
+			return ec.marshalNEmailAttempt2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐAttemptᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EmailDelivery",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EmailAttempt(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _EmailDelivery_nextAttemptAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_nextAttemptAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextAttemptAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_nextAttemptAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDelivery", field, false, false, "Time")
+}
+
+func (ec *executionContext) _EmailDelivery_deliveredAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_deliveredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_deliveredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDelivery", field, false, false, "Time")
+}
+
+func (ec *executionContext) _EmailDelivery_lastError(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_lastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDelivery", field, false, false, "String")
+}
+
+func (ec *executionContext) _EmailDelivery_createdAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDelivery", field, false, false, "Time")
+}
+
+func (ec *executionContext) _EmailDeliveryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.EmailDeliveryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDeliveryConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.EmailDeliveryEdge) graphql.Marshaler {
+			return ec.marshalNEmailDeliveryEdge2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐEmailDeliveryEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDeliveryConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EmailDeliveryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EmailDeliveryEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _EmailDeliveryConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.EmailDeliveryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDeliveryConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*delivery.Delivery) graphql.Marshaler {
+			return ec.marshalNEmailDelivery2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDeliveryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDeliveryConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EmailDeliveryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EmailDelivery(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _EmailDeliveryConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.EmailDeliveryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDeliveryConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDeliveryConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EmailDeliveryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _EmailDeliveryConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.EmailDeliveryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDeliveryConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDeliveryConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDeliveryConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _EmailDeliveryEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.EmailDeliveryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDeliveryEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDeliveryEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDeliveryEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _EmailDeliveryEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.EmailDeliveryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDeliveryEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *delivery.Delivery) graphql.Marshaler {
+			return ec.marshalNEmailDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDelivery(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDeliveryEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "EmailDeliveryEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EmailDelivery(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Forecast_burnRatePerDay(ctx context.Context, field graphql.CollectedField, obj *rules.Forecast) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6589,6 +7761,94 @@ func (ec *executionContext) fieldContext_Mutation_recordUsage(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_setNotificationAddresses(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setNotificationAddresses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetNotificationAddresses(ctx, fc.Args["input"].(model.SetNotificationAddressesInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*email.Address) graphql.Marshaler {
+			return ec.marshalNNotificationAddress2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋemailᚐAddressᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setNotificationAddresses(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_NotificationAddress(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setNotificationAddresses_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resendEmailDelivery(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resendEmailDelivery(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResendEmailDelivery(ctx, fc.Args["id"].(uint))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *delivery.Delivery) graphql.Marshaler {
+			return ec.marshalNEmailDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDelivery(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resendEmailDelivery(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EmailDelivery(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resendEmailDelivery_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createWebhookEndpoint(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6734,8 +7994,8 @@ func (ec *executionContext) _Mutation_resendWebhookDelivery(ctx context.Context,
 			return ec.Resolvers.Mutation().ResendWebhookDelivery(ctx, fc.Args["id"].(uint))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *webhook.Delivery) graphql.Marshaler {
-			return ec.marshalNWebhookDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋwebhookᚐDelivery(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *delivery.Delivery) graphql.Marshaler {
+			return ec.marshalNWebhookDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDelivery(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6895,6 +8155,121 @@ func (ec *executionContext) fieldContext_Mutation_updateWebhookEndpoint(ctx cont
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _NotificationAddress_id(ctx context.Context, field graphql.CollectedField, obj *email.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NotificationAddress_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v uint) graphql.Marshaler {
+			return ec.marshalNID2uint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NotificationAddress_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NotificationAddress", field, false, false, "ID")
+}
+
+func (ec *executionContext) _NotificationAddress_partnerId(ctx context.Context, field graphql.CollectedField, obj *email.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NotificationAddress_partnerId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PartnerID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v uint) graphql.Marshaler {
+			return ec.marshalNID2uint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NotificationAddress_partnerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NotificationAddress", field, false, false, "ID")
+}
+
+func (ec *executionContext) _NotificationAddress_customerId(ctx context.Context, field graphql.CollectedField, obj *email.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NotificationAddress_customerId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.NotificationAddress().CustomerID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *uint) graphql.Marshaler {
+			return ec.marshalOID2ᚖuint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_NotificationAddress_customerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NotificationAddress", field, true, true, "ID")
+}
+
+func (ec *executionContext) _NotificationAddress_address(ctx context.Context, field graphql.CollectedField, obj *email.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NotificationAddress_address(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Address, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NotificationAddress_address(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NotificationAddress", field, false, false, "String")
+}
+
+func (ec *executionContext) _NotificationAddress_createdAt(ctx context.Context, field graphql.CollectedField, obj *email.Address) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NotificationAddress_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_NotificationAddress_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NotificationAddress", field, false, false, "Time")
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
@@ -7351,6 +8726,318 @@ func (ec *executionContext) fieldContext_PartnerEdge_node(_ context.Context, fie
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Partner(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PartnerNotice_id(ctx context.Context, field graphql.CollectedField, obj *delivery.Notice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNotice_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v uint) graphql.Marshaler {
+			return ec.marshalNID2uint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNotice_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerNotice", field, false, false, "ID")
+}
+
+func (ec *executionContext) _PartnerNotice_partnerId(ctx context.Context, field graphql.CollectedField, obj *delivery.Notice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNotice_partnerId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PartnerID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v uint) graphql.Marshaler {
+			return ec.marshalNID2uint(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNotice_partnerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerNotice", field, false, false, "ID")
+}
+
+func (ec *executionContext) _PartnerNotice_kind(ctx context.Context, field graphql.CollectedField, obj *delivery.Notice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNotice_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNotice_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerNotice", field, false, false, "String")
+}
+
+func (ec *executionContext) _PartnerNotice_endpointId(ctx context.Context, field graphql.CollectedField, obj *delivery.Notice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNotice_endpointId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EndpointID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *uint) graphql.Marshaler {
+			return ec.marshalOID2ᚖuint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNotice_endpointId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerNotice", field, false, false, "ID")
+}
+
+func (ec *executionContext) _PartnerNotice_message(ctx context.Context, field graphql.CollectedField, obj *delivery.Notice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNotice_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNotice_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerNotice", field, false, false, "String")
+}
+
+func (ec *executionContext) _PartnerNotice_createdAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Notice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNotice_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNotice_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerNotice", field, false, false, "Time")
+}
+
+func (ec *executionContext) _PartnerNoticeConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.PartnerNoticeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNoticeConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PartnerNoticeEdge) graphql.Marshaler {
+			return ec.marshalNPartnerNoticeEdge2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐPartnerNoticeEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNoticeConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PartnerNoticeConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PartnerNoticeEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PartnerNoticeConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.PartnerNoticeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNoticeConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*delivery.Notice) graphql.Marshaler {
+			return ec.marshalNPartnerNotice2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐNoticeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNoticeConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PartnerNoticeConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PartnerNotice(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PartnerNoticeConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.PartnerNoticeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNoticeConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNoticeConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PartnerNoticeConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PartnerNoticeConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.PartnerNoticeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNoticeConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNoticeConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerNoticeConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PartnerNoticeEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.PartnerNoticeEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNoticeEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNoticeEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerNoticeEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _PartnerNoticeEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.PartnerNoticeEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerNoticeEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *delivery.Notice) graphql.Marshaler {
+			return ec.marshalNPartnerNotice2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐNotice(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerNoticeEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PartnerNoticeEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PartnerNotice(ctx, field)
 		},
 	}
 	return fc, nil
@@ -7908,6 +9595,161 @@ func (ec *executionContext) fieldContext_Query_alerts(ctx context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_emailEnabled(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_emailEnabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().EmailEnabled(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_emailEnabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, "Boolean")
+}
+
+func (ec *executionContext) _Query_notificationAddresses(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_notificationAddresses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().NotificationAddresses(ctx, fc.Args["customerId"].(*uint), fc.Args["partnerId"].(*uint))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*email.Address) graphql.Marshaler {
+			return ec.marshalNNotificationAddress2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋemailᚐAddressᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_notificationAddresses(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_NotificationAddress(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_notificationAddresses_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_emailDeliveries(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_emailDeliveries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().EmailDeliveries(ctx, fc.Args["addressId"].(*uint), fc.Args["partnerId"].(*uint), fc.Args["status"].(*model.WebhookDeliveryStatus), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.EmailDeliveryConnection) graphql.Marshaler {
+			return ec.marshalNEmailDeliveryConnection2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐEmailDeliveryConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_emailDeliveries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EmailDeliveryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_emailDeliveries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_partnerNotices(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_partnerNotices(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PartnerNotices(ctx, fc.Args["partnerId"].(*uint), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PartnerNoticeConnection) graphql.Marshaler {
+			return ec.marshalNPartnerNoticeConnection2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐPartnerNoticeConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_partnerNotices(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PartnerNoticeConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_partnerNotices_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_webhookEndpoints(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7962,7 +9804,7 @@ func (ec *executionContext) _Query_webhookDeliveries(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().WebhookDeliveries(ctx, fc.Args["endpointId"].(uint), fc.Args["status"].(*model.WebhookDeliveryStatus), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().WebhookDeliveries(ctx, fc.Args["endpointId"].(*uint), fc.Args["partnerId"].(*uint), fc.Args["status"].(*model.WebhookDeliveryStatus), fc.Args["first"].(*int), fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.WebhookDeliveryConnection) graphql.Marshaler {
@@ -8272,7 +10114,7 @@ func (ec *executionContext) fieldContext_Viewer_partner(_ context.Context, field
 	return fc, nil
 }
 
-func (ec *executionContext) _WebhookAttempt_attemptedAt(ctx context.Context, field graphql.CollectedField, obj *webhook.Attempt) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookAttempt_attemptedAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Attempt) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8295,7 +10137,7 @@ func (ec *executionContext) fieldContext_WebhookAttempt_attemptedAt(_ context.Co
 	return graphql.NewScalarFieldContext("WebhookAttempt", field, false, false, "Time")
 }
 
-func (ec *executionContext) _WebhookAttempt_httpStatus(ctx context.Context, field graphql.CollectedField, obj *webhook.Attempt) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookAttempt_httpStatus(ctx context.Context, field graphql.CollectedField, obj *delivery.Attempt) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8304,7 +10146,7 @@ func (ec *executionContext) _WebhookAttempt_httpStatus(ctx context.Context, fiel
 			return ec.fieldContext_WebhookAttempt_httpStatus(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.HTTPStatus, nil
+			return obj.Code, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
@@ -8318,7 +10160,7 @@ func (ec *executionContext) fieldContext_WebhookAttempt_httpStatus(_ context.Con
 	return graphql.NewScalarFieldContext("WebhookAttempt", field, false, false, "Int")
 }
 
-func (ec *executionContext) _WebhookAttempt_latencyMs(ctx context.Context, field graphql.CollectedField, obj *webhook.Attempt) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookAttempt_latencyMs(ctx context.Context, field graphql.CollectedField, obj *delivery.Attempt) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8341,7 +10183,7 @@ func (ec *executionContext) fieldContext_WebhookAttempt_latencyMs(_ context.Cont
 	return graphql.NewScalarFieldContext("WebhookAttempt", field, false, false, "Int")
 }
 
-func (ec *executionContext) _WebhookAttempt_response(ctx context.Context, field graphql.CollectedField, obj *webhook.Attempt) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookAttempt_response(ctx context.Context, field graphql.CollectedField, obj *delivery.Attempt) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8364,7 +10206,7 @@ func (ec *executionContext) fieldContext_WebhookAttempt_response(_ context.Conte
 	return graphql.NewScalarFieldContext("WebhookAttempt", field, false, false, "String")
 }
 
-func (ec *executionContext) _WebhookAttempt_error(ctx context.Context, field graphql.CollectedField, obj *webhook.Attempt) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookAttempt_error(ctx context.Context, field graphql.CollectedField, obj *delivery.Attempt) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8387,7 +10229,7 @@ func (ec *executionContext) fieldContext_WebhookAttempt_error(_ context.Context,
 	return graphql.NewScalarFieldContext("WebhookAttempt", field, false, false, "String")
 }
 
-func (ec *executionContext) _WebhookDelivery_id(ctx context.Context, field graphql.CollectedField, obj *webhook.Delivery) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookDelivery_id(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8410,7 +10252,7 @@ func (ec *executionContext) fieldContext_WebhookDelivery_id(_ context.Context, f
 	return graphql.NewScalarFieldContext("WebhookDelivery", field, false, false, "ID")
 }
 
-func (ec *executionContext) _WebhookDelivery_webhookId(ctx context.Context, field graphql.CollectedField, obj *webhook.Delivery) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookDelivery_webhookId(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8419,7 +10261,7 @@ func (ec *executionContext) _WebhookDelivery_webhookId(ctx context.Context, fiel
 			return ec.fieldContext_WebhookDelivery_webhookId(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.WebhookID(), nil
+			return ec.Resolvers.WebhookDelivery().WebhookID(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -8430,10 +10272,10 @@ func (ec *executionContext) _WebhookDelivery_webhookId(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_WebhookDelivery_webhookId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("WebhookDelivery", field, true, false, "String")
+	return graphql.NewScalarFieldContext("WebhookDelivery", field, true, true, "String")
 }
 
-func (ec *executionContext) _WebhookDelivery_endpointId(ctx context.Context, field graphql.CollectedField, obj *webhook.Delivery) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookDelivery_endpointId(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8442,7 +10284,7 @@ func (ec *executionContext) _WebhookDelivery_endpointId(ctx context.Context, fie
 			return ec.fieldContext_WebhookDelivery_endpointId(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.EndpointID, nil
+			return obj.TargetID, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v uint) graphql.Marshaler {
@@ -8456,7 +10298,7 @@ func (ec *executionContext) fieldContext_WebhookDelivery_endpointId(_ context.Co
 	return graphql.NewScalarFieldContext("WebhookDelivery", field, false, false, "ID")
 }
 
-func (ec *executionContext) _WebhookDelivery_alertId(ctx context.Context, field graphql.CollectedField, obj *webhook.Delivery) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookDelivery_alertId(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8465,7 +10307,7 @@ func (ec *executionContext) _WebhookDelivery_alertId(ctx context.Context, field 
 			return ec.fieldContext_WebhookDelivery_alertId(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.AlertID, nil
+			return ec.Resolvers.WebhookDelivery().AlertID(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v uint) graphql.Marshaler {
@@ -8476,10 +10318,10 @@ func (ec *executionContext) _WebhookDelivery_alertId(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_WebhookDelivery_alertId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("WebhookDelivery", field, false, false, "ID")
+	return graphql.NewScalarFieldContext("WebhookDelivery", field, true, true, "ID")
 }
 
-func (ec *executionContext) _WebhookDelivery_status(ctx context.Context, field graphql.CollectedField, obj *webhook.Delivery) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookDelivery_status(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8502,7 +10344,7 @@ func (ec *executionContext) fieldContext_WebhookDelivery_status(_ context.Contex
 	return graphql.NewScalarFieldContext("WebhookDelivery", field, true, true, "WebhookDeliveryStatus")
 }
 
-func (ec *executionContext) _WebhookDelivery_attempts(ctx context.Context, field graphql.CollectedField, obj *webhook.Delivery) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookDelivery_attempts(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8514,8 +10356,8 @@ func (ec *executionContext) _WebhookDelivery_attempts(ctx context.Context, field
 			return obj.Attempts, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*webhook.Attempt) graphql.Marshaler {
-			return ec.marshalNWebhookAttempt2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋwebhookᚐAttemptᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*delivery.Attempt) graphql.Marshaler {
+			return ec.marshalNWebhookAttempt2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐAttemptᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8534,7 +10376,7 @@ func (ec *executionContext) fieldContext_WebhookDelivery_attempts(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _WebhookDelivery_nextAttemptAt(ctx context.Context, field graphql.CollectedField, obj *webhook.Delivery) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookDelivery_nextAttemptAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8557,7 +10399,7 @@ func (ec *executionContext) fieldContext_WebhookDelivery_nextAttemptAt(_ context
 	return graphql.NewScalarFieldContext("WebhookDelivery", field, false, false, "Time")
 }
 
-func (ec *executionContext) _WebhookDelivery_deliveredAt(ctx context.Context, field graphql.CollectedField, obj *webhook.Delivery) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookDelivery_deliveredAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8580,7 +10422,7 @@ func (ec *executionContext) fieldContext_WebhookDelivery_deliveredAt(_ context.C
 	return graphql.NewScalarFieldContext("WebhookDelivery", field, false, false, "Time")
 }
 
-func (ec *executionContext) _WebhookDelivery_lastError(ctx context.Context, field graphql.CollectedField, obj *webhook.Delivery) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookDelivery_lastError(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8603,7 +10445,7 @@ func (ec *executionContext) fieldContext_WebhookDelivery_lastError(_ context.Con
 	return graphql.NewScalarFieldContext("WebhookDelivery", field, false, false, "String")
 }
 
-func (ec *executionContext) _WebhookDelivery_createdAt(ctx context.Context, field graphql.CollectedField, obj *webhook.Delivery) (ret graphql.Marshaler) {
+func (ec *executionContext) _WebhookDelivery_createdAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8670,8 +10512,8 @@ func (ec *executionContext) _WebhookDeliveryConnection_nodes(ctx context.Context
 			return obj.Nodes, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*webhook.Delivery) graphql.Marshaler {
-			return ec.marshalNWebhookDelivery2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋwebhookᚐDeliveryᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*delivery.Delivery) graphql.Marshaler {
+			return ec.marshalNWebhookDelivery2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDeliveryᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8780,8 +10622,8 @@ func (ec *executionContext) _WebhookDeliveryEdge_node(ctx context.Context, field
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *webhook.Delivery) graphql.Marshaler {
-			return ec.marshalNWebhookDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋwebhookᚐDelivery(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *delivery.Delivery) graphql.Marshaler {
+			return ec.marshalNWebhookDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDelivery(ctx, selections, v)
 		},
 		true,
 		true,
@@ -10842,6 +12684,62 @@ func UnmarshalSetCreditInput(ctx context.Context, raw any) (model.SetCreditInput
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSetNotificationAddressesInput(ctx context.Context, obj any) (model.SetNotificationAddressesInput, error) {
+	var it model.SetNotificationAddressesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"customerId", "partnerId", "addresses"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "customerId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("customerId"))
+			data, err := ec.unmarshalOID2ᚖuint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CustomerID = data
+		case "partnerId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("partnerId"))
+			data, err := ec.unmarshalOID2ᚖuint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PartnerID = data
+		case "addresses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("addresses"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Addresses = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetNotificationAddressesInput unmarshals raw into the SetNotificationAddressesInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetNotificationAddressesInput(ctx context.Context, raw any) (model.SetNotificationAddressesInput, error) {
+	var out model.SetNotificationAddressesInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetNotificationAddressesInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUpdateCustomerInput(ctx context.Context, obj any) (model.UpdateCustomerInput, error) {
 	var it model.UpdateCustomerInput
 	if obj == nil {
@@ -12150,6 +14048,224 @@ func (ec *executionContext) _CustomerEdge(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var emailAttemptImplementors = []string{"EmailAttempt"}
+
+func (ec *executionContext) _EmailAttempt(ctx context.Context, sel ast.SelectionSet, obj *delivery.Attempt) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, emailAttemptImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EmailAttempt")
+		case "attemptedAt":
+			out.Values[i] = ec._EmailAttempt_attemptedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "smtpCode":
+			out.Values[i] = ec._EmailAttempt_smtpCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "latencyMs":
+			out.Values[i] = ec._EmailAttempt_latencyMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "response":
+			out.Values[i] = ec._EmailAttempt_response(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._EmailAttempt_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var emailDeliveryImplementors = []string{"EmailDelivery"}
+
+func (ec *executionContext) _EmailDelivery(ctx context.Context, sel ast.SelectionSet, obj *delivery.Delivery) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, emailDeliveryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EmailDelivery")
+		case "id":
+			out.Values[i] = ec._EmailDelivery_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "addressId":
+			out.Values[i] = ec._EmailDelivery_addressId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "alertId":
+			out.Values[i] = ec._EmailDelivery_alertId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "noticeId":
+			out.Values[i] = ec._EmailDelivery_noticeId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._EmailDelivery_status(ctx, field, obj)
+				})
+		case "attempts":
+			out.Values[i] = ec._EmailDelivery_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "nextAttemptAt":
+			out.Values[i] = ec._EmailDelivery_nextAttemptAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deliveredAt":
+			out.Values[i] = ec._EmailDelivery_deliveredAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastError":
+			out.Values[i] = ec._EmailDelivery_lastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._EmailDelivery_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var emailDeliveryConnectionImplementors = []string{"EmailDeliveryConnection"}
+
+func (ec *executionContext) _EmailDeliveryConnection(ctx context.Context, sel ast.SelectionSet, obj *model.EmailDeliveryConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, emailDeliveryConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EmailDeliveryConnection")
+		case "edges":
+			out.Values[i] = ec._EmailDeliveryConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._EmailDeliveryConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._EmailDeliveryConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._EmailDeliveryConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var emailDeliveryEdgeImplementors = []string{"EmailDeliveryEdge"}
+
+func (ec *executionContext) _EmailDeliveryEdge(ctx context.Context, sel ast.SelectionSet, obj *model.EmailDeliveryEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, emailDeliveryEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EmailDeliveryEdge")
+		case "cursor":
+			out.Values[i] = ec._EmailDeliveryEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._EmailDeliveryEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var forecastImplementors = []string{"Forecast"}
 
 func (ec *executionContext) _Forecast(ctx context.Context, sel ast.SelectionSet, obj *rules.Forecast) graphql.Marshaler {
@@ -12308,6 +14424,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "setNotificationAddresses":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setNotificationAddresses(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resendEmailDelivery":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resendEmailDelivery(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createWebhookEndpoint":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createWebhookEndpoint(ctx, field)
@@ -12356,6 +14486,60 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var notificationAddressImplementors = []string{"NotificationAddress"}
+
+func (ec *executionContext) _NotificationAddress(ctx context.Context, sel ast.SelectionSet, obj *email.Address) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, notificationAddressImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("NotificationAddress")
+		case "id":
+			out.Values[i] = ec._NotificationAddress_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "partnerId":
+			out.Values[i] = ec._NotificationAddress_partnerId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "customerId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._NotificationAddress_customerId(ctx, field, obj)
+				})
+		case "address":
+			out.Values[i] = ec._NotificationAddress_address(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._NotificationAddress_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -12577,6 +14761,150 @@ func (ec *executionContext) _PartnerEdge(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var partnerNoticeImplementors = []string{"PartnerNotice"}
+
+func (ec *executionContext) _PartnerNotice(ctx context.Context, sel ast.SelectionSet, obj *delivery.Notice) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, partnerNoticeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PartnerNotice")
+		case "id":
+			out.Values[i] = ec._PartnerNotice_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "partnerId":
+			out.Values[i] = ec._PartnerNotice_partnerId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._PartnerNotice_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "endpointId":
+			out.Values[i] = ec._PartnerNotice_endpointId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._PartnerNotice_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._PartnerNotice_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var partnerNoticeConnectionImplementors = []string{"PartnerNoticeConnection"}
+
+func (ec *executionContext) _PartnerNoticeConnection(ctx context.Context, sel ast.SelectionSet, obj *model.PartnerNoticeConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, partnerNoticeConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PartnerNoticeConnection")
+		case "edges":
+			out.Values[i] = ec._PartnerNoticeConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._PartnerNoticeConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._PartnerNoticeConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._PartnerNoticeConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var partnerNoticeEdgeImplementors = []string{"PartnerNoticeEdge"}
+
+func (ec *executionContext) _PartnerNoticeEdge(ctx context.Context, sel ast.SelectionSet, obj *model.PartnerNoticeEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, partnerNoticeEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PartnerNoticeEdge")
+		case "cursor":
+			out.Values[i] = ec._PartnerNoticeEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._PartnerNoticeEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var purchaseCheckImplementors = []string{"PurchaseCheck"}
 
 func (ec *executionContext) _PurchaseCheck(ctx context.Context, sel ast.SelectionSet, obj *accounts.PurchaseCheck) graphql.Marshaler {
@@ -12709,6 +15037,30 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_alerts(ctx, field)
+				})
+		case "emailEnabled":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_emailEnabled(ctx, field)
+				})
+		case "notificationAddresses":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_notificationAddresses(ctx, field)
+				})
+		case "emailDeliveries":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_emailDeliveries(ctx, field)
+				})
+		case "partnerNotices":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_partnerNotices(ctx, field)
 				})
 		case "webhookEndpoints":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -12861,7 +15213,7 @@ func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, o
 
 var webhookAttemptImplementors = []string{"WebhookAttempt"}
 
-func (ec *executionContext) _WebhookAttempt(ctx context.Context, sel ast.SelectionSet, obj *webhook.Attempt) graphql.Marshaler {
+func (ec *executionContext) _WebhookAttempt(ctx context.Context, sel ast.SelectionSet, obj *delivery.Attempt) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, webhookAttemptImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -12914,7 +15266,7 @@ func (ec *executionContext) _WebhookAttempt(ctx context.Context, sel ast.Selecti
 
 var webhookDeliveryImplementors = []string{"WebhookDelivery"}
 
-func (ec *executionContext) _WebhookDelivery(ctx context.Context, sel ast.SelectionSet, obj *webhook.Delivery) graphql.Marshaler {
+func (ec *executionContext) _WebhookDelivery(ctx context.Context, sel ast.SelectionSet, obj *delivery.Delivery) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, webhookDeliveryImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -12929,20 +15281,22 @@ func (ec *executionContext) _WebhookDelivery(ctx context.Context, sel ast.Select
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "webhookId":
-			out.Values[i] = ec._WebhookDelivery_webhookId(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WebhookDelivery_webhookId(ctx, field, obj)
+				})
 		case "endpointId":
 			out.Values[i] = ec._WebhookDelivery_endpointId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "alertId":
-			out.Values[i] = ec._WebhookDelivery_alertId(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WebhookDelivery_alertId(ctx, field, obj)
+				})
 		case "status":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -14155,6 +16509,86 @@ func (ec *executionContext) marshalNDecimal2ᚕgithubᚗcomᚋcloudresellerᚋcr
 	return ret
 }
 
+func (ec *executionContext) marshalNEmailAttempt2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐAttemptᚄ(ctx context.Context, sel ast.SelectionSet, v []*delivery.Attempt) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNEmailAttempt2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐAttempt(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNEmailAttempt2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐAttempt(ctx context.Context, sel ast.SelectionSet, v *delivery.Attempt) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EmailAttempt!")
+		return graphql.Null
+	}
+	return ec._EmailAttempt(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNEmailDelivery2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDeliveryᚄ(ctx context.Context, sel ast.SelectionSet, v []*delivery.Delivery) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNEmailDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDelivery(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNEmailDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDelivery(ctx context.Context, sel ast.SelectionSet, v *delivery.Delivery) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EmailDelivery!")
+		return graphql.Null
+	}
+	return ec._EmailDelivery(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNEmailDeliveryConnection2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐEmailDeliveryConnection(ctx context.Context, sel ast.SelectionSet, v *model.EmailDeliveryConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EmailDeliveryConnection!")
+		return graphql.Null
+	}
+	return ec._EmailDeliveryConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNEmailDeliveryEdge2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐEmailDeliveryEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.EmailDeliveryEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNEmailDeliveryEdge2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐEmailDeliveryEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNEmailDeliveryEdge2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐEmailDeliveryEdge(ctx context.Context, sel ast.SelectionSet, v *model.EmailDeliveryEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EmailDeliveryEdge!")
+		return graphql.Null
+	}
+	return ec._EmailDeliveryEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
 	res, err := graphql.UnmarshalFloatContext(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -14234,6 +16668,30 @@ func (ec *executionContext) marshalNInt2ᚕintᚄ(ctx context.Context, sel ast.S
 	return ret
 }
 
+func (ec *executionContext) marshalNNotificationAddress2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋemailᚐAddressᚄ(ctx context.Context, sel ast.SelectionSet, v []*email.Address) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNNotificationAddress2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋemailᚐAddress(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNNotificationAddress2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋemailᚐAddress(ctx context.Context, sel ast.SelectionSet, v *email.Address) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "NotificationAddress!")
+		return graphql.Null
+	}
+	return ec._NotificationAddress(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNOrderDirection2githubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐOrderDirection(ctx context.Context, v any) (model.OrderDirection, error) {
 	var res model.OrderDirection
 	err := res.UnmarshalGQL(v)
@@ -14308,6 +16766,62 @@ func (ec *executionContext) marshalNPartnerEdge2ᚖgithubᚗcomᚋcloudreseller�
 	return ec._PartnerEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNPartnerNotice2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐNoticeᚄ(ctx context.Context, sel ast.SelectionSet, v []*delivery.Notice) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPartnerNotice2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐNotice(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPartnerNotice2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐNotice(ctx context.Context, sel ast.SelectionSet, v *delivery.Notice) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PartnerNotice!")
+		return graphql.Null
+	}
+	return ec._PartnerNotice(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPartnerNoticeConnection2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐPartnerNoticeConnection(ctx context.Context, sel ast.SelectionSet, v *model.PartnerNoticeConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PartnerNoticeConnection!")
+		return graphql.Null
+	}
+	return ec._PartnerNoticeConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPartnerNoticeEdge2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐPartnerNoticeEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PartnerNoticeEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPartnerNoticeEdge2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐPartnerNoticeEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPartnerNoticeEdge2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐPartnerNoticeEdge(ctx context.Context, sel ast.SelectionSet, v *model.PartnerNoticeEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PartnerNoticeEdge!")
+		return graphql.Null
+	}
+	return ec._PartnerNoticeEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNPurchaseCheck2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋaccountsᚐPurchaseCheck(ctx context.Context, sel ast.SelectionSet, v *accounts.PurchaseCheck) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "PurchaseCheck!")
@@ -14362,6 +16876,11 @@ func (ec *executionContext) unmarshalNSetCreditInput2githubᚗcomᚋcloudreselle
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNSetNotificationAddressesInput2githubᚗcomᚋcloudresellerᚋcreditᚋgraphᚋmodelᚐSetNotificationAddressesInput(ctx context.Context, v any) (model.SetNotificationAddressesInput, error) {
+	res, err := ec.unmarshalInputSetNotificationAddressesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := model.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -14374,6 +16893,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -14427,11 +16975,11 @@ func (ec *executionContext) marshalNViewer2ᚖgithubᚗcomᚋcloudresellerᚋcre
 	return ec._Viewer(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNWebhookAttempt2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋwebhookᚐAttemptᚄ(ctx context.Context, sel ast.SelectionSet, v []*webhook.Attempt) graphql.Marshaler {
+func (ec *executionContext) marshalNWebhookAttempt2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐAttemptᚄ(ctx context.Context, sel ast.SelectionSet, v []*delivery.Attempt) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNWebhookAttempt2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋwebhookᚐAttempt(ctx, sel, v[i])
+		return ec.marshalNWebhookAttempt2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐAttempt(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -14443,7 +16991,7 @@ func (ec *executionContext) marshalNWebhookAttempt2ᚕᚖgithubᚗcomᚋcloudres
 	return ret
 }
 
-func (ec *executionContext) marshalNWebhookAttempt2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋwebhookᚐAttempt(ctx context.Context, sel ast.SelectionSet, v *webhook.Attempt) graphql.Marshaler {
+func (ec *executionContext) marshalNWebhookAttempt2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐAttempt(ctx context.Context, sel ast.SelectionSet, v *delivery.Attempt) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "WebhookAttempt!")
 		return graphql.Null
@@ -14451,11 +16999,11 @@ func (ec *executionContext) marshalNWebhookAttempt2ᚖgithubᚗcomᚋcloudresell
 	return ec._WebhookAttempt(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNWebhookDelivery2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋwebhookᚐDeliveryᚄ(ctx context.Context, sel ast.SelectionSet, v []*webhook.Delivery) graphql.Marshaler {
+func (ec *executionContext) marshalNWebhookDelivery2ᚕᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDeliveryᚄ(ctx context.Context, sel ast.SelectionSet, v []*delivery.Delivery) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNWebhookDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋwebhookᚐDelivery(ctx, sel, v[i])
+		return ec.marshalNWebhookDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDelivery(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -14467,7 +17015,7 @@ func (ec *executionContext) marshalNWebhookDelivery2ᚕᚖgithubᚗcomᚋcloudre
 	return ret
 }
 
-func (ec *executionContext) marshalNWebhookDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋwebhookᚐDelivery(ctx context.Context, sel ast.SelectionSet, v *webhook.Delivery) graphql.Marshaler {
+func (ec *executionContext) marshalNWebhookDelivery2ᚖgithubᚗcomᚋcloudresellerᚋcreditᚋinternalᚋalertsᚋdeliveryᚐDelivery(ctx context.Context, sel ast.SelectionSet, v *delivery.Delivery) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "WebhookDelivery!")
 		return graphql.Null

@@ -76,3 +76,12 @@ func deref[T any](p *T) T {
 func rulesChange(in model.AlertRulesInput) alerts.RulesChange {
 	return alerts.RulesChange{Percent: in.PercentThresholds, Available: in.AvailableBelow, Horizon: in.ForecastHorizonHours}
 }
+
+// statusText is a delivery state filter as the services take it.
+func statusText(status *model.WebhookDeliveryStatus) *string {
+	if status == nil {
+		return nil
+	}
+	v := string(*status)
+	return &v
+}

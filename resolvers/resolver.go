@@ -5,6 +5,8 @@ package resolvers
 import (
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
+	"github.com/cloudreseller/credit/internal/alerts/email"
 	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/keys"
 	"github.com/cloudreseller/credit/internal/ledger"
@@ -17,4 +19,7 @@ type Resolver struct {
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
 	Webhooks *webhook.Service
+	Email    *email.Service
+	// Deliveries is the log and queue every channel shares.
+	Deliveries *delivery.Service
 }

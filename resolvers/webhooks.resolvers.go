@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudreseller/credit/graph"
 	"github.com/cloudreseller/credit/graph/model"
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
 	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/page"
 )
@@ -39,7 +40,7 @@ func (r *mutationResolver) RotateWebhookSecret(ctx context.Context, id uint) (*m
 	return &model.WebhookEndpointWithSecret{Endpoint: e, Secret: e.Secret}, nil
 }
 
-func (r *mutationResolver) ResendWebhookDelivery(ctx context.Context, id uint) (*webhook.Delivery, error) {
+func (r *mutationResolver) ResendWebhookDelivery(ctx context.Context, id uint) (*delivery.Delivery, error) {
 	return r.Webhooks.Resend(ctx, id)
 }
 
@@ -63,18 +64,13 @@ func (r *queryResolver) WebhookEndpoints(ctx context.Context, partnerID *uint) (
 	return r.Webhooks.List(ctx, partnerID)
 }
 
-func (r *queryResolver) WebhookDeliveries(ctx context.Context, endpointID uint, status *model.WebhookDeliveryStatus, first *int, after *string) (*model.WebhookDeliveryConnection, error) {
-	var st *string
-	if status != nil {
-		v := string(*status)
-		st = &v
-	}
-	res, err := r.Webhooks.Deliveries(ctx, endpointID, st, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
+func (r *queryResolver) WebhookDeliveries(ctx context.Context, endpointID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) (*model.WebhookDeliveryConnection, error) {
+	res, err := r.Webhooks.Deliveries(ctx, endpointID, partnerID, statusText(status), page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
 		return nil, err
 	}
 	return &model.WebhookDeliveryConnection{
-		Edges: edges(res, func(c string, n *webhook.Delivery) *model.WebhookDeliveryEdge {
+		Edges: edges(res, func(c string, n *delivery.Delivery) *model.WebhookDeliveryEdge {
 			return &model.WebhookDeliveryEdge{Cursor: c, Node: n}
 		}),
 		Nodes:      res.Items,
@@ -83,7 +79,21 @@ func (r *queryResolver) WebhookDeliveries(ctx context.Context, endpointID uint, 
 	}, nil
 }
 
-func (r *webhookDeliveryResolver) Status(ctx context.Context, obj *webhook.Delivery) (model.WebhookDeliveryStatus, error) {
+func (r *webhookDeliveryResolver) WebhookID(ctx context.Context, obj *delivery.Delivery) (string, error) {
+	if obj.AlertID == nil {
+		return "", nil
+	}
+	return webhook.MessageID(obj.TargetID, *obj.AlertID), nil
+}
+
+func (r *webhookDeliveryResolver) AlertID(ctx context.Context, obj *delivery.Delivery) (uint, error) {
+	if obj.AlertID == nil {
+		return 0, nil
+	}
+	return *obj.AlertID, nil
+}
+
+func (r *webhookDeliveryResolver) Status(ctx context.Context, obj *delivery.Delivery) (model.WebhookDeliveryStatus, error) {
 	return model.WebhookDeliveryStatus(obj.Status), nil
 }
 

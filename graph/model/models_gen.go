@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
 	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/auth"
@@ -239,6 +240,26 @@ type CustomerOrder struct {
 	Direction OrderDirection `json:"direction"`
 }
 
+// A page of e-mail deliveries, newest first.
+type EmailDeliveryConnection struct {
+	// The deliveries of this page with their cursors.
+	Edges []*EmailDeliveryEdge `json:"edges"`
+	// The deliveries of this page.
+	Nodes []*delivery.Delivery `json:"nodes"`
+	// Where this page is.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many deliveries match, on every page.
+	TotalCount int `json:"totalCount"`
+}
+
+// A delivery in a page, with its cursor.
+type EmailDeliveryEdge struct {
+	// Pass as `after` to continue after this delivery.
+	Cursor string `json:"cursor"`
+	// The delivery.
+	Node *delivery.Delivery `json:"node"`
+}
+
 // What can be changed. Each mutation is all or nothing: an error (extensions.code) means nothing
 // was applied.
 type Mutation struct {
@@ -276,6 +297,26 @@ type PartnerEdge struct {
 	Node *models.Partner `json:"node"`
 }
 
+// A page of notices, newest first.
+type PartnerNoticeConnection struct {
+	// The notices of this page with their cursors.
+	Edges []*PartnerNoticeEdge `json:"edges"`
+	// The notices of this page.
+	Nodes []*delivery.Notice `json:"nodes"`
+	// Where this page is.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many notices match, on every page.
+	TotalCount int `json:"totalCount"`
+}
+
+// A notice in a page, with its cursor.
+type PartnerNoticeEdge struct {
+	// Pass as `after` to continue after this notice.
+	Cursor string `json:"cursor"`
+	// The notice.
+	Node *delivery.Notice `json:"node"`
+}
+
 // What can be read. Every field needs an API key (`Authorization: Bearer <key>`; UNAUTHENTICATED
 // without one, FORBIDDEN for a role that may not read it). Listings return pages: `first` is 1 to
 // 100 (default 20), and an operation may ask for at most 5,000 complexity points
@@ -302,6 +343,16 @@ type SetCreditInput struct {
 	// nothing; the same key with other input is IDEMPOTENCY_CONFLICT. 1 to 128 characters, compared
 	// exactly.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// Replace the notification addresses of a partner or of one customer.
+type SetNotificationAddressesInput struct {
+	// The customer whose addresses these are; leave it out for the partner's own (every customer).
+	CustomerID *uint `json:"customerId,omitempty"`
+	// ADMIN: the partner whose own addresses these are (a PARTNER key sets its own).
+	PartnerID *uint `json:"partnerId,omitempty"`
+	// At most 10 addresses (name@example.com); an empty list removes them. Repeats are dropped.
+	Addresses []string `json:"addresses"`
 }
 
 // Live events, over WebSocket (graphql-transport-ws or legacy graphql-ws) or server-sent events.
@@ -363,7 +414,7 @@ type WebhookDeliveryConnection struct {
 	// The deliveries of the page with their cursors.
 	Edges []*WebhookDeliveryEdge `json:"edges"`
 	// The deliveries of the page, without cursors.
-	Nodes []*webhook.Delivery `json:"nodes"`
+	Nodes []*delivery.Delivery `json:"nodes"`
 	// Where the page is in the list.
 	PageInfo *PageInfo `json:"pageInfo"`
 	// How many deliveries match, on every page.
@@ -375,7 +426,7 @@ type WebhookDeliveryEdge struct {
 	// Pass as `after` to continue after this delivery.
 	Cursor string `json:"cursor"`
 	// The delivery.
-	Node *webhook.Delivery `json:"node"`
+	Node *delivery.Delivery `json:"node"`
 }
 
 // An endpoint with its signing secret, shown only when it is created or its secret rotated.

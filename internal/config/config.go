@@ -11,11 +11,15 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
+
+	"github.com/cloudreseller/credit/internal/alerts/email"
 )
 
 // Config is the server's configuration.
@@ -50,6 +54,14 @@ type Config struct {
 	// pauses before each retry (nil: the default schedule).
 	WebhookTimeout time.Duration
 	WebhookRetries []time.Duration
+	// SMTPURL, when set, turns e-mail on: alerts are sent through this
+	// server (smtp://user:pass@host:587, STARTTLS when offered; smtps://).
+	SMTPURL *url.URL
+	// SMTPFrom is the sender of e-mails.
+	SMTPFrom string
+	// AlertLink is the link e-mails give to see a customer ({id} is its id);
+	// empty: the playground.
+	AlertLink string
 }
 
 // setting is one configuration item: its variable, flag, default and how it
@@ -137,7 +149,7 @@ var settings = []setting{
 	{"WEBHOOK_ALLOW_INSECURE", "webhook-allow-insecure", "false", "accept http webhook endpoints, not only https: true or false", boolean(func(c *Config) *bool { return &c.WebhookAllowInsecure })},
 	{"WEBHOOK_ALLOW_PRIVATE", "webhook-allow-private", "false", "accept webhook endpoints on loopback, private and link-local addresses: true or false", boolean(func(c *Config) *bool { return &c.WebhookAllowPrivate })},
 	{"WEBHOOK_TIMEOUT", "webhook-timeout", "10s", "how long a webhook attempt may take (a Go duration, 1s to 60s)", duration(func(c *Config) *time.Duration { return &c.WebhookTimeout }, time.Second, time.Minute, "must be a duration from 1s to 60s")},
-	{"WEBHOOK_RETRIES", "webhook-retries", "", "pauses before each webhook retry, comma-separated Go durations (unset: 10s,1m,5m,30m,2h,6h, then 12h five times: about 3 days)", func(c *Config, v string) error {
+	{"WEBHOOK_RETRIES", "webhook-retries", "", "pauses before each retry of a webhook or e-mail delivery, comma-separated Go durations (unset: 10s,1m,5m,30m,2h,6h, then 12h five times: about 3 days)", func(c *Config, v string) error {
 		c.WebhookRetries = nil
 		if v == "" {
 			return nil
@@ -152,6 +164,31 @@ var settings = []setting{
 		if len(c.WebhookRetries) > 50 {
 			return errors.New("must hold at most 50 pauses")
 		}
+		return nil
+	}},
+	{"SMTP_URL", "smtp-url", "", "mail server that alert e-mails go through: smtp://user:password@host:587 (STARTTLS when offered) or smtps://…:465; unset: e-mail is off", func(c *Config, v string) error {
+		c.SMTPURL = nil
+		if v == "" {
+			return nil
+		}
+		u, err := email.ParseServer(v)
+		c.SMTPURL = u
+		return err
+	}},
+	{"SMTP_FROM", "smtp-from", "credit-alerts@localhost", "sender address of alert e-mails", func(c *Config, v string) error {
+		if a, err := mail.ParseAddress(v); err != nil || a.Address != v {
+			return errors.New("must be an e-mail address such as alerts@example.com")
+		}
+		c.SMTPFrom = v
+		return nil
+	}},
+	{"ALERT_LINK", "alert-link", "", "link alert e-mails give to see the customer, {id} replaced by its id (https://dashboard.example.com/customers/{id}); unset: this server's playground", func(c *Config, v string) error {
+		if v != "" {
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+				return errors.New("must be an http or https URL")
+			}
+		}
+		c.AlertLink = v
 		return nil
 	}},
 	{"PLAYGROUND_CDN", "playground-cdn", "false", "serve the playground from GraphiQL's public CDN instead of the files built into the binary: true or false", boolean(func(c *Config) *bool { return &c.PlaygroundCDN })},
@@ -220,7 +257,7 @@ func redact(env, v string) string {
 	switch env {
 	case "ADMIN_TOKEN", "METRICS_TOKEN":
 		return strings.Repeat("*", min(len(v), 8))
-	case "MYSQL_DSN":
+	case "MYSQL_DSN", "SMTP_URL":
 		if at := strings.LastIndex(v, "@"); at >= 0 {
 			return "…" + v[at:]
 		}

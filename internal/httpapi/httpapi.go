@@ -27,6 +27,8 @@ import (
 	"github.com/cloudreseller/credit/graph"
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
+	"github.com/cloudreseller/credit/internal/alerts/email"
 	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
@@ -47,7 +49,10 @@ type Services struct {
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
 	Webhooks *webhook.Service
-	Logger   *slog.Logger
+	Email    *email.Service
+	// Deliveries is the log and queue of webhook and e-mail deliveries.
+	Deliveries *delivery.Service
+	Logger     *slog.Logger
 	// Metrics are served on /metrics (made from the services when nil).
 	Metrics *metrics.Metrics
 	// MetricsToken, when set, is the bearer token /metrics requires.
@@ -134,7 +139,8 @@ const ReadyTailLag = 5 * time.Second
 // newGraphQL returns the GraphQL server with its transports and extensions.
 func newGraphQL(s Services, obs observer) *handler.Server {
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{
-		Resolvers:  &resolvers.Resolver{Accounts: s.Accounts, Keys: s.Keys, Ledger: s.Ledger, Alerts: s.Alerts, Webhooks: s.Webhooks},
+		Resolvers: &resolvers.Resolver{Accounts: s.Accounts, Keys: s.Keys, Ledger: s.Ledger, Alerts: s.Alerts, Webhooks: s.Webhooks,
+			Email: s.Email, Deliveries: s.Deliveries},
 		Complexity: complexity(),
 	}))
 	gql.AddTransport(websocketTransport(s.Keys, s.PingInterval, s.InitTimeout))

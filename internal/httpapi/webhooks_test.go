@@ -12,7 +12,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"gorm.io/gorm"
 
-	"github.com/cloudreseller/credit/internal/alerts/webhook"
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
 	"github.com/cloudreseller/credit/internal/httpapi"
 	"github.com/cloudreseller/credit/internal/testenv"
 )
@@ -58,7 +58,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // delivery log shows every attempt.
 func TestWebhookDelivery(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
-		s := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{Webhooks: webhook.Options{
+		s := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{Deliveries: delivery.Options{
 			Retries: []time.Duration{50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond}, Poll: 20 * time.Millisecond}})
 		_, partner := s.CreatePartner(t, "Reseller", "100000")
 		billing := s.CreateKey(t, "feed", "BILLING", "")

@@ -26,6 +26,8 @@ import (
 
 	"github.com/cloudreseller/credit/internal/accounts"
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
+	"github.com/cloudreseller/credit/internal/alerts/email"
 	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/httpapi"
@@ -109,6 +111,9 @@ type Server struct {
 	Ledger   *ledger.Ledger
 	Alerts   *alerts.Service
 	Webhooks *webhook.Service
+	// Email is off unless Options.Email names a server.
+	Email      *email.Service
+	Deliveries *delivery.Service
 }
 
 // NewServer serves the real handler on db, with AdminToken as ADMIN_TOKEN, and
@@ -123,6 +128,10 @@ type Options struct {
 	Keys     keys.Options
 	Alerts   alerts.Options
 	Webhooks webhook.Options
+	// Deliveries tune retries and polling (short in tests).
+	Deliveries delivery.Options
+	// Email turns e-mail on when Email.Server is set.
+	Email email.Options
 }
 
 // NewServerWith is NewServer with settings of httpapi.Services (its services
@@ -142,9 +151,15 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 	s.Keys = keys.New(db, ko)
 	wo := o.Webhooks
 	wo.AllowInsecure, wo.AllowPrivate = true, true // tests receive on loopback
-	s.Webhooks = webhook.New(db, wo, nil)
+	s.Deliveries = delivery.New(db, o.Deliveries, nil)
+	s.Webhooks = webhook.New(db, s.Deliveries, wo)
+	s.Deliveries.Add(s.Webhooks)
+	s.Email = email.New(db, s.Deliveries, o.Email)
+	if s.Email.Enabled() {
+		s.Deliveries.Add(s.Email)
+	}
 	ao := o.Alerts
-	ao.Numbered, ao.AfterNumbered = s.Webhooks.Enqueue, s.Webhooks.Wake
+	ao.Numbered, ao.AfterNumbered = s.Deliveries.Enqueue, s.Deliveries.Wake
 	s.Alerts = alerts.New(db, ao, nil)
 	s.Accounts = accounts.New(db, s.Alerts)
 	s.Ledger = ledger.New(db, s.Alerts)
@@ -155,8 +170,9 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 	}
 	watched, delivered := make(chan struct{}), make(chan struct{})
 	go func() { defer close(watched); s.Keys.Watch(ctx) }()
-	go func() { defer close(delivered); s.Webhooks.Run(ctx) }()
+	go func() { defer close(delivered); s.Deliveries.Run(ctx) }()
 	settings.DB, settings.Accounts, settings.Keys, settings.Ledger, settings.Alerts, settings.Webhooks = db, s.Accounts, s.Keys, s.Ledger, s.Alerts, s.Webhooks
+	settings.Email, settings.Deliveries = s.Email, s.Deliveries
 	s.Server = httptest.NewUnstartedServer(httpapi.New(settings))
 	s.Start()
 	t.Cleanup(func() {

@@ -45,11 +45,11 @@ func TestEndpointSafety(t *testing.T) {
 	// registration (as a host that later resolves to 127.0.0.1 would).
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer hook.Close()
-	strict := New(nil, Options{AllowInsecure: true}, nil)
+	strict := New(nil, nil, Options{AllowInsecure: true})
 	if _, err := strict.client.Get(hook.URL); !errors.Is(err, errForbiddenAddress) {
 		t.Fatalf("connecting to %s: %v, want it refused", hook.URL, err)
 	}
-	relaxed := New(nil, Options{AllowInsecure: true, AllowPrivate: true}, nil)
+	relaxed := New(nil, nil, Options{AllowInsecure: true, AllowPrivate: true})
 	res, err := relaxed.client.Get(hook.URL)
 	if err != nil {
 		t.Fatalf("with private addresses allowed: %v", err)

@@ -1,21 +1,13 @@
-// Package webhook delivers alerts to the HTTP endpoints partners register,
-// signed per the Standard Webhooks specification, at least once, with
-// retries and a log of every attempt.
-//
-// A delivery (one alert for one endpoint) is queued in the transaction that
-// numbers the alert (Enqueue, called by the outbox's sequencer), so that no
-// alert is lost or queued twice, whichever process numbers it. Every process
-// runs a dispatcher that leases due deliveries (a lease on the row, taken in a
-// short transaction of its own: the write path holds no lock a delivery
-// needs), attempts them, and records each attempt; a process killed
-// mid-attempt leaves its lease to expire, and another process retries.
+// Package webhook is the delivery channel of the HTTP endpoints partners
+// register: alerts posted as JSON, signed per the Standard Webhooks
+// specification. Queueing, leases, retries and the log of attempts are the
+// delivery package's, shared with every channel.
 package webhook
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -25,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/accounts"
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
 	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
@@ -40,51 +33,23 @@ type Options struct {
 	// AllowPrivate accepts endpoints on loopback, private and link-local
 	// addresses (WEBHOOK_ALLOW_PRIVATE; the tests receive on loopback).
 	AllowPrivate bool
-	// Retries are the pauses before each retry; after the last, a delivery
-	// fails (dead letter). DefaultRetries when nil.
-	Retries []time.Duration
 	// Timeout bounds one attempt (10 s).
 	Timeout time.Duration
-	// Poll is how often a dispatcher looks for due deliveries (1 s); it is
-	// woken at once when alerts are numbered.
-	Poll time.Duration
-	// Lease is how long an attempt holds its delivery (three timeouts): a
-	// process killed mid-attempt leaves it to another after that.
-	Lease time.Duration
 }
 
-// DefaultRetries retry after 10 s, 1 min, 5 min, 30 min, 2 h, 6 h, then every
-// 12 h: 12 attempts over about 3 days (72 h), with ±20 % jitter.
-var DefaultRetries = []time.Duration{
-	10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 6 * time.Hour,
-	12 * time.Hour, 12 * time.Hour, 12 * time.Hour, 12 * time.Hour, 12 * time.Hour,
-}
-
-// Service manages endpoints and delivers to them.
+// Service manages endpoints and delivers to them; it is a delivery.Channel.
 type Service struct {
-	db     *gorm.DB
-	opts   Options
-	client *http.Client
-	log    *slog.Logger
-	wake   chan struct{}
+	db         *gorm.DB
+	deliveries *delivery.Service
+	opts       Options
+	client     *http.Client
 }
 
-// New returns the webhook service on db.
-func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
-	if opts.Retries == nil {
-		opts.Retries = DefaultRetries
-	}
+// New returns the webhook channel on db, whose deliveries go through
+// deliveries (the caller Adds it there).
+func New(db *gorm.DB, deliveries *delivery.Service, opts Options) *Service {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = time.Second
-	}
-	if opts.Lease <= 0 {
-		opts.Lease = 3 * opts.Timeout
-	}
-	if log == nil {
-		log = slog.Default()
 	}
 	transport := &http.Transport{DialContext: guardedDialer(opts).DialContext, MaxIdleConnsPerHost: 4, ResponseHeaderTimeout: opts.Timeout}
 	client := &http.Client{
@@ -93,7 +58,7 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 		// Redirects are not followed: a receiver answers where it was registered.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Service{db: db, opts: opts, client: client, log: log, wake: make(chan struct{}, 1)}
+	return &Service{db: db, deliveries: deliveries, opts: opts, client: client}
 }
 
 // Endpoint is a partner's webhook endpoint.
@@ -250,7 +215,7 @@ func (s *Service) Delete(ctx context.Context, id uint) (*Endpoint, error) {
 		if e, err = s.find(ctx, tx, id); err != nil {
 			return err
 		}
-		if _, err := database.Exec(tx, "DELETE FROM webhook_deliveries WHERE endpoint_id = ? AND status = ?", id, StatusPending); err != nil {
+		if _, err := database.Exec(tx, "DELETE FROM alert_deliveries WHERE channel = ? AND target_id = ? AND status = ?", Channel, id, delivery.StatusPending); err != nil {
 			return err
 		}
 		_, err = database.Exec(tx, "DELETE FROM webhook_endpoints WHERE id = ?", id)
@@ -287,108 +252,24 @@ func (s *Service) Rotate(ctx context.Context, id uint) (*Endpoint, error) {
 	return e.endpoint(), nil
 }
 
-// Delivery is one alert for one endpoint, with every attempt.
-type Delivery struct {
-	ID            uint
-	EndpointID    uint
-	AlertID       uint
-	Status        string
-	Attempts      []*Attempt `gorm:"-"`
-	NextAttemptAt *time.Time
-	DeliveredAt   *time.Time
-	LastError     *string
-	CreatedAt     time.Time
+// Deliveries lists deliveries to webhooks, newest first, with their attempts:
+// one endpoint's (NOT_FOUND when the caller may not manage it), or every
+// endpoint's of the caller (ADMIN: of every partner, or of partnerID);
+// optionally in one state (FAILED: the dead letters).
+func (s *Service) Deliveries(ctx context.Context, endpointID, partnerID *uint, status *string, args page.Args) (page.Result[*delivery.Delivery], error) {
+	f := delivery.Filter{Channel: Channel, TargetID: endpointID, PartnerID: partnerID, Status: status}
+	if endpointID != nil {
+		if _, err := s.find(ctx, s.db.WithContext(ctx), *endpointID); err != nil {
+			return page.Result[*delivery.Delivery]{}, err
+		}
+	}
+	return s.deliveries.List(ctx, f, args)
 }
 
-// WebhookID is the delivery's webhook-id header.
-func (d *Delivery) WebhookID() string { return MessageID(d.EndpointID, d.AlertID) }
-
-// Attempt is one try at a delivery.
-type Attempt struct {
-	AttemptedAt time.Time
-	HTTPStatus  *int
-	LatencyMs   int
-	Response    *string
-	Error       *string
-}
-
-// Deliveries lists an endpoint's deliveries, newest first, optionally of one
-// status, with their attempts (oldest first).
-func (s *Service) Deliveries(ctx context.Context, endpointID uint, status *string, args page.Args) (page.Result[*Delivery], error) {
-	var none page.Result[*Delivery]
-	if _, err := s.find(ctx, s.db.WithContext(ctx), endpointID); err != nil {
-		return none, err
-	}
-	req, err := args.Parse()
-	if err != nil {
-		return none, err
-	}
-	q := s.db.WithContext(ctx).Table("webhook_deliveries").Where("endpoint_id = ?", endpointID)
-	if status != nil {
-		q = q.Where("status = ?", *status)
-	}
-	total, err := database.CountIf(req.Count, q)
-	if err != nil {
-		return none, err
-	}
-	var rows []*Delivery
-	q = database.Seek(q, "id", true, req.After != nil, nil, req.AfterID())
-	if err := q.Select("id, endpoint_id, alert_id, status, next_attempt_at, delivered_at, last_error, created_at").
-		Limit(req.Limit + 1).Find(&rows).Error; err != nil {
-		return none, err
-	}
-	res := page.Build(rows, req, total, func(d *Delivery) page.Cursor { return page.Cursor{ID: d.ID} })
-	if len(res.Items) == 0 {
-		return res, nil
-	}
-	ids := make([]uint, len(res.Items))
-	byID := map[uint]*Delivery{}
-	for i, d := range res.Items {
-		ids[i], byID[d.ID] = d.ID, d
-		d.Attempts = []*Attempt{}
-	}
-	var attempts []struct {
-		DeliveryID uint
-		Attempt
-	}
-	if err := s.db.WithContext(ctx).Table("webhook_attempts").Where("delivery_id IN ?", ids).Order("id").
-		Select("delivery_id, attempted_at, http_status, latency_ms, response, error").Find(&attempts).Error; err != nil {
-		return none, err
-	}
-	for i := range attempts {
-		a := attempts[i].Attempt
-		byID[attempts[i].DeliveryID].Attempts = append(byID[attempts[i].DeliveryID].Attempts, &a)
-	}
-	return res, nil
-}
-
-// Resend queues a delivery again, whatever its state (a delivered one too):
-// it is attempted at once, with the same webhook-id.
-func (s *Service) Resend(ctx context.Context, deliveryID uint) (*Delivery, error) {
-	p, err := auth.Require(ctx, auth.RoleAdmin, auth.RolePartner)
-	if err != nil {
-		return nil, err
-	}
-	q := s.db.WithContext(ctx).Table("webhook_deliveries").Where("id = ?", deliveryID)
-	if p.Role == auth.RolePartner {
-		q = q.Where("partner_id = ?", p.PartnerID)
-	}
-	var rows []*Delivery
-	if err := q.Select("id, endpoint_id, alert_id, status, next_attempt_at, delivered_at, last_error, created_at").Find(&rows).Error; err != nil {
-		return nil, err
-	}
-	if len(rows) == 0 {
-		return nil, errs.E(errs.NotFound, "no webhook delivery with id %d", deliveryID)
-	}
-	now := s.db.NowFunc()
-	if _, err := database.Exec(s.db.WithContext(ctx), "UPDATE webhook_deliveries SET status = ?, next_attempt_at = ?, lease_until = NULL WHERE id = ?",
-		StatusPending, now, deliveryID); err != nil {
-		return nil, err
-	}
-	d := rows[0]
-	d.Status, d.NextAttemptAt, d.Attempts = StatusPending, &now, []*Attempt{}
-	signal(s.wake)
-	return d, nil
+// Resend queues a webhook delivery again, whatever its state (a delivered one
+// too): it is attempted at once, with the same webhook-id.
+func (s *Service) Resend(ctx context.Context, id uint) (*delivery.Delivery, error) {
+	return s.deliveries.Resend(ctx, Channel, id)
 }
 
 // MaxReplay bounds the alerts one replay queues (replay again after the last).
@@ -416,15 +297,15 @@ func (s *Service) Replay(ctx context.Context, endpointID, afterAlertID uint) (in
 		if err := q.Order("id").Limit(MaxReplay).Pluck("id", &ids).Error; err != nil || len(ids) == 0 {
 			return err
 		}
-		now := tx.NowFunc()
-		_, err = database.InsertRows(tx, "webhook_deliveries",
-			[]string{"endpoint_id", "partner_id", "alert_id", "status", "attempts", "next_attempt_at", "created_at"},
-			len(ids), func(i int) []any { return []any{e.ID, e.PartnerID, ids[i], StatusPending, 0, now, now} })
+		routes := make([]delivery.Route, len(ids))
+		for i, id := range ids {
+			routes[i] = delivery.Route{Target: e.ID, Partner: e.PartnerID, Alert: id}
+		}
 		queued = len(ids)
-		return err
+		return delivery.Queue(tx, Channel, routes)
 	})
 	if err == nil && queued > 0 {
-		signal(s.wake)
+		s.deliveries.Wake()
 	}
 	return queued, err
 }

@@ -1,0 +1,179 @@
+// Package delivery sends alerts, and notices to partners, through the
+// channels partners set up (webhook endpoints, e-mail addresses: one
+// subpackage of alerts each), at least once, with retries and a log of every
+// attempt.
+//
+// A delivery is one message (an alert or a notice) for one target of one
+// channel (an endpoint, an address). Deliveries of alerts are queued in the
+// transaction that numbers the alerts (Enqueue, called by the outbox's
+// sequencer), so that none is lost or queued twice, whichever process numbers
+// them; nothing is added to the transactions of credit changes and usage.
+// Every process runs a dispatcher (Run) that leases due deliveries in a short
+// transaction of its own (FOR UPDATE SKIP LOCKED where the store has it),
+// attempts them, and records each attempt; a process killed mid-attempt
+// leaves its lease to expire, and another process retries. Each target has
+// at most one attempt in flight per process, and a slow target holds only its
+// own deliveries: the dispatcher does not wait for it.
+package delivery
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/models"
+)
+
+// Delivery states.
+const (
+	StatusPending   = "PENDING"
+	StatusDelivered = "DELIVERED"
+	StatusFailed    = "FAILED"
+)
+
+// Channel is a way of delivering: webhooks, e-mail.
+type Channel interface {
+	// Name is the channel's name in the store ("webhook", "email").
+	Name() string
+	// Route returns the deliveries alerts being numbered need, reading in tx
+	// (the numbering transaction).
+	Route(tx *gorm.DB, alerts []*models.Alert) ([]Route, error)
+	// RouteNotice returns the deliveries a notice to a partner needs.
+	RouteNotice(tx *gorm.DB, n *Notice) ([]Route, error)
+	// Send makes one attempt at a delivery, bounded by the channel's timeout.
+	Send(ctx context.Context, m *Message) Outcome
+	// Settle records, in the transaction that records an attempt, what its
+	// outcome means for the target (a streak of failures). It returns why it
+	// disabled the target, if it did.
+	Settle(tx *gorm.DB, target uint, o Outcome, now time.Time) (disabled string, err error)
+	// Describe names a target for people (an endpoint's URL, an address).
+	Describe(tx *gorm.DB, target uint) string
+}
+
+// Route is a delivery to queue: a message for a target.
+type Route struct {
+	Target, Partner uint
+	Alert, Notice   uint // one of them
+}
+
+// Message is a delivery being attempted, with what it carries.
+type Message struct {
+	DeliveryID uint
+	TargetID   uint
+	PartnerID  uint
+	// Attempt counts from 1.
+	Attempt int
+	// Alert or Notice is set.
+	Alert  *models.Alert
+	Notice *Notice
+}
+
+// Outcome is what an attempt came to.
+type Outcome struct {
+	Delivered bool
+	// Code is the HTTP status or SMTP reply code, when there was one.
+	Code *int
+	// Latency is how long the attempt took.
+	Latency time.Duration
+	// Response is what the target answered, at most 1 KB.
+	Response string
+	// Error says, for people, why the attempt failed.
+	Error string
+	// Final fails the delivery without retrying (the target refused it for
+	// good, or is gone).
+	Final bool
+}
+
+// Options tune delivery.
+type Options struct {
+	// Retries are the pauses before each retry; after the last, a delivery
+	// fails (dead letter). DefaultRetries when nil.
+	Retries []time.Duration
+	// Poll is how often a dispatcher looks for due deliveries (1 s); it is
+	// woken at once when deliveries are queued.
+	Poll time.Duration
+	// Lease is how long a process holds the deliveries it leased (1 min):
+	// a process killed mid-attempt leaves them to another after that. Make it
+	// longer than PerTarget attempts at the slowest channel's timeout.
+	Lease time.Duration
+	// PerTarget bounds the deliveries of one target one lease takes
+	// (DefaultPerTarget).
+	PerTarget int
+	// Targets bounds the targets a process attempts at once (64).
+	Targets int
+}
+
+// DefaultPerTarget is how many deliveries of one target a lease takes.
+const DefaultPerTarget = 5
+
+// DefaultRetries retry after 10 s, 1 min, 5 min, 30 min, 2 h, 6 h, then every
+// 12 h: 12 attempts over about 3 days (72 h), with ±20 % jitter.
+var DefaultRetries = []time.Duration{
+	10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 6 * time.Hour,
+	12 * time.Hour, 12 * time.Hour, 12 * time.Hour, 12 * time.Hour, 12 * time.Hour,
+}
+
+// Stats count this process's attempts.
+type Stats struct {
+	Delivered, Retried, Failed atomic.Int64
+}
+
+// Service queues and dispatches deliveries for its channels.
+type Service struct {
+	db       *gorm.DB
+	opts     Options
+	channels map[string]Channel
+	order    []Channel
+	log      *slog.Logger
+	wake     chan struct{}
+	// Stats count attempts by outcome.
+	Stats Stats
+
+	mu sync.Mutex
+	// busy are the targets with deliveries in flight here, by channel.
+	busy     map[string]map[uint]bool
+	inFlight sync.WaitGroup
+}
+
+// New returns the delivery service on db; Add its channels before Run.
+func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
+	if opts.Retries == nil {
+		opts.Retries = DefaultRetries
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = time.Minute
+	}
+	if opts.PerTarget <= 0 {
+		opts.PerTarget = DefaultPerTarget
+	}
+	if opts.Targets <= 0 {
+		opts.Targets = 64
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), busy: map[string]map[uint]bool{}}
+}
+
+// Add delivers through c too. Call it before Run and before alerts are
+// numbered.
+func (s *Service) Add(c Channel) {
+	s.channels[c.Name()] = c
+	s.order = append(s.order, c)
+	s.busy[c.Name()] = map[uint]bool{}
+}
+
+// Wake tells the dispatcher that deliveries were queued and committed.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}

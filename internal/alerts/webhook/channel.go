@@ -1,0 +1,253 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
+	"github.com/cloudreseller/credit/internal/credit"
+	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/models"
+)
+
+// Channel is the channel's name in the delivery log.
+const Channel = "webhook"
+
+// Name is the webhook channel's name.
+func (s *Service) Name() string { return Channel }
+
+// Route routes each alert to each enabled endpoint of its partner whose
+// filter takes it: one read of endpoints, in tx (the numbering transaction).
+func (s *Service) Route(tx *gorm.DB, alerts []*models.Alert) ([]delivery.Route, error) {
+	partners := map[uint]bool{}
+	ids := []uint{}
+	for _, a := range alerts {
+		if !partners[a.PartnerID] {
+			partners[a.PartnerID] = true
+			ids = append(ids, a.PartnerID)
+		}
+	}
+	var rows []endpointRow
+	if err := tx.Table("webhook_endpoints").Where("partner_id IN ? AND disabled_at IS NULL", ids).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	var routes []delivery.Route
+	for _, r := range rows {
+		e := r.endpoint()
+		for _, a := range alerts {
+			if a.PartnerID == e.PartnerID && e.wants(a.Kind, a.CustomerID) {
+				routes = append(routes, delivery.Route{Target: e.ID, Partner: e.PartnerID, Alert: a.ID})
+			}
+		}
+	}
+	return routes, nil
+}
+
+// RouteNotice sends no notice by webhook: a notice says an endpoint was
+// disabled, and goes to the partner's inboxes (the e-mail channel) and its
+// notices list.
+func (s *Service) RouteNotice(*gorm.DB, *delivery.Notice) ([]delivery.Route, error) { return nil, nil }
+
+// Describe names an endpoint by its URL.
+func (s *Service) Describe(tx *gorm.DB, id uint) string {
+	var urls []string
+	tx.Table("webhook_endpoints").Where("id = ?", id).Limit(1).Pluck("url", &urls)
+	if len(urls) == 0 {
+		return "deleted"
+	}
+	return urls[0]
+}
+
+// Payload is what an endpoint receives: the alert's fields as the GraphQL
+// Alert has them, with its customer's and partner's ids.
+type Payload struct {
+	Type string       `json:"type"`
+	Data PayloadAlert `json:"data"`
+}
+
+// PayloadAlert is an alert in a payload.
+type PayloadAlert struct {
+	ID             string         `json:"id"`
+	Kind           string         `json:"kind"`
+	Cause          string         `json:"cause"`
+	PartnerID      string         `json:"partnerId"`
+	CustomerID     string         `json:"customerId"`
+	Threshold      int            `json:"threshold"`
+	Level          *string        `json:"level"`
+	RecoveredKind  *string        `json:"recoveredKind"`
+	Status         *string        `json:"status"`
+	PreviousStatus *string        `json:"previousStatus"`
+	UsagePercent   float64        `json:"usagePercent"`
+	Used           string         `json:"used"`
+	Credit         string         `json:"credit"`
+	Available      string         `json:"available"`
+	Forecast       map[string]any `json:"forecast"`
+	CreatedAt      string         `json:"createdAt"`
+}
+
+// payloadOf is the JSON body for an alert.
+func payloadOf(a *models.Alert) ([]byte, error) {
+	p := PayloadAlert{
+		ID: fmt.Sprint(a.ID), Kind: string(a.Kind), Cause: string(a.Cause), PartnerID: fmt.Sprint(a.PartnerID),
+		CustomerID: fmt.Sprint(a.CustomerID), Threshold: a.Threshold, UsagePercent: credit.PercentFromBasisPoints(a.UsageBasisPoints),
+		Used: a.Used.String(), Credit: a.Credit.String(), Available: a.Available.String(), CreatedAt: a.CreatedAt.UTC().Format(time.RFC3339Nano),
+	}
+	if a.Level != nil {
+		l := a.Level.String()
+		p.Level = &l
+	}
+	if a.RecoveredKind != nil {
+		k := string(*a.RecoveredKind)
+		p.RecoveredKind = &k
+	}
+	if a.Status != nil {
+		st := string(*a.Status)
+		p.Status = &st
+	}
+	if a.PreviousStatus != nil {
+		st := string(*a.PreviousStatus)
+		p.PreviousStatus = &st
+	}
+	if a.DaysLeft != nil || a.BurnRatePerDay != nil {
+		p.Forecast = map[string]any{"basedOnHours": a.BasedOnHours}
+		if a.BurnRatePerDay != nil {
+			p.Forecast["burnRatePerDay"] = a.BurnRatePerDay.String()
+		}
+		if a.DaysLeft != nil {
+			p.Forecast["daysLeft"] = float64(*a.DaysLeft) / 100
+		}
+		if a.DepletesAt != nil {
+			p.Forecast["depletesAt"] = a.DepletesAt.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	return json.Marshal(Payload{Type: "alert." + strings.ToLower(string(a.Kind)), Data: p})
+}
+
+// MessageID is the webhook-id of an alert for an endpoint: the same on every
+// attempt, resend and replay, so that receivers can drop repeats.
+func MessageID(endpointID, alertID uint) string {
+	return fmt.Sprintf("msg_e%d_a%d", endpointID, alertID)
+}
+
+// sign returns the webhook-signature header: one "v1,<signature>" per secret
+// in force (two while a rotated secret overlaps).
+func sign(e *endpointRow, id string, at time.Time, body []byte) (string, error) {
+	secrets := []string{e.Secret}
+	if e.PreviousSecret != nil && e.PreviousSecretUntil != nil && at.Before(*e.PreviousSecretUntil) {
+		secrets = append(secrets, *e.PreviousSecret)
+	}
+	var sigs []string
+	for _, secret := range secrets {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err != nil {
+			return "", err
+		}
+		sig, err := wh.Sign(id, at, body)
+		if err != nil {
+			return "", err
+		}
+		sigs = append(sigs, sig)
+	}
+	return strings.Join(sigs, " "), nil
+}
+
+// maxResponse bounds what is read and kept of a response.
+const maxResponse = 1024
+
+// Send posts one alert to its endpoint, signed.
+func (s *Service) Send(ctx context.Context, m *delivery.Message) delivery.Outcome {
+	var endpoints []endpointRow
+	if err := s.db.WithContext(ctx).Table("webhook_endpoints").Where("id = ?", m.TargetID).Find(&endpoints).Error; err != nil {
+		return delivery.Outcome{Error: "the endpoint could not be read; retrying"}
+	}
+	if len(endpoints) == 0 || endpoints[0].DisabledAt != nil || m.Alert == nil {
+		return delivery.Outcome{Error: "the endpoint was deleted or disabled", Final: true}
+	}
+	e := &endpoints[0]
+	body, err := payloadOf(m.Alert)
+	if err != nil {
+		return delivery.Outcome{Error: "the alert could not be encoded", Final: true}
+	}
+	now := time.Now()
+	id := MessageID(e.ID, m.Alert.ID)
+	signature, err := sign(e, id, now, body)
+	if err != nil {
+		return delivery.Outcome{Error: "the endpoint's secret is not usable", Final: true}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(body))
+	if err != nil {
+		return delivery.Outcome{Error: "the endpoint's URL is not usable", Final: true}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "credit-webhooks/1")
+	req.Header.Set(standardwebhooks.HeaderWebhookID, id)
+	req.Header.Set(standardwebhooks.HeaderWebhookTimestamp, fmt.Sprint(now.Unix()))
+	req.Header.Set(standardwebhooks.HeaderWebhookSignature, signature)
+	start := time.Now()
+	res, err := s.client.Do(req)
+	latency := time.Since(start)
+	if err != nil {
+		msg := "connection failed or timed out"
+		if errors.Is(err, errForbiddenAddress) {
+			msg = errForbiddenAddress.Error()
+		}
+		return delivery.Outcome{Latency: latency, Error: msg}
+	}
+	excerpt, _ := io.ReadAll(io.LimitReader(res.Body, maxResponse))
+	res.Body.Close()
+	status := res.StatusCode
+	o := delivery.Outcome{Code: &status, Latency: latency, Response: string(excerpt)}
+	switch {
+	case status >= 200 && status < 300:
+		o.Delivered = true
+	case status == http.StatusGone:
+		o.Error, o.Final = "410 Gone: the endpoint is disabled", true
+	default:
+		o.Error = fmt.Sprintf("HTTP %d", status)
+	}
+	return o
+}
+
+// FailingDays is how long an endpoint may fail every attempt before it is
+// disabled.
+const FailingDays = 5
+
+// Settle keeps when an endpoint started failing (cleared by a success), and
+// disables it when it answered 410 Gone or has failed for FailingDays.
+func (s *Service) Settle(tx *gorm.DB, id uint, o delivery.Outcome, now time.Time) (string, error) {
+	if o.Delivered {
+		_, err := database.Exec(tx, "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL", id)
+		return "", err
+	}
+	if o.Code != nil && *o.Code == http.StatusGone {
+		return disable(tx, id, "the endpoint answered 410 Gone", now, "")
+	}
+	if _, err := database.Exec(tx, "UPDATE webhook_endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL", now, id); err != nil {
+		return "", err
+	}
+	return disable(tx, id, fmt.Sprintf("every attempt failed for %d days", FailingDays), now, " AND failing_since <= ?", now.Add(-FailingDays*24*time.Hour))
+}
+
+// disable turns an endpoint off, if it is on and cond holds, saying why; it
+// returns the reason when it did.
+func disable(tx *gorm.DB, id uint, reason string, now time.Time, cond string, args ...any) (string, error) {
+	res, err := database.Exec(tx, "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ? WHERE id = ? AND disabled_at IS NULL"+cond,
+		append([]any{now, reason, id}, args...)...)
+	if err != nil {
+		return "", err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return "", nil
+	}
+	return reason, nil
+}
