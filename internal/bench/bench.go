@@ -113,8 +113,13 @@ type row struct {
 }
 
 func printTable(w io.Writer, title string, rows []row) {
+	printColumns(w, title, "server", "raw", rows)
+}
+
+// printColumns prints rows comparing what a and b name (ratio a/b).
+func printColumns(w io.Writer, title, a, b string, rows []row) {
 	fmt.Fprintf(w, "\n%s\n\n", title)
-	fmt.Fprintf(w, "| workload | server | server p50 / p99 | raw | raw p50 / p99 | ratio | target |\n")
+	fmt.Fprintf(w, "| workload | %[1]s | %[1]s p50 / p99 | %[2]s | %[2]s p50 / p99 | ratio | target |\n", a, b)
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		ratio := r.server.Rate() / r.raw.Rate()

@@ -47,13 +47,24 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
-	printTable(cfg.Out, "Throughput at 1,000 customers of 4 partners (server vs the same work in plain database/sql)", rows)
+	if len(rows) > 0 {
+		printTable(cfg.Out, "Throughput at 1,000 customers of 4 partners (server vs the same work in plain database/sql)", rows)
+	}
 	if cfg.wants("alert cost") {
 		cost, err := env.alertCost(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("alert cost: %w", err)
 		}
 		printTable(cfg.Out, "What raising alerts costs (both columns through the server)", []row{cost})
+	}
+	if cfg.wants("delivery") {
+		rows, lat, err := env.delivery(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("delivery: %w", err)
+		}
+		printColumns(cfg.Out, fmt.Sprintf("Writes while alerts are delivered to webhook endpoints (half answer at once, a quarter fail, a quarter take 2 s; %d alert-raising changes a second beside each workload): with endpoints vs with none, same run", alertSource),
+			"with endpoints", "none", rows)
+		printLatencies(cfg.Out, "From an alert to its webhook, during those measurements", []latencyRow{lat})
 	}
 	if cfg.Short {
 		return nil
@@ -122,6 +133,8 @@ type env struct {
 	drop func()
 	// pprof is the server's profile address, when profiles are asked for.
 	pprof string
+	// swing counts the alert source's changes (raiseAlerts).
+	swing int
 
 	partnerKeys []string // by partner index
 	partnerIDs  []string
@@ -180,7 +193,8 @@ func prepare(ctx context.Context, cfg Config) (e *env, err error) {
 	}
 	e.url = "http://127.0.0.1:" + port
 	e.server = exec.Command(cfg.Server)
-	e.server.Env = append(os.Environ(), serverStore, "PORT="+port, "ADMIN_TOKEN="+e.admin, "DEMO=false")
+	e.server.Env = append(os.Environ(), serverStore, "PORT="+port, "ADMIN_TOKEN="+e.admin, "DEMO=false",
+		"WEBHOOK_ALLOW_INSECURE=true", "WEBHOOK_ALLOW_PRIVATE=true") // the delivery section's receiver is on loopback
 	if cfg.ProfileDir != "" {
 		pprofPort, err := freePort()
 		if err != nil {

@@ -1,0 +1,205 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// endpointCounts are the numbers of webhook endpoints the delivery section
+// compares with none.
+var endpointCounts = []int{1, 10, 100}
+
+// alertSource is the rate of alert-raising changes made beside each
+// measured workload (every one raises an alert, delivered to every endpoint
+// of its partner): the same with and without endpoints.
+const alertSource = 25 // changes a second
+
+// receiver takes webhooks: /ok answers at once, /fail with 500 (retried
+// later), /slow after two seconds. It keeps how long after its alert was
+// raised each /ok delivery arrived.
+type receiver struct {
+	srv *http.Server
+	url string
+
+	mu    sync.Mutex
+	delay []time.Duration
+}
+
+func newReceiver() (*receiver, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &receiver{url: "http://" + ln.Addr().String()}
+	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	go r.srv.Serve(ln)
+	return r, nil
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	switch req.URL.Path {
+	case "/fail":
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	case "/slow":
+		time.Sleep(2 * time.Second)
+		return
+	}
+	var p struct{ Data struct{ CreatedAt time.Time } }
+	if json.Unmarshal(body, &p) == nil && !p.Data.CreatedAt.IsZero() {
+		r.mu.Lock()
+		r.delay = append(r.delay, time.Since(p.Data.CreatedAt))
+		r.mu.Unlock()
+	}
+}
+
+// delays returns and forgets the delays measured so far.
+func (r *receiver) delays() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.delay
+	r.delay = nil
+	return d
+}
+
+// delivery measures setCredit and recordUsage with 1, 10 and 100 webhook
+// endpoints (spread over the partners; half of them failing or slow) against
+// the same run with none, while a steady source raises alerts, and the time
+// from an alert to its arrival at the endpoints that answer at once.
+func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, error) {
+	if err := e.loadPartners(ctx); err != nil {
+		return nil, latencyRow{}, err
+	}
+	rc, err := newReceiver()
+	if err != nil {
+		return nil, latencyRow{}, err
+	}
+	defer rc.srv.Close()
+	hot, err := e.customersAt(ctx, partners, "740.00")
+	if err != nil {
+		return nil, latencyRow{}, err
+	}
+	work := []workload{
+		{name: "`setCredit`, 32 clients, random customers of 4 partners", unit: "changes", clients: 32, server: e.serverSetCredit},
+		{name: "`recordUsage`, batches of 500 over 1,000 random customers, 4 clients", unit: "events", clients: 4, server: e.serverUsage},
+	}
+	counts := append([]int{0}, endpointCounts...)
+	results := make([][]([]Result), len(work))
+	for i := range results {
+		results[i] = make([][]Result, len(counts))
+	}
+	var delays []time.Duration
+	for round := range cfg.Rounds {
+		for j, n := range counts {
+			e.round = 1000 + 10*round + j // event ids unique to this measurement
+			ids, err := e.registerEndpoints(ctx, rc.url, n)
+			if err != nil {
+				return nil, latencyRow{}, err
+			}
+			for i, w := range work {
+				stop := e.raiseAlerts(ctx, hot)
+				results[i][j] = append(results[i][j], measure(ctx, w.clients, cfg.Duration, w.server))
+				stop()
+			}
+			time.Sleep(200 * time.Millisecond) // the last deliveries arrive
+			delays = append(delays, rc.delays()...)
+			if err := e.deleteEndpoints(ctx, ids); err != nil {
+				return nil, latencyRow{}, err
+			}
+		}
+		if err := e.resetCredit(ctx, hot); err != nil {
+			return nil, latencyRow{}, err
+		}
+	}
+	var rows []row
+	for i, w := range work {
+		base := median(results[i][0])
+		for j, n := range endpointCounts {
+			rows = append(rows, row{name: fmt.Sprintf("%s, %d endpoint%s", w.name, n, plural(n)), unit: w.unit, target: 0.95,
+				server: median(results[i][j+1]), raw: base})
+		}
+	}
+	lat := latencyRow{name: fmt.Sprintf("alert raised → received, %d deliveries to endpoints that answer at once", len(delays)), limit: 250 * time.Millisecond}
+	if len(delays) > 0 {
+		slices.Sort(delays)
+		lat.p50, lat.p99 = delays[len(delays)/2], delays[min(len(delays)-1, len(delays)*99/100)]
+	}
+	return rows, lat, ctx.Err()
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// registerEndpoints registers n endpoints, one partner after another: half
+// answer at once, a quarter fail, a quarter are slow.
+func (e *env) registerEndpoints(ctx context.Context, base string, n int) ([]string, error) {
+	var ids []string
+	for i := range n {
+		path := "/ok"
+		switch i % 4 {
+		case 1:
+			path = "/fail"
+		case 3:
+			path = "/slow"
+		}
+		var out struct {
+			CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+		}
+		if err := e.gql(ctx, e.partnerKeys[i%partners], `mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { endpoint { id } } }`,
+			map[string]any{"u": base + path}, &out); err != nil {
+			return nil, err
+		}
+		ids = append(ids, out.CreateWebhookEndpoint.Endpoint.ID)
+	}
+	return ids, nil
+}
+
+func (e *env) deleteEndpoints(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		if err := e.gql(ctx, e.admin, `mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }`, map[string]any{"id": id}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// raiseAlerts changes the hot customers' credit by ∓14.00 at alertSource a
+// second, each change crossing 75 % or recovering from it, until stopped.
+func (e *env) raiseAlerts(ctx context.Context, hot []customer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second / alertSource)
+		defer tick.Stop()
+		// e.swing carries on from the last run: each customer alternates.
+		for ; ; e.swing++ {
+			i := e.swing
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			c := hot[i%len(hot)]
+			amount := "-14.00"
+			if (i/len(hot))%2 == 1 {
+				amount = "14.00"
+			}
+			e.gql(ctx, e.partnerKeys[c.partner], `mutation($c: ID!, $a: Decimal!) { setCredit(input: {customerId: $c, amount: $a}) { allocation { id } } }`,
+				map[string]any{"c": fmt.Sprint(c.id), "a": amount}, nil)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
