@@ -91,10 +91,15 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 		{name: "`setCredit`, 32 clients, random customers of 4 partners", unit: "changes", clients: 32, server: e.serverSetCredit},
 		{name: "`recordUsage`, batches of 500 over 1,000 random customers, 4 clients", unit: "events", clients: 4, server: e.serverUsage},
 	}
-	counts := append([]int{0}, endpointCounts...)
-	results := make([][]([]Result), len(work))
+	// Each measurement with endpoints comes after one without: the store
+	// grows during the run, and the baseline is taken all along it.
+	var counts []int
+	for _, n := range endpointCounts {
+		counts = append(counts, 0, n)
+	}
+	results := make([]map[int][]Result, len(work))
 	for i := range results {
-		results[i] = make([][]Result, len(counts))
+		results[i] = map[int][]Result{}
 	}
 	var delays []time.Duration
 	for round := range cfg.Rounds {
@@ -106,7 +111,15 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 			}
 			for i, w := range work {
 				stop := e.raiseAlerts(ctx, hot)
-				results[i][j] = append(results[i][j], measure(ctx, w.clients, cfg.Duration, w.server))
+				var r Result
+				if round == 0 && cfg.ProfileDir != "" && (j == 0 || j == len(counts)-1) {
+					if r, err = e.profiled(ctx, cfg.ProfileDir, fmt.Sprintf("delivery %d %s", n, w.unit), w.clients, cfg.Duration, w.server); err != nil {
+						fmt.Fprintf(cfg.Out, "(no profile: %v)\n", err)
+					}
+				} else {
+					r = measure(ctx, w.clients, cfg.Duration, w.server)
+				}
+				results[i][n] = append(results[i][n], r)
 				stop()
 			}
 			time.Sleep(200 * time.Millisecond) // the last deliveries arrive
@@ -122,9 +135,9 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 	var rows []row
 	for i, w := range work {
 		base := median(results[i][0])
-		for j, n := range endpointCounts {
+		for _, n := range endpointCounts {
 			rows = append(rows, row{name: fmt.Sprintf("%s, %d endpoint%s", w.name, n, plural(n)), unit: w.unit, target: 0.95,
-				server: median(results[i][j+1]), raw: base})
+				server: median(results[i][n]), raw: base})
 		}
 	}
 	lat := latencyRow{name: fmt.Sprintf("alert raised → received, %d deliveries to endpoints that answer at once", len(delays)), limit: 250 * time.Millisecond}
@@ -197,7 +210,8 @@ func (e *env) raiseAlerts(ctx context.Context, hot []customer) (stop func()) {
 			if (i/len(hot))%2 == 1 {
 				amount = "14.00"
 			}
-			e.gql(ctx, e.partnerKeys[c.partner], `mutation($c: ID!, $a: Decimal!) { setCredit(input: {customerId: $c, amount: $a}) { allocation { id } } }`,
+			// Not cut short: a change the server applied must be counted.
+			e.gql(context.WithoutCancel(ctx), e.partnerKeys[c.partner], `mutation($c: ID!, $a: Decimal!) { setCredit(input: {customerId: $c, amount: $a}) { allocation { id } } }`,
 				map[string]any{"c": fmt.Sprint(c.id), "a": amount}, nil)
 		}
 	}()

@@ -44,14 +44,14 @@ type Channel interface {
 	Route(tx *gorm.DB, alerts []*models.Alert) ([]Route, error)
 	// RouteNotice returns the deliveries a notice to a partner needs.
 	RouteNotice(tx *gorm.DB, n *Notice) ([]Route, error)
-	// Send makes one attempt at a delivery, bounded by the channel's timeout.
-	Send(ctx context.Context, m *Message) Outcome
-	// Settle records, in the transaction that records an attempt, what its
-	// outcome means for the target (a streak of failures). It returns why it
-	// disabled the target, if it did.
-	Settle(tx *gorm.DB, target uint, o Outcome, now time.Time) (disabled string, err error)
-	// Describe names a target for people (an endpoint's URL, an address).
-	Describe(tx *gorm.DB, target uint) string
+	// Send attempts deliveries to one target, in order, each bounded by the
+	// channel's timeout, and reports each outcome as it comes.
+	Send(ctx context.Context, target uint, ms []*Message, report func(*Message, Outcome))
+	// Settle records, in the transaction that records attempts, what their
+	// outcomes (by target, in order) mean for the targets (a streak of
+	// failures). For each target it disables it returns the notice to its
+	// partner (kind, endpoint, message; the partner is filled in).
+	Settle(tx *gorm.DB, outcomes map[uint][]Outcome, now time.Time) ([]*Notice, error)
 }
 
 // Route is a delivery to queue: a message for a target.
@@ -132,6 +132,9 @@ type Service struct {
 	wake     chan struct{}
 	// Stats count attempts by outcome.
 	Stats Stats
+
+	// results carry attempts from the workers to the recorder (Run).
+	results chan result
 
 	mu sync.Mutex
 	// busy are the targets with deliveries in flight here, by channel.

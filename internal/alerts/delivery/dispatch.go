@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -15,10 +14,23 @@ import (
 	"github.com/cloudreseller/credit/models"
 )
 
+// passGap is the least time between two leases of a dispatcher: wakes that
+// come closer together (targets freeing up one after another) share a lease,
+// a transaction of the store's.
+const passGap = 10 * time.Millisecond
+
 // Run dispatches due deliveries until ctx ends, then waits for the attempts
-// in flight (each bounded by its channel's timeout).
+// in flight (each bounded by its channel's timeout) and records them.
 func (s *Service) Run(ctx context.Context) {
-	defer s.inFlight.Wait()
+	results := make(chan result, 4*recordBatch)
+	recorded := make(chan struct{})
+	go s.recorder(results, recorded)
+	s.results = results
+	defer func() {
+		s.inFlight.Wait()
+		close(results)
+		<-recorded
+	}()
 	tick := time.NewTicker(s.opts.Poll)
 	defer tick.Stop()
 	dispatches := failing.New(s.log, "deliveries", "dispatch failed; retrying", "dispatch works again")
@@ -38,6 +50,11 @@ func (s *Service) Run(ctx context.Context) {
 			if err != nil || !more {
 				break
 			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(passGap):
 		}
 	}
 }
@@ -80,11 +97,7 @@ func (s *Service) dispatch(ctx context.Context) (bool, error) {
 		ms := byTarget[k]
 		s.inFlight.Go(func() {
 			defer s.done(k.channel, k.target)
-			for _, m := range ms {
-				if err := s.attempt(context.WithoutCancel(ctx), k.channel, m); err != nil {
-					s.log.Warn("deliveries: recording an attempt failed", "delivery", m.DeliveryID, "err", err)
-				}
-			}
+			s.attempt(context.WithoutCancel(ctx), k.channel, k.target, ms)
 		})
 	}
 	return full, nil
@@ -242,64 +255,43 @@ func (s *Service) load(ctx context.Context, batch []leased) ([]*Message, error) 
 	return out, nil
 }
 
-// attempt sends one delivery and records the attempt and its outcome.
-func (s *Service) attempt(ctx context.Context, channel string, m *Message) error {
+// attempt sends a target's deliveries, in order, and hands each outcome to
+// the recorder.
+func (s *Service) attempt(ctx context.Context, channel string, target uint, ms []*Message) {
 	c := s.channels[channel]
-	var o Outcome
-	if m.Alert == nil && m.Notice == nil {
-		o = Outcome{Error: "what it carried is gone", Final: true}
-	} else {
-		o = c.Send(ctx, m)
+	var live []*Message
+	for _, m := range ms {
+		if m.Alert == nil && m.Notice == nil {
+			s.results <- s.outcome(channel, m, Outcome{Error: "what it carried is gone", Final: true})
+			continue
+		}
+		live = append(live, m)
 	}
+	if len(live) > 0 {
+		c.Send(ctx, target, live, func(m *Message, o Outcome) { s.results <- s.outcome(channel, m, o) })
+	}
+}
+
+// outcome decides what an attempt's outcome makes of its delivery:
+// delivered, failed for good (after the last retry, or refused), or due
+// again after the next pause of the schedule (±20 %).
+func (s *Service) outcome(channel string, m *Message, o Outcome) result {
+	r := result{channel: channel, m: m, o: o}
 	switch {
 	case o.Delivered:
 		s.Stats.Delivered.Add(1)
-		return s.record(ctx, c, m, StatusDelivered, o, time.Time{})
+		r.state = StatusDelivered
 	case o.Final || m.Attempt > len(s.opts.Retries):
 		s.Stats.Failed.Add(1)
-		return s.record(ctx, c, m, StatusFailed, o, time.Time{})
+		r.state = StatusFailed
+	default:
+		s.Stats.Retried.Add(1)
+		pause := s.opts.Retries[m.Attempt-1]
+		pause += time.Duration((rand.Float64()*0.4 - 0.2) * float64(pause))
+		next := time.Now().Add(pause)
+		r.state, r.next = StatusPending, &next
 	}
-	s.Stats.Retried.Add(1)
-	pause := s.opts.Retries[m.Attempt-1]
-	pause += time.Duration((rand.Float64()*0.4 - 0.2) * float64(pause)) // ±20 %
-	return s.record(ctx, c, m, StatusPending, o, time.Now().Add(pause))
-}
-
-// record writes an attempt, the delivery's new state and what the outcome
-// means for the target in one transaction; a target disabled by it raises a
-// notice to its partner.
-func (s *Service) record(ctx context.Context, c Channel, m *Message, state string, o Outcome, next time.Time) error {
-	return database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		now := tx.NowFunc()
-		if _, err := database.Exec(tx, "INSERT INTO alert_delivery_attempts (delivery_id, attempted_at, code, latency_ms, response, error) VALUES (?, ?, ?, ?, ?, ?)",
-			m.DeliveryID, now, o.Code, o.Latency.Milliseconds(), text(clip(o.Response, 1024)), text(clip(o.Error, 500))); err != nil {
-			return err
-		}
-		var nextAt, deliveredAt *time.Time
-		if !next.IsZero() {
-			nextAt = &next
-		}
-		if state == StatusDelivered {
-			deliveredAt = &now
-		}
-		lastErr := o.Error
-		if o.Delivered {
-			lastErr = ""
-		}
-		if _, err := database.Exec(tx, "UPDATE alert_deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, last_error = ?, delivered_at = COALESCE(?, delivered_at) WHERE id = ?",
-			state, nextAt, text(clip(lastErr, 500)), deliveredAt, m.DeliveryID); err != nil {
-			return err
-		}
-		disabled, err := c.Settle(tx, m.TargetID, o, now)
-		if err != nil || disabled == "" {
-			return err
-		}
-		s.log.Warn("deliveries: target disabled", "channel", c.Name(), "target", m.TargetID, "partner_id", m.PartnerID, "reason", disabled)
-		target := m.TargetID
-		return s.notify(tx, &Notice{PartnerID: m.PartnerID, Kind: NoticeEndpointDisabled, EndpointID: &target,
-			Message: fmt.Sprintf("Webhook endpoint %d (%s) was disabled: %s. Fix it, then enable it again with setWebhookEndpointEnabled and replay what it missed with replayWebhooks.",
-				target, c.Describe(tx, target), disabled)})
-	})
+	return r
 }
 
 // text is s as valid UTF-8 (a response may be anything; the store takes

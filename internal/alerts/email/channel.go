@@ -65,30 +65,32 @@ func (s *Service) RouteNotice(tx *gorm.DB, n *delivery.Notice) ([]delivery.Route
 	return routes, nil
 }
 
-// Describe names a target by its address.
-func (s *Service) Describe(tx *gorm.DB, id uint) string {
-	var addresses []string
-	tx.Table("notification_addresses").Where("id = ?", id).Limit(1).Pluck("address", &addresses)
-	if len(addresses) == 0 {
-		return "removed"
-	}
-	return addresses[0]
-}
-
 // Settle keeps nothing per address: a refused address fails its delivery
 // (Final) and stays set, so that the partner sees why in the log.
-func (s *Service) Settle(*gorm.DB, uint, delivery.Outcome, time.Time) (string, error) { return "", nil }
+func (s *Service) Settle(*gorm.DB, map[uint][]delivery.Outcome, time.Time) ([]*delivery.Notice, error) {
+	return nil, nil
+}
 
-// Send e-mails one alert or notice to one address.
-func (s *Service) Send(ctx context.Context, m *delivery.Message) delivery.Outcome {
-	db := s.db.WithContext(ctx)
+// Send e-mails alerts and notices to one address, in order: one read of the
+// address for all of them.
+func (s *Service) Send(ctx context.Context, target uint, ms []*delivery.Message, report func(*delivery.Message, delivery.Outcome)) {
 	var to []Address
-	if err := db.Table("notification_addresses").Where("id = ?", m.TargetID).Find(&to).Error; err != nil {
-		return delivery.Outcome{Error: "the address could not be read; retrying"}
+	err := s.db.WithContext(ctx).Table("notification_addresses").Where("id = ?", target).Find(&to).Error
+	for _, m := range ms {
+		switch {
+		case err != nil:
+			report(m, delivery.Outcome{Error: "the address could not be read; retrying"})
+		case len(to) == 0:
+			report(m, delivery.Outcome{Error: "the address was removed", Final: true})
+		default:
+			report(m, s.send(ctx, to[0].Address, m))
+		}
 	}
-	if len(to) == 0 {
-		return delivery.Outcome{Error: "the address was removed", Final: true}
-	}
+}
+
+// send e-mails one alert or notice.
+func (s *Service) send(ctx context.Context, to string, m *delivery.Message) delivery.Outcome {
+	db := s.db.WithContext(ctx)
 	if s.opts.Server == nil {
 		return delivery.Outcome{Error: "e-mail is off on the process that tried (SMTP_URL is not set)"}
 	}
@@ -100,7 +102,7 @@ func (s *Service) Send(ctx context.Context, m *delivery.Message) delivery.Outcom
 	if err := msg.From(s.opts.From); err != nil {
 		return delivery.Outcome{Error: "SMTP_FROM is not an address", Final: true}
 	}
-	if err := msg.To(to[0].Address); err != nil {
+	if err := msg.To(to); err != nil {
 		return delivery.Outcome{Error: "the address is not usable", Final: true}
 	}
 	msg.SetMessageIDWithValue(fmt.Sprintf("%s.t%d@%s", id, m.TargetID, domainOf(s.opts.From)))

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -57,16 +59,6 @@ func (s *Service) Route(tx *gorm.DB, alerts []*models.Alert) ([]delivery.Route, 
 // disabled, and goes to the partner's inboxes (the e-mail channel) and its
 // notices list.
 func (s *Service) RouteNotice(*gorm.DB, *delivery.Notice) ([]delivery.Route, error) { return nil, nil }
-
-// Describe names an endpoint by its URL.
-func (s *Service) Describe(tx *gorm.DB, id uint) string {
-	var urls []string
-	tx.Table("webhook_endpoints").Where("id = ?", id).Limit(1).Pluck("url", &urls)
-	if len(urls) == 0 {
-		return "deleted"
-	}
-	return urls[0]
-}
 
 // Payload is what an endpoint receives: the alert's fields as the GraphQL
 // Alert has them, with its customer's and partner's ids.
@@ -164,22 +156,90 @@ func sign(e *endpointRow, id string, at time.Time, body []byte) (string, error) 
 // maxResponse bounds what is read and kept of a response.
 const maxResponse = 1024
 
-// Send posts one alert to its endpoint, signed.
-func (s *Service) Send(ctx context.Context, m *delivery.Message) delivery.Outcome {
-	var endpoints []endpointRow
-	if err := s.db.WithContext(ctx).Table("webhook_endpoints").Where("id = ?", m.TargetID).Find(&endpoints).Error; err != nil {
-		return delivery.Outcome{Error: "the endpoint could not be read; retrying"}
+// Send posts alerts to one endpoint, signed, in order: one read of the
+// endpoint for all of them.
+func (s *Service) Send(ctx context.Context, target uint, ms []*delivery.Message, report func(*delivery.Message, delivery.Outcome)) {
+	e, err := s.cache.get(ctx, s.db, target)
+	for _, m := range ms {
+		switch {
+		case err != nil:
+			report(m, delivery.Outcome{Error: "the endpoint could not be read; retrying"})
+		case e == nil || e.DisabledAt != nil || m.Alert == nil:
+			report(m, delivery.Outcome{Error: "the endpoint was deleted or disabled", Final: true})
+		default:
+			o := s.post(ctx, e, m.Alert)
+			report(m, o)
+			if o.Code != nil && *o.Code == http.StatusGone {
+				s.cache.forget(target)
+				e = nil // disabled: what follows fails without being sent
+			}
+		}
 	}
-	if len(endpoints) == 0 || endpoints[0].DisabledAt != nil || m.Alert == nil {
-		return delivery.Outcome{Error: "the endpoint was deleted or disabled", Final: true}
+}
+
+// endpointTTL is how long a sender trusts an endpoint it read: a change made
+// through another process reaches its deliveries within that.
+const endpointTTL = time.Second
+
+// endpointCache keeps the endpoints deliveries are sent to, read at most
+// once per endpointTTL (one read per delivery was a tenth of the server's
+// work with a hundred endpoints); changes made through this process forget
+// theirs at once.
+type endpointCache struct {
+	mu   sync.Mutex
+	rows map[uint]cachedEndpoint
+}
+
+type cachedEndpoint struct {
+	row  *endpointRow // nil: there is none
+	read time.Time
+}
+
+// get returns a copy of the endpoint (nil when there is none).
+func (c *endpointCache) get(ctx context.Context, db *gorm.DB, id uint) (*endpointRow, error) {
+	c.mu.Lock()
+	hit, ok := c.rows[id]
+	c.mu.Unlock()
+	if !ok || time.Since(hit.read) > endpointTTL {
+		var rows []endpointRow
+		if err := db.WithContext(ctx).Table("webhook_endpoints").Where("id = ?", id).Find(&rows).Error; err != nil {
+			return nil, err
+		}
+		hit = cachedEndpoint{read: time.Now()}
+		if len(rows) > 0 {
+			hit.row = &rows[0]
+		}
+		c.mu.Lock()
+		if c.rows == nil {
+			c.rows = map[uint]cachedEndpoint{}
+		}
+		c.rows[id] = hit
+		c.mu.Unlock()
 	}
-	e := &endpoints[0]
-	body, err := payloadOf(m.Alert)
+	if hit.row == nil {
+		return nil, nil
+	}
+	e := *hit.row
+	return &e, nil
+}
+
+// forget drops endpoints, to be read again.
+func (c *endpointCache) forget(ids ...uint) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		delete(c.rows, id)
+	}
+}
+
+// post sends one alert to an endpoint.
+func (s *Service) post(ctx context.Context, e *endpointRow, a *models.Alert) delivery.Outcome {
+	body, err := payloadOf(a)
 	if err != nil {
 		return delivery.Outcome{Error: "the alert could not be encoded", Final: true}
 	}
 	now := time.Now()
-	id := MessageID(e.ID, m.Alert.ID)
+	id := MessageID(e.ID, a.ID)
 	signature, err := sign(e, id, now, body)
 	if err != nil {
 		return delivery.Outcome{Error: "the endpoint's secret is not usable", Final: true}
@@ -222,32 +282,72 @@ func (s *Service) Send(ctx context.Context, m *delivery.Message) delivery.Outcom
 // disabled.
 const FailingDays = 5
 
-// Settle keeps when an endpoint started failing (cleared by a success), and
-// disables it when it answered 410 Gone or has failed for FailingDays.
-func (s *Service) Settle(tx *gorm.DB, id uint, o delivery.Outcome, now time.Time) (string, error) {
-	if o.Delivered {
-		_, err := database.Exec(tx, "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL", id)
-		return "", err
+// Settle keeps when each endpoint started failing (cleared by a success),
+// and disables those that answered 410 Gone or have failed for FailingDays;
+// their partners are told. At most four statements, whatever the number of
+// endpoints.
+func (s *Service) Settle(tx *gorm.DB, outcomes map[uint][]delivery.Outcome, now time.Time) ([]*delivery.Notice, error) {
+	var gone, working, failing []uint
+	for id, os := range outcomes {
+		switch {
+		case slices.ContainsFunc(os, func(o delivery.Outcome) bool { return o.Code != nil && *o.Code == http.StatusGone }):
+			gone = append(gone, id)
+		case slices.ContainsFunc(os, func(o delivery.Outcome) bool { return o.Delivered }):
+			working = append(working, id)
+		default:
+			failing = append(failing, id)
+		}
 	}
-	if o.Code != nil && *o.Code == http.StatusGone {
-		return disable(tx, id, "the endpoint answered 410 Gone", now, "")
+	if len(working) > 0 {
+		if err := tx.Exec("UPDATE webhook_endpoints SET failing_since = NULL WHERE id IN ? AND failing_since IS NOT NULL", working).Error; err != nil {
+			return nil, err
+		}
 	}
-	if _, err := database.Exec(tx, "UPDATE webhook_endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL", now, id); err != nil {
-		return "", err
+	var notices []*delivery.Notice
+	if len(gone) > 0 {
+		ns, err := disable(tx, gone, "the endpoint answered 410 Gone", now, "")
+		if err != nil {
+			return nil, err
+		}
+		notices = append(notices, ns...)
 	}
-	return disable(tx, id, fmt.Sprintf("every attempt failed for %d days", FailingDays), now, " AND failing_since <= ?", now.Add(-FailingDays*24*time.Hour))
+	if len(failing) > 0 {
+		if err := tx.Exec("UPDATE webhook_endpoints SET failing_since = ? WHERE id IN ? AND failing_since IS NULL", now, failing).Error; err != nil {
+			return nil, err
+		}
+		ns, err := disable(tx, failing, fmt.Sprintf("every attempt failed for %d days", FailingDays), now, " AND failing_since <= ?", now.Add(-FailingDays*24*time.Hour))
+		if err != nil {
+			return nil, err
+		}
+		notices = append(notices, ns...)
+	}
+	for _, n := range notices {
+		s.cache.forget(*n.EndpointID)
+	}
+	return notices, nil
 }
 
-// disable turns an endpoint off, if it is on and cond holds, saying why; it
-// returns the reason when it did.
-func disable(tx *gorm.DB, id uint, reason string, now time.Time, cond string, args ...any) (string, error) {
-	res, err := database.Exec(tx, "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ? WHERE id = ? AND disabled_at IS NULL"+cond,
-		append([]any{now, reason, id}, args...)...)
-	if err != nil {
-		return "", err
+// disable turns off the endpoints of ids that are on and meet cond, saying
+// why, and returns a notice for each it turned off.
+func disable(tx *gorm.DB, ids []uint, reason string, now time.Time, cond string, args ...any) ([]*delivery.Notice, error) {
+	var hit []endpointRow
+	if err := tx.Table("webhook_endpoints").Where("id IN ? AND disabled_at IS NULL"+cond, append([]any{ids}, args...)...).
+		Select("id, url").Find(&hit).Error; err != nil || len(hit) == 0 {
+		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return "", nil
+	var notices []*delivery.Notice
+	for _, e := range hit {
+		res, err := database.Exec(tx, "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ? WHERE id = ? AND disabled_at IS NULL", now, reason, e.ID)
+		if err != nil {
+			return nil, err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue
+		}
+		id := e.ID
+		notices = append(notices, &delivery.Notice{Kind: delivery.NoticeEndpointDisabled, EndpointID: &id, Message: fmt.Sprintf(
+			"Webhook endpoint %d (%s) was disabled: %s. Fix it, then enable it again with setWebhookEndpointEnabled and replay what it missed with replayWebhooks.",
+			id, e.URL, reason)})
 	}
-	return reason, nil
+	return notices, nil
 }

@@ -43,6 +43,7 @@ type Service struct {
 	deliveries *delivery.Service
 	opts       Options
 	client     *http.Client
+	cache      endpointCache
 }
 
 // New returns the webhook channel on db, whose deliveries go through
@@ -210,6 +211,7 @@ func (s *Service) find(ctx context.Context, db *gorm.DB, id uint) (*endpointRow,
 
 // Delete removes an endpoint; its queued deliveries are dropped.
 func (s *Service) Delete(ctx context.Context, id uint) (*Endpoint, error) {
+	defer s.cache.forget(id)
 	var e *endpointRow
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) (err error) {
 		if e, err = s.find(ctx, tx, id); err != nil {
@@ -233,6 +235,7 @@ const RotationOverlap = 24 * time.Hour
 // Rotate gives an endpoint a new secret (returned, shown only now); the old
 // one keeps signing, beside the new, for RotationOverlap.
 func (s *Service) Rotate(ctx context.Context, id uint) (*Endpoint, error) {
+	defer s.cache.forget(id)
 	var e *endpointRow
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) (err error) {
 		if e, err = s.find(ctx, tx, id); err != nil {
@@ -313,6 +316,7 @@ func (s *Service) Replay(ctx context.Context, endpointID, afterAlertID uint) (in
 // SetEnabled disables an endpoint (nothing is sent to it; deliveries queued
 // meanwhile fail) or enables it again.
 func (s *Service) SetEnabled(ctx context.Context, id uint, enabled bool) (*Endpoint, error) {
+	defer s.cache.forget(id)
 	r, err := s.find(ctx, s.db.WithContext(ctx), id)
 	if err != nil {
 		return nil, err
@@ -348,6 +352,7 @@ type Filter struct {
 // Update changes an endpoint's URL (checked as at registration), description
 // or filter; deliveries already queued keep going to it.
 func (s *Service) Update(ctx context.Context, id uint, in EndpointChange) (*Endpoint, error) {
+	defer s.cache.forget(id)
 	r, err := s.find(ctx, s.db.WithContext(ctx), id)
 	if err != nil {
 		return nil, err
