@@ -321,7 +321,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	defer ln.Close()
 
 	deliveries, hooks, mail := deliveryChannels(db, cfg, log)
-	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, Numbered: deliveries.Enqueue, AfterNumbered: deliveries.Wake}, log)
+	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, Numbered: deliveries.Enqueue, AfterNumbered: deliveries.Committed}, log)
 	acc := accounts.New(db, alertSvc)
 	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	led := ledger.New(db, alertSvc)

@@ -135,6 +135,12 @@ type Service struct {
 
 	// results carry attempts from the workers to the recorder (Run).
 	results chan result
+	// running is set while Run runs; runCtx is its context.
+	running atomic.Bool
+	runCtx  context.Context
+	// handoff are the deliveries the numbering transaction in progress
+	// queued leased to this process (Enqueue, Committed).
+	handoff []*held
 
 	mu sync.Mutex
 	// busy are the targets with deliveries in flight here, by channel.

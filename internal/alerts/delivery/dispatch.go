@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -25,8 +27,14 @@ func (s *Service) Run(ctx context.Context) {
 	results := make(chan result, 4*recordBatch)
 	recorded := make(chan struct{})
 	go s.recorder(results, recorded)
-	s.results = results
+	s.mu.Lock()
+	s.results, s.runCtx = results, ctx
+	s.mu.Unlock()
+	s.running.Store(true)
 	defer func() {
+		s.mu.Lock()
+		s.running.Store(false) // no hand-off from now on: workers are waited for
+		s.mu.Unlock()
 		s.inFlight.Wait()
 		close(results)
 		<-recorded
@@ -80,35 +88,53 @@ func (s *Service) dispatch(ctx context.Context) (bool, error) {
 		s.release(batch)
 		return false, err
 	}
-	type key struct {
-		channel string
-		target  uint
-	}
-	byTarget := map[key][]*Message{}
-	var order []key
+	ds := make([]*held, len(batch))
 	for i, d := range batch {
-		k := key{d.Channel, d.TargetID}
-		if _, ok := byTarget[k]; !ok {
-			order = append(order, k)
-		}
-		byTarget[k] = append(byTarget[k], messages[i])
+		ds[i] = &held{channel: d.Channel, m: messages[i]}
 	}
-	for _, k := range order {
-		ms := byTarget[k]
-		s.inFlight.Go(func() {
-			defer s.done(k.channel, k.target)
-			s.attempt(context.WithoutCancel(ctx), k.channel, k.target, ms)
-		})
-	}
+	s.start(ds)
 	return full, nil
 }
 
-// done frees a target and wakes the dispatcher for what waited on it.
-func (s *Service) done(channel string, target uint) {
+// start hands deliveries this process holds to a worker per target, which
+// attempts its target's in order; it does not wait for them.
+func (s *Service) start(ds []*held) {
+	byTarget := map[targetKey][]*Message{}
+	var order []targetKey
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running.Load() {
+		return // shutting down: the leases run out and another process (or the next start) sends them
+	}
+	for _, d := range ds {
+		k := targetKey{d.channel, d.m.TargetID}
+		if _, ok := byTarget[k]; !ok {
+			order = append(order, k)
+		}
+		byTarget[k] = append(byTarget[k], d.m)
+		s.busy[k.Channel][k.TargetID] = true
+	}
+	ctx := context.WithoutCancel(s.runCtx)
+	for _, k := range order {
+		ms := byTarget[k]
+		s.inFlight.Go(func() {
+			// A target that had a full lease may have more due: look again
+			// when it is done. Others wait for the next wake or poll, so that
+			// targets finishing one after another do not each cost a lease.
+			defer s.done(k.Channel, k.TargetID, len(ms) >= s.opts.PerTarget)
+			s.attempt(ctx, k.Channel, k.TargetID, ms)
+		})
+	}
+}
+
+// done frees a target, and wakes the dispatcher when more may wait for it.
+func (s *Service) done(channel string, target uint, more bool) {
 	s.mu.Lock()
 	delete(s.busy[channel], target)
 	s.mu.Unlock()
-	s.Wake()
+	if more {
+		s.Wake()
+	}
 }
 
 // release frees the targets of deliveries that will not be attempted now
@@ -122,59 +148,68 @@ func (s *Service) release(batch []leased) {
 }
 
 // lease takes due deliveries for this process until now + Lease, at most
-// PerTarget per target, of targets with nothing in flight here, in a short
-// transaction that skips rows another process is leasing. It marks their
-// targets busy.
+// PerTarget of each target and Targets targets at once, of targets with
+// nothing in flight here, in a short transaction that skips rows another
+// process is leasing; it marks their targets busy. It tells whether due
+// targets were left for lack of room.
+//
+// It goes by target, not by row: first the targets with deliveries due
+// (a loose scan of idx_alert_deliveries_due, one step per target), then the
+// first few of each. Picking the oldest due rows instead rescanned, at every
+// lease, the backlog of endpoints too slow to keep up: with a hundred
+// endpoints a quarter of them slow, that took a core of the database within
+// a minute.
 func (s *Service) lease(ctx context.Context) ([]leased, bool, error) {
 	s.mu.Lock()
-	busy := map[string][]uint{}
-	room := s.opts.Targets
+	busy := map[targetKey]bool{}
 	for ch, targets := range s.busy {
-		room -= len(targets)
 		for t := range targets {
-			busy[ch] = append(busy[ch], t)
+			busy[targetKey{ch, t}] = true
 		}
 	}
 	s.mu.Unlock()
+	room := s.opts.Targets - len(busy)
 	if room <= 0 || len(s.order) == 0 {
 		return nil, false, nil
 	}
-	limit := 4 * s.opts.Targets
+	// Which targets have deliveries due is read outside the transaction:
+	// most passes find none, and need no transaction at all.
+	now := s.db.NowFunc()
+	var due []targetKey
+	if err := s.db.WithContext(ctx).Raw("SELECT channel, target_id FROM alert_deliveries WHERE status = ? GROUP BY channel, target_id"+
+		" HAVING MIN(next_attempt_at) <= ? ORDER BY MIN(next_attempt_at) LIMIT ?",
+		StatusPending, now, s.opts.Targets+len(busy)).Scan(&due).Error; err != nil {
+		return nil, false, err
+	}
+	due = slices.DeleteFunc(due, func(k targetKey) bool { return busy[k] || s.channels[k.Channel] == nil })
+	if len(due) == 0 {
+		return nil, false, nil
+	}
+	full := len(due) > room
+	if full {
+		due = due[:room]
+	}
 	var out []leased
-	full := false
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		out, full = nil, false
+		out = nil
 		now := tx.NowFunc()
+		ids, err := s.firstDue(tx, due, now)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
 		q := "SELECT id, channel, target_id, partner_id, alert_id, notice_id, attempts FROM alert_deliveries" +
-			" WHERE status = ? AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
-		names := make([]string, len(s.order))
-		for i, c := range s.order {
-			names[i] = c.Name()
-		}
-		in, args := database.In(names)
-		q += " AND channel IN " + in
-		args = append([]any{StatusPending, now, now}, args...)
-		for ch, targets := range busy {
-			in, ids := database.In(targets)
-			q += " AND NOT (channel = ? AND target_id IN " + in + ")"
-			args = append(append(args, ch), ids...)
-		}
-		q += " ORDER BY next_attempt_at, id LIMIT ?"
-		args = append(args, limit)
+			" WHERE id IN ? AND status = ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at, id"
 		if database.IsMySQL(tx) {
 			q += " FOR UPDATE SKIP LOCKED"
 		}
-		var rows []leased
-		if err := tx.Raw(q, args...).Scan(&rows).Error; err != nil || len(rows) == 0 {
+		if err := tx.Raw(q, ids, StatusPending, now).Scan(&out).Error; err != nil || len(out) == 0 {
 			return err
 		}
-		full = len(rows) == limit
-		out = s.take(rows, room)
-		ids := make([]uint, len(out))
+		leasedIDs := make([]uint, len(out))
 		for i, d := range out {
-			ids[i] = d.ID
+			leasedIDs[i] = d.ID
 		}
-		return tx.Exec("UPDATE alert_deliveries SET lease_until = ? WHERE id IN ?", now.Add(s.opts.Lease), ids).Error
+		return tx.Exec("UPDATE alert_deliveries SET lease_until = ? WHERE id IN ?", now.Add(s.opts.Lease), leasedIDs).Error
 	})
 	if err != nil {
 		return nil, false, err
@@ -187,25 +222,25 @@ func (s *Service) lease(ctx context.Context) ([]leased, bool, error) {
 	return out, full, nil
 }
 
-// take keeps, of due rows in order, at most PerTarget per target and rooms
-// targets.
-func (s *Service) take(rows []leased, room int) []leased {
-	type key struct {
-		channel string
-		target  uint
+// targetKey names a target of a channel.
+type targetKey struct {
+	Channel  string
+	TargetID uint
+}
+
+// firstDue returns the ids of the first PerTarget due deliveries of each
+// target, not leased, in one statement.
+func (s *Service) firstDue(tx *gorm.DB, targets []targetKey, now time.Time) ([]uint, error) {
+	parts := make([]string, len(targets))
+	var args []any
+	for i, k := range targets {
+		parts[i] = fmt.Sprintf("SELECT * FROM (SELECT id FROM alert_deliveries WHERE status = ? AND channel = ? AND target_id = ? AND next_attempt_at <= ?"+
+			" AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at, id LIMIT %d) t%d", s.opts.PerTarget, i)
+		args = append(args, StatusPending, k.Channel, k.TargetID, now, now)
 	}
-	per := map[key]int{}
-	var out []leased
-	for _, d := range rows {
-		k := key{d.Channel, d.TargetID}
-		n, seen := per[k]
-		if (!seen && len(per) >= room) || n >= s.opts.PerTarget || s.channels[d.Channel] == nil {
-			continue
-		}
-		per[k] = n + 1
-		out = append(out, d)
-	}
-	return out
+	var ids []uint
+	err := tx.Raw(strings.Join(parts, " UNION ALL "), args...).Scan(&ids).Error
+	return ids, err
 }
 
 // load reads the alerts and notices of a batch, two statements for all, and

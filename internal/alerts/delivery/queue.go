@@ -10,21 +10,86 @@ import (
 )
 
 // Enqueue queues the deliveries every channel routes alerts to, in tx: the
-// transaction that numbers the alerts.
+// transaction that numbers the alerts. While the dispatcher runs, the first
+// deliveries of each target with nothing in flight here are queued leased to
+// this process already, and Committed hands them to workers: most
+// deliveries succeed at the first attempt, which then costs no lease (a
+// transaction) and waits for no dispatcher pass.
 func (s *Service) Enqueue(tx *gorm.DB, alerts []*models.Alert) error {
+	s.mu.Lock()
+	s.handoff = nil // a retried transaction starts again
+	s.mu.Unlock()
 	if len(alerts) == 0 {
 		return nil
 	}
+	byID := make(map[uint]*models.Alert, len(alerts))
+	for _, a := range alerts {
+		byID[a.ID] = a
+	}
+	var handoff []*held
 	for _, c := range s.order {
 		routes, err := c.Route(tx, alerts)
 		if err != nil {
 			return err
 		}
-		if err := Queue(tx, c.Name(), routes); err != nil {
+		hot, cold := s.split(c.Name(), routes)
+		if err := Queue(tx, c.Name(), cold); err != nil {
 			return err
 		}
+		ids, err := queueLeased(tx, c.Name(), hot, tx.NowFunc().Add(s.opts.Lease))
+		if err != nil {
+			return err
+		}
+		for i, r := range hot {
+			handoff = append(handoff, &held{channel: c.Name(), m: &Message{DeliveryID: ids[i], TargetID: r.Target, PartnerID: r.Partner, Attempt: 1, Alert: byID[r.Alert]}})
+		}
 	}
+	s.mu.Lock()
+	s.handoff = handoff
+	s.mu.Unlock()
 	return nil
+}
+
+// held is a delivery queued leased to this process, to hand to a worker once
+// its transaction commits.
+type held struct {
+	channel string
+	m       *Message
+}
+
+// split keeps for hand-off (hot) up to PerTarget deliveries of each target
+// with nothing in flight here, while the dispatcher runs; the rest are
+// queued for any process (cold).
+func (s *Service) split(channel string, routes []Route) (hot, cold []Route) {
+	if !s.running.Load() {
+		return nil, routes
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	per := map[uint]int{}
+	for _, r := range routes {
+		if s.busy[channel][r.Target] || per[r.Target] >= s.opts.PerTarget || r.Alert == 0 {
+			cold = append(cold, r)
+			continue
+		}
+		per[r.Target]++
+		hot = append(hot, r)
+	}
+	return hot, cold
+}
+
+// Committed is told that the numbering transaction committed: it hands the
+// deliveries queued leased to this process to workers and wakes the
+// dispatcher for the rest.
+func (s *Service) Committed() {
+	s.mu.Lock()
+	handoff := s.handoff
+	s.handoff = nil
+	s.mu.Unlock()
+	if len(handoff) > 0 && s.running.Load() {
+		s.start(handoff)
+	}
+	s.Wake()
 }
 
 // queueChunk bounds the rows of one insert (8 parameters a row: far below
@@ -49,6 +114,39 @@ func Queue(tx *gorm.DB, channel string, routes []Route) error {
 		}
 	}
 	return nil
+}
+
+// queueLeased queues deliveries of channel in tx, leased until the time
+// given, and returns their ids in order (consecutive: one statement per
+// chunk).
+func queueLeased(tx *gorm.DB, channel string, routes []Route, until time.Time) ([]uint, error) {
+	now := tx.NowFunc()
+	var ids []uint
+	for len(routes) > 0 {
+		chunk := routes[:min(len(routes), queueChunk)]
+		routes = routes[len(chunk):]
+		res, err := database.InsertRows(tx, "alert_deliveries",
+			[]string{"channel", "target_id", "partner_id", "alert_id", "notice_id", "status", "attempts", "next_attempt_at", "lease_until", "created_at"},
+			len(chunk), func(i int) []any {
+				r := chunk[i]
+				return []any{channel, r.Target, r.Partner, nullable(r.Alert), nullable(r.Notice), StatusPending, 0, now, until, now}
+			})
+		if err != nil {
+			return nil, err
+		}
+		last, err := res.LastInsertId()
+		if err != nil {
+			return nil, err
+		}
+		first := uint(last)
+		if !database.IsMySQL(tx) {
+			first = uint(last) - uint(len(chunk)) + 1 // SQLite reports the last row's id
+		}
+		for i := range chunk {
+			ids = append(ids, first+uint(i))
+		}
+	}
+	return ids, nil
 }
 
 func nullable(id uint) *uint {

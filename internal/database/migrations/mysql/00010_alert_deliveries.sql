@@ -19,9 +19,9 @@ CREATE TABLE `alert_deliveries` (
   `created_at` datetime(6) NOT NULL,
   `delivered_at` datetime(6) NULL,
   PRIMARY KEY (`id`),
-  KEY `idx_alert_deliveries_due` (`status`, `next_attempt_at`),
+  KEY `idx_alert_deliveries_due` (`status`, `channel`, `target_id`, `next_attempt_at`),
   KEY `idx_alert_deliveries_target` (`channel`, `target_id`, `id`),
-  KEY `idx_alert_deliveries_partner` (`channel`, `partner_id`, `status`, `id`)
+  KEY `idx_alert_deliveries_partner` (`partner_id`, `channel`, `id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 INSERT INTO `alert_deliveries` (`id`, `channel`, `target_id`, `partner_id`, `alert_id`, `status`, `attempts`, `next_attempt_at`, `lease_until`, `last_error`, `created_at`, `delivered_at`)
   SELECT `id`, 'webhook', `endpoint_id`, `partner_id`, `alert_id`, `status`, `attempts`, `next_attempt_at`, `lease_until`, `last_error`, `created_at`, `delivered_at` FROM `webhook_deliveries`;

@@ -16,9 +16,9 @@ CREATE TABLE `alert_deliveries` (
   `created_at` datetime NOT NULL,
   `delivered_at` datetime
 );
-CREATE INDEX `idx_alert_deliveries_due` ON `alert_deliveries` (`status`, `next_attempt_at`);
+CREATE INDEX `idx_alert_deliveries_due` ON `alert_deliveries` (`status`, `channel`, `target_id`, `next_attempt_at`);
 CREATE INDEX `idx_alert_deliveries_target` ON `alert_deliveries` (`channel`, `target_id`, `id`);
-CREATE INDEX `idx_alert_deliveries_partner` ON `alert_deliveries` (`channel`, `partner_id`, `status`, `id`);
+CREATE INDEX `idx_alert_deliveries_partner` ON `alert_deliveries` (`partner_id`, `channel`, `id`);
 INSERT INTO `alert_deliveries` (`id`, `channel`, `target_id`, `partner_id`, `alert_id`, `status`, `attempts`, `next_attempt_at`, `lease_until`, `last_error`, `created_at`, `delivered_at`)
   SELECT `id`, 'webhook', `endpoint_id`, `partner_id`, `alert_id`, `status`, `attempts`, `next_attempt_at`, `lease_until`, `last_error`, `created_at`, `delivered_at` FROM `webhook_deliveries`;
 CREATE TABLE `alert_delivery_attempts` (
