@@ -135,6 +135,19 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 	var rows []row
 	for i, w := range work {
 		base := median(results[i][0])
+		// The noise: runs without endpoints, alternate ones against each other.
+		var odd, even []Result
+		for k, r := range results[i][0] {
+			if k%2 == 0 {
+				even = append(even, r)
+			} else {
+				odd = append(odd, r)
+			}
+		}
+		if len(odd) > 0 {
+			rows = append(rows, row{name: w.name + ", no endpoints (every other run vs the rest: the noise)", unit: w.unit,
+				server: median(odd), raw: median(even)})
+		}
 		for _, n := range endpointCounts {
 			rows = append(rows, row{name: fmt.Sprintf("%s, %d endpoint%s", w.name, n, plural(n)), unit: w.unit, target: 0.95,
 				server: median(results[i][n]), raw: base})
