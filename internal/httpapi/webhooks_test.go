@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/cloudreseller/credit/internal/alerts/delivery"
+	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/httpapi"
 	"github.com/cloudreseller/credit/internal/testenv"
 )
@@ -267,5 +269,128 @@ func TestWebhookFailingForDaysIsDisabled(t *testing.T) {
 	}
 	if r := *out.WebhookEndpoints[0].DisabledReason; r != "every attempt failed for 5 days" {
 		t.Fatalf("reason %q", r)
+	}
+}
+
+// counter is a webhook receiver that counts each webhook-id it got; when
+// hold is set it does not answer until hold is closed.
+type counter struct {
+	mu   sync.Mutex
+	got  map[string]int
+	hold chan struct{}
+}
+
+func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if c.hold != nil {
+		select {
+		case <-c.hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	c.mu.Lock()
+	c.got[r.Header.Get("webhook-id")]++
+	c.mu.Unlock()
+}
+
+func (c *counter) distinct() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.got)
+}
+
+// waitDistinct waits until c got n distinct webhooks.
+func (c *counter) waitDistinct(t *testing.T, n int, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); c.distinct() < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d webhooks arrived within %v", c.distinct(), n, within)
+		}
+	}
+}
+
+// usageAlerts has n customers of partner cross 75 % at once: n alerts.
+func usageAlerts(t *testing.T, s *testenv.Server, partner, billing, prefix string, n int) {
+	t.Helper()
+	var events []map[string]any
+	for i := range n {
+		c := s.CreateCustomer(t, partner, fmt.Sprintf("%s %d", prefix, i), false)
+		s.SetCredit(t, partner, c, "100")
+		events = append(events, event(fmt.Sprintf("%s-%d", prefix, i), c, "80"))
+	}
+	record(t, s, billing, events...)
+}
+
+// An endpoint that does not answer holds only its own deliveries: another
+// endpoint of the same partner gets every alert meanwhile, and the slow one
+// gets them all once it answers.
+func TestSlowEndpointDelaysOnlyItself(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{Webhooks: webhook.Options{Timeout: 30 * time.Second}})
+		_, partner := s.CreatePartner(t, "Reseller", "100000")
+		billing := s.CreateKey(t, "feed", "BILLING", "")
+		slow := &counter{got: map[string]int{}, hold: make(chan struct{})}
+		fast := &counter{got: map[string]int{}}
+		slowSrv, fastSrv := httptest.NewServer(slow), httptest.NewServer(fast)
+		defer fastSrv.Close()
+		defer slowSrv.Close()
+		defer func() {
+			select {
+			case <-slow.hold:
+			default:
+				close(slow.hold)
+			}
+		}()
+		for _, u := range []string{slowSrv.URL, fastSrv.URL} {
+			s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`, map[string]any{"u": u}, nil)
+		}
+		const alerts = 12 // more than one lease takes of a target
+		usageAlerts(t, s, partner, billing, "first", alerts)
+		fast.waitDistinct(t, alerts, 5*time.Second)
+		// Alerts raised while the slow endpoint still holds an attempt.
+		usageAlerts(t, s, partner, billing, "second", alerts)
+		fast.waitDistinct(t, 2*alerts, 5*time.Second)
+		if n := slow.distinct(); n != 0 {
+			t.Fatalf("the held endpoint answered %d", n)
+		}
+		close(slow.hold)
+		slow.waitDistinct(t, 2*alerts, 10*time.Second)
+	})
+}
+
+// Two server processes share the deliveries: under a burst of alerts each
+// webhook arrives exactly once (a receiver that drops repeats would not even
+// need to).
+func TestTwoProcessesDeliverEachWebhookOnce(t *testing.T) {
+	db := testenv.MySQL(t)
+	a := testenv.NewServer(t, db)
+	b := testenv.NewServer(t, db)
+	_, partner := a.CreatePartner(t, "Reseller", "1000000")
+	billing := a.CreateKey(t, "feed", "BILLING", "")
+	rc := &counter{got: map[string]int{}}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	for range 3 {
+		a.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { secret } }`, map[string]any{"u": hook.URL}, nil)
+	}
+	var wg sync.WaitGroup
+	for i, s := range []*testenv.Server{a, b, a, b} {
+		wg.Go(func() { usageAlerts(t, s, partner, billing, fmt.Sprintf("burst%d", i), 10) })
+	}
+	wg.Wait()
+	var raised struct{ Alerts struct{ TotalCount int } }
+	a.Must(t, partner, `{ alerts { totalCount } }`, nil, &raised)
+	want := 3 * raised.Alerts.TotalCount
+	rc.waitDistinct(t, want, 20*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.got) != want {
+		t.Fatalf("%d distinct webhooks, want %d", len(rc.got), want)
+	}
+	for id, n := range rc.got {
+		if n != 1 {
+			t.Errorf("%s arrived %d times", id, n)
+		}
 	}
 }
