@@ -348,7 +348,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	if err != nil {
 		return err
 	}
-	m := metrics.New(metrics.Sources{DB: sqlDB, Alerts: alertSvc, Ledger: led, Version: buildVersion(), SchemaVersion: schema, Logger: log})
+	m := metrics.New(metrics.Sources{DB: sqlDB, Alerts: alertSvc, Ledger: led, Deliveries: deliveries, Version: buildVersion(), SchemaVersion: schema, Logger: log})
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Services{DB: db, Accounts: acc, Keys: ks, Ledger: led, Alerts: alertSvc, Webhooks: hooks, Email: mail, Deliveries: deliveries, Logger: log,
 			Metrics: m, MetricsToken: cfg.MetricsToken, PlaygroundCDN: cfg.PlaygroundCDN}),

@@ -89,7 +89,7 @@ func New(s Services) http.Handler {
 		s.InitTimeout = DefaultInitTimeout
 	}
 	if s.Metrics == nil {
-		src := metrics.Sources{Alerts: s.Alerts, Ledger: s.Ledger, Logger: s.Logger, Version: "unknown"}
+		src := metrics.Sources{Alerts: s.Alerts, Ledger: s.Ledger, Deliveries: s.Deliveries, Logger: s.Logger, Version: "unknown"}
 		if s.DB != nil {
 			src.DB, _ = s.DB.DB()
 		}

@@ -143,6 +143,16 @@ func TestWebhookDelivery(t *testing.T) {
 			d.Attempts[0].Error == nil || deref(d.Attempts[2].Response) != "ok" {
 			t.Fatalf("delivery log: %+v", d)
 		}
+		// Operators see the attempts and that nothing waits.
+		m := scrape(t, s)
+		for outcome, want := range map[string]float64{"retried": 2, "delivered": 1, "failed": 0} {
+			if v := value(t, m, "credit_delivery_attempts_total", map[string]string{"channel": "webhook", "outcome": outcome}); v != want {
+				t.Errorf("credit_delivery_attempts_total{outcome=%q} = %v, want %v", outcome, v, want)
+			}
+		}
+		if v := value(t, m, "credit_deliveries_due", map[string]string{"channel": "webhook"}); v != 0 {
+			t.Errorf("credit_deliveries_due = %v once delivered", v)
+		}
 		// A delivered delivery may be sent again, and a replay queues the
 		// partner's alerts again: the same webhook-id each time, so that the
 		// receiver, which drops repeats, still holds one.
@@ -237,6 +247,22 @@ func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
 		map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}, &log)
 	if len(log.WebhookDeliveries.Nodes) == 0 {
 		t.Fatal("the delivery answered 410 is not FAILED")
+	}
+	// The dead letters of every endpoint, and no one else's.
+	var dead struct {
+		WebhookDeliveries struct {
+			TotalCount int
+			Nodes      []struct{ EndpointID string }
+		}
+	}
+	s.Must(t, partner, `{ webhookDeliveries(status: FAILED) { totalCount nodes { endpointId } } }`, nil, &dead)
+	if dead.WebhookDeliveries.TotalCount != len(log.WebhookDeliveries.Nodes) || dead.WebhookDeliveries.Nodes[0].EndpointID != created.CreateWebhookEndpoint.Endpoint.ID {
+		t.Fatalf("dead letters: %+v", dead)
+	}
+	_, rival := s.CreatePartner(t, "Rival", "1000")
+	s.Must(t, rival, `{ webhookDeliveries(status: FAILED) { totalCount nodes { endpointId } } }`, nil, &dead)
+	if dead.WebhookDeliveries.TotalCount != 0 {
+		t.Fatalf("a rival sees dead letters: %+v", dead)
 	}
 }
 

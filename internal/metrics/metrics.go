@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cloudreseller/credit/internal/alerts"
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/failing"
 	"github.com/cloudreseller/credit/internal/ledger"
@@ -33,6 +34,8 @@ type Sources struct {
 	Alerts *alerts.Service
 	// Ledger keeps the usage and alert totals.
 	Ledger *ledger.Ledger
+	// Deliveries sends alerts to webhooks and inboxes.
+	Deliveries *delivery.Service
 	// Version and SchemaVersion label credit_build_info.
 	Version       string
 	SchemaVersion int64
@@ -94,6 +97,10 @@ func New(src Sources) *Metrics {
 	}
 	if src.Ledger != nil {
 		m.registry.MustRegister(ledgerCollector{src.Ledger})
+	}
+	if src.Deliveries != nil {
+		m.registry.MustRegister(&deliveryCollector{deliveries: src.Deliveries,
+			reads: failing.New(src.Logger, "metrics", "the delivery backlog cannot be read from the store", "the delivery backlog can be read again")})
 	}
 	if src.Alerts != nil {
 		m.registry.MustRegister(&tailCollector{alerts: src.Alerts,
@@ -254,4 +261,47 @@ func (c *tailCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(storeUpDesc, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(max(int64(newest)-int64(s.Published), 0)))
 	ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(outbox))
+}
+
+var (
+	attemptsDesc = prometheus.NewDesc("credit_delivery_attempts_total",
+		"Delivery attempts this process made, by channel (webhook, email) and outcome (delivered; retried: failed, due again; failed: given up or refused for good, a dead letter).",
+		[]string{"channel", "outcome"}, nil)
+	dueDesc = prometheus.NewDesc("credit_deliveries_due",
+		"Deliveries due now and not yet made, by channel (all processes): a backlog that grows means targets or the dispatcher cannot keep up.",
+		[]string{"channel"}, nil)
+	oldestDueDesc = prometheus.NewDesc("credit_deliveries_oldest_due_seconds",
+		"How long the oldest due delivery has waited, by channel (0 when none is due).", []string{"channel"}, nil)
+)
+
+// deliveryCollector reads the delivery counts, and the backlog from the
+// store, at each scrape.
+type deliveryCollector struct {
+	deliveries *delivery.Service
+	reads      *failing.Log
+}
+
+func (c *deliveryCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{attemptsDesc, dueDesc, oldestDueDesc} {
+		ch <- d
+	}
+}
+
+func (c *deliveryCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, a := range c.deliveries.Attempts() {
+		ch <- prometheus.MustNewConstMetric(attemptsDesc, prometheus.CounterValue, float64(a.Delivered), name, "delivered")
+		ch <- prometheus.MustNewConstMetric(attemptsDesc, prometheus.CounterValue, float64(a.Retried), name, "retried")
+		ch <- prometheus.MustNewConstMetric(attemptsDesc, prometheus.CounterValue, float64(a.Failed), name, "failed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
+	defer cancel()
+	backlog, err := c.deliveries.Backlog(ctx)
+	c.reads.Note(err)
+	if err != nil {
+		return
+	}
+	for name, d := range backlog {
+		ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, float64(d.Count), name)
+		ch <- prometheus.MustNewConstMetric(oldestDueDesc, prometheus.GaugeValue, d.Oldest.Seconds(), name)
+	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/models"
 )
 
@@ -117,9 +118,14 @@ var DefaultRetries = []time.Duration{
 	12 * time.Hour, 12 * time.Hour, 12 * time.Hour, 12 * time.Hour, 12 * time.Hour,
 }
 
-// Stats count this process's attempts.
-type Stats struct {
-	Delivered, Retried, Failed atomic.Int64
+// counts are a channel's attempts in this process, by outcome.
+type counts struct {
+	delivered, retried, failed atomic.Int64
+}
+
+// Attempts are a channel's attempts in this process, by outcome.
+type Attempts struct {
+	Delivered, Retried, Failed int64
 }
 
 // Service queues and dispatches deliveries for its channels.
@@ -130,8 +136,8 @@ type Service struct {
 	order    []Channel
 	log      *slog.Logger
 	wake     chan struct{}
-	// Stats count attempts by outcome.
-	Stats Stats
+	// attempts count attempts by channel and outcome.
+	attempts map[string]*counts
 
 	// results carry attempts from the workers to the recorder (Run).
 	results chan result
@@ -168,7 +174,8 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), busy: map[string]map[uint]bool{}}
+	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), busy: map[string]map[uint]bool{},
+		attempts: map[string]*counts{}}
 }
 
 // Add delivers through c too. Call it before Run and before alerts are
@@ -177,6 +184,49 @@ func (s *Service) Add(c Channel) {
 	s.channels[c.Name()] = c
 	s.order = append(s.order, c)
 	s.busy[c.Name()] = map[uint]bool{}
+	s.attempts[c.Name()] = &counts{}
+}
+
+// Attempts returns each channel's attempts in this process so far.
+func (s *Service) Attempts() map[string]Attempts {
+	out := make(map[string]Attempts, len(s.attempts))
+	for name, c := range s.attempts {
+		out[name] = Attempts{Delivered: c.delivered.Load(), Retried: c.retried.Load(), Failed: c.failed.Load()}
+	}
+	return out
+}
+
+// Due are deliveries of a channel due and not yet delivered, in the store
+// (every process's), and how late the oldest is.
+type Due struct {
+	Count  int64
+	Oldest time.Duration
+}
+
+// Backlog reads, for each channel, the deliveries due now.
+func (s *Service) Backlog(ctx context.Context) (map[string]Due, error) {
+	now := s.db.NowFunc()
+	var rows []struct {
+		Channel string
+		N       int64
+		Oldest  any
+	}
+	if err := s.db.WithContext(ctx).Raw("SELECT channel, COUNT(*) AS n, MIN(next_attempt_at) AS oldest FROM alert_deliveries"+
+		" WHERE status = ? AND next_attempt_at <= ? GROUP BY channel", StatusPending, now).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := map[string]Due{}
+	for _, c := range s.order {
+		out[c.Name()] = Due{}
+	}
+	for _, r := range rows {
+		oldest, err := database.ScanTime(r.Oldest)
+		if err != nil {
+			return nil, err
+		}
+		out[r.Channel] = Due{Count: r.N, Oldest: now.Sub(oldest)}
+	}
+	return out, nil
 }
 
 // Wake tells the dispatcher that deliveries were queued and committed.

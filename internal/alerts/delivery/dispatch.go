@@ -312,15 +312,16 @@ func (s *Service) attempt(ctx context.Context, channel string, target uint, ms [
 // again after the next pause of the schedule (±20 %).
 func (s *Service) outcome(channel string, m *Message, o Outcome) result {
 	r := result{channel: channel, m: m, o: o}
+	n := s.attempts[channel]
 	switch {
 	case o.Delivered:
-		s.Stats.Delivered.Add(1)
+		n.delivered.Add(1)
 		r.state = StatusDelivered
 	case o.Final || m.Attempt > len(s.opts.Retries):
-		s.Stats.Failed.Add(1)
+		n.failed.Add(1)
 		r.state = StatusFailed
 	default:
-		s.Stats.Retried.Add(1)
+		n.retried.Add(1)
 		pause := s.opts.Retries[m.Attempt-1]
 		pause += time.Duration((rand.Float64()*0.4 - 0.2) * float64(pause))
 		next := time.Now().Add(pause)

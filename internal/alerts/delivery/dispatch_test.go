@@ -6,7 +6,6 @@ import (
 	"unicode/utf8"
 )
 
-
 // What is kept of a response is at most n bytes of valid text.
 func TestClipAndText(t *testing.T) {
 	s := strings.Repeat("é", 600) // 1,200 bytes
