@@ -100,6 +100,7 @@ func measure(ctx context.Context, clients int, d time.Duration, op func(ctx cont
 
 // median returns the result of median rate.
 func median(rs []Result) Result {
+	rs = slices.Clone(rs) // callers keep their order
 	sort.Slice(rs, func(i, j int) bool { return rs[i].Rate() < rs[j].Rate() })
 	return rs[len(rs)/2]
 }

@@ -52,7 +52,11 @@ func New(db *gorm.DB, deliveries *delivery.Service, opts Options) *Service {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	transport := &http.Transport{DialContext: guardedDialer(opts).DialContext, MaxIdleConnsPerHost: 4, ResponseHeaderTimeout: opts.Timeout}
+	// Connections are kept for reuse: endpoints of one host (a partner's, or a
+	// receiving service's) share them, and a new one per attempt cost more than
+	// the attempt.
+	transport := &http.Transport{DialContext: guardedDialer(opts).DialContext, MaxIdleConns: 256, MaxIdleConnsPerHost: 64,
+		IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: opts.Timeout}
 	client := &http.Client{
 		Transport: transport,
 		Timeout:   opts.Timeout,
