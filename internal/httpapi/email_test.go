@@ -244,6 +244,18 @@ func TestEmailIsolation(t *testing.T) {
 	if len(seen.NotificationAddresses) != 0 || seen.EmailDeliveries.TotalCount != 0 {
 		t.Fatalf("partner B sees %+v", seen)
 	}
+	// Setting the list again keeps the addresses that stay (their ids, and
+	// the e-mails queued for them).
+	var again struct {
+		SetNotificationAddresses []struct{ ID, Address string }
+	}
+	s.Must(t, a, `mutation($c: ID!) { setNotificationAddresses(input: {customerId: $c, addresses: ["billing@acme.test", "finance@acme.test"]}) { id address } }`,
+		map[string]any{"c": cust}, &again)
+	if len(again.SetNotificationAddresses) != 2 || !slices.ContainsFunc(again.SetNotificationAddresses, func(x struct{ ID, Address string }) bool {
+		return x.ID == set.SetNotificationAddresses[0].ID && x.Address == "finance@acme.test"
+	}) {
+		t.Fatalf("set again: %+v, want finance@acme.test to keep id %s", again.SetNotificationAddresses, set.SetNotificationAddresses[0].ID)
+	}
 	s.Fails(t, "BAD_USER_INPUT", a, `mutation { setNotificationAddresses(input: {addresses: ["not an address"]}) { id } }`, nil)
 	s.Fails(t, "BAD_USER_INPUT", a, `mutation { setNotificationAddresses(input: {addresses: ["Ops <ops@a.test>"]}) { id } }`, nil)
 }

@@ -129,15 +129,41 @@ func (s *Service) Set(ctx context.Context, partnerID, customerID *uint, addresse
 		return nil, err
 	}
 	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
-		if _, err := database.Exec(tx, "DELETE FROM notification_addresses WHERE partner_id = ? AND customer_id = ?", pid, cid); err != nil {
+		// Addresses that stay keep their rows (and ids): e-mails queued for
+		// them still go out.
+		var have []Address
+		if err := tx.Table("notification_addresses").Where("partner_id = ? AND customer_id = ?", pid, cid).Find(&have).Error; err != nil {
 			return err
 		}
-		if len(list) == 0 {
+		keep := map[string]bool{}
+		for _, a := range list {
+			keep[a] = true
+		}
+		var gone []uint
+		for _, a := range have {
+			if keep[a.Address] {
+				delete(keep, a.Address)
+			} else {
+				gone = append(gone, a.ID)
+			}
+		}
+		if len(gone) > 0 {
+			if err := tx.Exec("DELETE FROM notification_addresses WHERE id IN ?", gone).Error; err != nil {
+				return err
+			}
+		}
+		var added []string
+		for _, a := range list {
+			if keep[a] {
+				added = append(added, a)
+			}
+		}
+		if len(added) == 0 {
 			return nil
 		}
 		now := tx.NowFunc()
 		_, err := database.InsertRows(tx, "notification_addresses", []string{"partner_id", "customer_id", "address", "created_at"},
-			len(list), func(i int) []any { return []any{pid, cid, list[i], now} })
+			len(added), func(i int) []any { return []any{pid, cid, added[i], now} })
 		return err
 	})
 	if err != nil {
