@@ -347,7 +347,7 @@ type ComplexityRoot struct {
 		CreditAllocations     func(childComplexity int, filter *model.AllocationFilter, first *int, after *string) int
 		Customer              func(childComplexity int, id uint) int
 		Customers             func(childComplexity int, partnerID *uint, filter *model.CustomerFilter, orderBy *model.CustomerOrder, first *int, after *string) int
-		EmailDeliveries       func(childComplexity int, addressID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) int
+		EmailDeliveries       func(childComplexity int, addressID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, from *time.Time, to *time.Time, first *int, after *string) int
 		EmailEnabled          func(childComplexity int) int
 		NotificationAddresses func(childComplexity int, customerID *uint, partnerID *uint) int
 		Partner               func(childComplexity int, id *uint) int
@@ -356,7 +356,7 @@ type ComplexityRoot struct {
 		PlatformAlertRules    func(childComplexity int) int
 		PurchaseCheck         func(childComplexity int, customerID uint, amount money.Amount) int
 		Viewer                func(childComplexity int) int
-		WebhookDeliveries     func(childComplexity int, endpointID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) int
+		WebhookDeliveries     func(childComplexity int, endpointID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, from *time.Time, to *time.Time, first *int, after *string) int
 		WebhookEndpoints      func(childComplexity int, partnerID *uint) int
 	}
 
@@ -500,10 +500,10 @@ type QueryResolver interface {
 	Alerts(ctx context.Context, filter *model.AlertFilter, first *int, after *string) (*model.AlertConnection, error)
 	EmailEnabled(ctx context.Context) (bool, error)
 	NotificationAddresses(ctx context.Context, customerID *uint, partnerID *uint) ([]*email.Address, error)
-	EmailDeliveries(ctx context.Context, addressID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) (*model.EmailDeliveryConnection, error)
+	EmailDeliveries(ctx context.Context, addressID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, from *time.Time, to *time.Time, first *int, after *string) (*model.EmailDeliveryConnection, error)
 	PartnerNotices(ctx context.Context, partnerID *uint, first *int, after *string) (*model.PartnerNoticeConnection, error)
 	WebhookEndpoints(ctx context.Context, partnerID *uint) ([]*webhook.Endpoint, error)
-	WebhookDeliveries(ctx context.Context, endpointID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) (*model.WebhookDeliveryConnection, error)
+	WebhookDeliveries(ctx context.Context, endpointID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, from *time.Time, to *time.Time, first *int, after *string) (*model.WebhookDeliveryConnection, error)
 }
 type SubscriptionResolver interface {
 	Alerts(ctx context.Context, customerID *uint, after *uint, kinds []rules.Kind) (<-chan *models.Alert, error)
@@ -1857,7 +1857,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.EmailDeliveries(childComplexity, args["addressId"].(*uint), args["partnerId"].(*uint), args["status"].(*model.WebhookDeliveryStatus), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.EmailDeliveries(childComplexity, args["addressId"].(*uint), args["partnerId"].(*uint), args["status"].(*model.WebhookDeliveryStatus), args["from"].(*time.Time), args["to"].(*time.Time), args["first"].(*int), args["after"].(*string)), true
 	case "Query.emailEnabled":
 		if e.ComplexityRoot.Query.EmailEnabled == nil {
 			break
@@ -1942,7 +1942,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.WebhookDeliveries(childComplexity, args["endpointId"].(*uint), args["partnerId"].(*uint), args["status"].(*model.WebhookDeliveryStatus), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.WebhookDeliveries(childComplexity, args["endpointId"].(*uint), args["partnerId"].(*uint), args["status"].(*model.WebhookDeliveryStatus), args["from"].(*time.Time), args["to"].(*time.Time), args["first"].(*int), args["after"].(*string)), true
 	case "Query.webhookEndpoints":
 		if e.ComplexityRoot.Query.WebhookEndpoints == nil {
 			break
@@ -3765,22 +3765,38 @@ func (ec *executionContext) field_Query_emailDeliveries_args(ctx context.Context
 		return nil, err
 	}
 	args["status"] = arg2
-	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["first"] = arg3
-	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+	args["first"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "after",
 		func(ctx context.Context, v any) (*string, error) {
 			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["after"] = arg4
+	args["after"] = arg6
 	return args, nil
 }
 
@@ -3921,22 +3937,38 @@ func (ec *executionContext) field_Query_webhookDeliveries_args(ctx context.Conte
 		return nil, err
 	}
 	args["status"] = arg2
-	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["first"] = arg3
-	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+	args["first"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "after",
 		func(ctx context.Context, v any) (*string, error) {
 			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["after"] = arg4
+	args["after"] = arg6
 	return args, nil
 }
 
@@ -9672,7 +9704,7 @@ func (ec *executionContext) _Query_emailDeliveries(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().EmailDeliveries(ctx, fc.Args["addressId"].(*uint), fc.Args["partnerId"].(*uint), fc.Args["status"].(*model.WebhookDeliveryStatus), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().EmailDeliveries(ctx, fc.Args["addressId"].(*uint), fc.Args["partnerId"].(*uint), fc.Args["status"].(*model.WebhookDeliveryStatus), fc.Args["from"].(*time.Time), fc.Args["to"].(*time.Time), fc.Args["first"].(*int), fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.EmailDeliveryConnection) graphql.Marshaler {
@@ -9804,7 +9836,7 @@ func (ec *executionContext) _Query_webhookDeliveries(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().WebhookDeliveries(ctx, fc.Args["endpointId"].(*uint), fc.Args["partnerId"].(*uint), fc.Args["status"].(*model.WebhookDeliveryStatus), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().WebhookDeliveries(ctx, fc.Args["endpointId"].(*uint), fc.Args["partnerId"].(*uint), fc.Args["status"].(*model.WebhookDeliveryStatus), fc.Args["from"].(*time.Time), fc.Args["to"].(*time.Time), fc.Args["first"].(*int), fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.WebhookDeliveryConnection) graphql.Marshaler {

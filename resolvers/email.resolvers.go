@@ -7,6 +7,7 @@ package resolvers
 
 import (
 	"context"
+	"time"
 
 	"github.com/cloudreseller/credit/graph"
 	"github.com/cloudreseller/credit/graph/model"
@@ -42,8 +43,8 @@ func (r *queryResolver) NotificationAddresses(ctx context.Context, customerID *u
 	return r.Email.List(ctx, partnerID, customerID)
 }
 
-func (r *queryResolver) EmailDeliveries(ctx context.Context, addressID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) (*model.EmailDeliveryConnection, error) {
-	res, err := r.Email.Deliveries(ctx, addressID, partnerID, statusText(status), page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
+func (r *queryResolver) EmailDeliveries(ctx context.Context, addressID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, from *time.Time, to *time.Time, first *int, after *string) (*model.EmailDeliveryConnection, error) {
+	res, err := r.Email.Deliveries(ctx, addressID, partnerID, statusText(status), from, to, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
 		return nil, err
 	}

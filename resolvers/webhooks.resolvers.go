@@ -7,6 +7,7 @@ package resolvers
 
 import (
 	"context"
+	"time"
 
 	"github.com/cloudreseller/credit/graph"
 	"github.com/cloudreseller/credit/graph/model"
@@ -64,8 +65,8 @@ func (r *queryResolver) WebhookEndpoints(ctx context.Context, partnerID *uint) (
 	return r.Webhooks.List(ctx, partnerID)
 }
 
-func (r *queryResolver) WebhookDeliveries(ctx context.Context, endpointID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, first *int, after *string) (*model.WebhookDeliveryConnection, error) {
-	res, err := r.Webhooks.Deliveries(ctx, endpointID, partnerID, statusText(status), page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
+func (r *queryResolver) WebhookDeliveries(ctx context.Context, endpointID *uint, partnerID *uint, status *model.WebhookDeliveryStatus, from *time.Time, to *time.Time, first *int, after *string) (*model.WebhookDeliveryConnection, error) {
+	res, err := r.Webhooks.Deliveries(ctx, endpointID, partnerID, statusText(status), from, to, page.Args{First: first, After: after, Count: selects(ctx, "totalCount")})
 	if err != nil {
 		return nil, err
 	}

@@ -143,6 +143,15 @@ func TestWebhookDelivery(t *testing.T) {
 			d.Attempts[0].Error == nil || deref(d.Attempts[2].Response) != "ok" {
 			t.Fatalf("delivery log: %+v", d)
 		}
+		// The log takes a time range.
+		var ranged struct {
+			Later, Earlier struct{ TotalCount int }
+		}
+		s.Must(t, partner, `query($e: ID!, $t: Time!) { later: webhookDeliveries(endpointId: $e, from: $t) { totalCount } earlier: webhookDeliveries(endpointId: $e, to: $t) { totalCount } }`,
+			map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID, "t": time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}, &ranged)
+		if ranged.Later.TotalCount != 0 || ranged.Earlier.TotalCount != 1 {
+			t.Fatalf("deliveries from/to a minute ahead: %+v", ranged)
+		}
 		// Operators see the attempts and that nothing waits.
 		m := scrape(t, s)
 		for outcome, want := range map[string]float64{"retried": 2, "delivered": 1, "failed": 0} {

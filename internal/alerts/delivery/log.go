@@ -48,6 +48,8 @@ type Filter struct {
 	TargetID *uint
 	// Status: in one state.
 	Status *string
+	// From and To: queued at or after From, before To.
+	From, To *time.Time
 }
 
 const deliveryColumns = "id, channel, target_id, partner_id, alert_id, notice_id, status, next_attempt_at, delivered_at, last_error, created_at"
@@ -76,6 +78,7 @@ func (s *Service) List(ctx context.Context, f Filter, args page.Args) (page.Resu
 	if f.Status != nil {
 		q = q.Where("status = ?", *f.Status)
 	}
+	q = database.CreatedBetween(q, f.From, f.To)
 	total, err := database.CountIf(req.Count, q)
 	if err != nil {
 		return none, err

@@ -218,7 +218,7 @@ func (s *Service) of(ctx context.Context, partnerID uint, customerID *uint) ([]*
 // address's (NOT_FOUND when the caller does not see it), or every address's
 // of the caller (ADMIN: of every partner, or of partnerID); optionally in one
 // state (FAILED: the dead letters).
-func (s *Service) Deliveries(ctx context.Context, addressID, partnerID *uint, status *string, args page.Args) (page.Result[*delivery.Delivery], error) {
+func (s *Service) Deliveries(ctx context.Context, addressID, partnerID *uint, status *string, from, to *time.Time, args page.Args) (page.Result[*delivery.Delivery], error) {
 	if addressID != nil {
 		p, err := auth.Require(ctx, auth.RoleAdmin, auth.RolePartner)
 		if err != nil {
@@ -233,7 +233,7 @@ func (s *Service) Deliveries(ctx context.Context, addressID, partnerID *uint, st
 			return page.Result[*delivery.Delivery]{}, errs.E(errs.NotFound, "no notification address with id %d", *addressID)
 		}
 	}
-	return s.deliveries.List(ctx, delivery.Filter{Channel: Channel, TargetID: addressID, PartnerID: partnerID, Status: status}, args)
+	return s.deliveries.List(ctx, delivery.Filter{Channel: Channel, TargetID: addressID, PartnerID: partnerID, Status: status, From: from, To: to}, args)
 }
 
 // Resend queues an e-mail delivery again, whatever its state.

@@ -263,8 +263,8 @@ func (s *Service) Rotate(ctx context.Context, id uint) (*Endpoint, error) {
 // one endpoint's (NOT_FOUND when the caller may not manage it), or every
 // endpoint's of the caller (ADMIN: of every partner, or of partnerID);
 // optionally in one state (FAILED: the dead letters).
-func (s *Service) Deliveries(ctx context.Context, endpointID, partnerID *uint, status *string, args page.Args) (page.Result[*delivery.Delivery], error) {
-	f := delivery.Filter{Channel: Channel, TargetID: endpointID, PartnerID: partnerID, Status: status}
+func (s *Service) Deliveries(ctx context.Context, endpointID, partnerID *uint, status *string, from, to *time.Time, args page.Args) (page.Result[*delivery.Delivery], error) {
+	f := delivery.Filter{Channel: Channel, TargetID: endpointID, PartnerID: partnerID, Status: status, From: from, To: to}
 	if endpointID != nil {
 		if _, err := s.find(ctx, s.db.WithContext(ctx), *endpointID); err != nil {
 			return page.Result[*delivery.Delivery]{}, err
