@@ -429,3 +429,64 @@ func TestTwoProcessesDeliverEachWebhookOnce(t *testing.T) {
 		}
 	}
 }
+
+// An endpoint that does not answer within the timeout is retried; the log
+// shows the attempt with no HTTP status and why it failed.
+func TestWebhookTimeoutIsRetried(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{
+			Webhooks:   webhook.Options{Timeout: 300 * time.Millisecond},
+			Deliveries: delivery.Options{Retries: []time.Duration{50 * time.Millisecond}, Poll: 20 * time.Millisecond},
+		})
+		_, partner := s.CreatePartner(t, "Reseller", "100000")
+		billing := s.CreateKey(t, "feed", "BILLING", "")
+		var mu sync.Mutex
+		calls := 0
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			calls++
+			first := calls == 1
+			mu.Unlock()
+			if first {
+				select {
+				case <-time.After(2 * time.Second):
+				case <-r.Context().Done():
+				}
+			}
+		}))
+		defer hook.Close()
+		var created struct {
+			CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+		}
+		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
+			map[string]any{"u": hook.URL}, &created)
+		usageAlerts(t, s, partner, billing, "slowpoke", 1)
+		var log struct {
+			WebhookDeliveries struct {
+				Nodes []struct {
+					Status   string
+					Attempts []struct {
+						HTTPStatus *int `json:"httpStatus"`
+						LatencyMs  int
+						Error      *string
+					}
+				}
+			}
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { nodes { status attempts { httpStatus latencyMs error } } } }`,
+				map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}, &log)
+			if n := log.WebhookDeliveries.Nodes; len(n) == 1 && n[0].Status == "DELIVERED" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("log: %+v", log)
+			}
+		}
+		a := log.WebhookDeliveries.Nodes[0].Attempts
+		if len(a) != 2 || a[0].HTTPStatus != nil || deref(a[0].Error) != "connection failed or timed out" || a[0].LatencyMs < 250 || a[0].LatencyMs > 1500 ||
+			a[1].HTTPStatus == nil || *a[1].HTTPStatus != 200 {
+			t.Fatalf("attempts: %+v", a)
+		}
+	})
+}
