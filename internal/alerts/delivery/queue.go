@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -142,8 +143,25 @@ func queueLeased(tx *gorm.DB, channel string, routes []Route, until time.Time) (
 		if !database.IsMySQL(tx) {
 			first = uint(last) - uint(len(chunk)) + 1 // SQLite reports the last row's id
 		}
-		for i := range chunk {
-			ids = append(ids, first+uint(i))
+		// The rows' ids are read back, not counted from the first: MySQL's
+		// interleaved auto-increment (innodb_autoinc_lock_mode=2, MySQL 8's
+		// default) need not give one statement consecutive ids.
+		// The alerts were numbered in this transaction: no other row can
+		// name them.
+		var rows []struct{ ID, TargetID, AlertID uint }
+		if err := tx.Raw("SELECT id, target_id, alert_id FROM alert_deliveries WHERE id >= ? AND channel = ?", first, channel).Scan(&rows).Error; err != nil {
+			return nil, err
+		}
+		idOf := make(map[[2]uint]uint, len(rows))
+		for _, r := range rows {
+			idOf[[2]uint{r.TargetID, r.AlertID}] = r.ID
+		}
+		for _, r := range chunk {
+			id, ok := idOf[[2]uint{r.Target, r.Alert}]
+			if !ok {
+				return nil, fmt.Errorf("delivery of alert %d to %s %d was not found after its insert", r.Alert, channel, r.Target)
+			}
+			ids = append(ids, id)
 		}
 	}
 	return ids, nil
