@@ -221,14 +221,8 @@ func (e *env) raiseAlerts(ctx context.Context, hot []customer) (stop func()) {
 				return
 			case <-tick.C:
 			}
-			c := hot[i%len(hot)]
-			amount := "-14.00"
-			if (i/len(hot))%2 == 1 {
-				amount = "14.00"
-			}
 			// Not cut short: a change the server applied must be counted.
-			e.gql(context.WithoutCancel(ctx), e.partnerKeys[c.partner], `mutation($c: ID!, $a: Decimal!) { setCredit(input: {customerId: $c, amount: $a}) { allocation { id } } }`,
-				map[string]any{"c": fmt.Sprint(c.id), "a": amount}, nil)
+			e.swingCredit(context.WithoutCancel(ctx), hot[i%len(hot)], i/len(hot))
 		}
 	}()
 	return func() { cancel(); <-done }

@@ -85,15 +85,7 @@ func (e *env) alertCost(ctx context.Context, cfg Config) (row, error) {
 		return row{}, err
 	}
 	swing := func(cs []customer) func(ctx context.Context, client, i int) (int, error) {
-		return func(ctx context.Context, client, i int) (int, error) {
-			amount := "-14.00"
-			if i%2 == 1 {
-				amount = "14.00"
-			}
-			c := cs[client]
-			return 1, e.gql(ctx, e.partnerKeys[c.partner], `mutation($c: ID!, $a: Decimal!) { setCredit(input: {customerId: $c, amount: $a}) { allocation { id } } }`,
-				map[string]any{"c": fmt.Sprint(c.id), "a": amount}, nil)
-		}
+		return func(ctx context.Context, client, i int) (int, error) { return 1, e.swingCredit(ctx, cs[client], i) }
 	}
 	var withAlerts, without []Result
 	for range cfg.Rounds {
@@ -110,6 +102,17 @@ func (e *env) alertCost(ctx context.Context, cfg Config) (row, error) {
 	}
 	return row{name: "`setCredit` ±14.00, 32 clients: every change raising an alert, 75 % crossed or recovered (server) vs none (raw column)",
 		unit: "changes", target: 0.90, server: median(withAlerts), raw: median(without)}, ctx.Err()
+}
+
+// swingCredit withdraws 14.00 from c on even steps and gives it back on odd
+// ones: at 74 % usage each change crosses 75 % or recovers from it.
+func (e *env) swingCredit(ctx context.Context, c customer, step int) error {
+	amount := "-14.00"
+	if step%2 == 1 {
+		amount = "14.00"
+	}
+	return e.gql(ctx, e.partnerKeys[c.partner], `mutation($c: ID!, $a: Decimal!) { setCredit(input: {customerId: $c, amount: $a}) { allocation { id } } }`,
+		map[string]any{"c": fmt.Sprint(c.id), "a": amount}, nil)
 }
 
 // customersAt makes n customers, spread over the partners, with 1,000.00 of

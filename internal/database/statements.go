@@ -39,6 +39,21 @@ func InsertRows(tx *gorm.DB, table string, columns []string, n int, row func(i i
 	return Exec(tx, "INSERT INTO "+table+" ("+strings.Join(columns, ", ")+") VALUES "+b.String(), args...)
 }
 
+// FirstInsertID is the id of the first row a multi-row insert of n rows
+// (InsertRows) wrote: MySQL reports it, SQLite reports the last. Ids after it
+// are consecutive on SQLite (one writer) and with MySQL's
+// innodb_autoinc_lock_mode 0 or 1, not with 2 (interleaved).
+func FirstInsertID(tx *gorm.DB, res sql.Result, n int) (uint, error) {
+	last, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	if IsMySQL(tx) {
+		return uint(last), nil
+	}
+	return uint(last) - uint(n) + 1, nil
+}
+
 // In returns the list "(?, ?, …)" for an IN condition on values, and values
 // as the statement's arguments. values must not be empty.
 func In[T any](values []T) (string, []any) {

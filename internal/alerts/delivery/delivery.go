@@ -149,8 +149,8 @@ type Service struct {
 	handoff []*held
 
 	mu sync.Mutex
-	// busy are the targets with deliveries in flight here, by channel.
-	busy     map[string]map[uint]bool
+	// busy are the targets with deliveries in flight here.
+	busy     map[targetKey]bool
 	inFlight sync.WaitGroup
 }
 
@@ -174,7 +174,7 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), busy: map[string]map[uint]bool{},
+	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), busy: map[targetKey]bool{},
 		attempts: map[string]*counts{}}
 }
 
@@ -183,7 +183,6 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 func (s *Service) Add(c Channel) {
 	s.channels[c.Name()] = c
 	s.order = append(s.order, c)
-	s.busy[c.Name()] = map[uint]bool{}
 	s.attempts[c.Name()] = &counts{}
 }
 

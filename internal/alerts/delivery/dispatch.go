@@ -3,11 +3,11 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
 
@@ -85,7 +85,9 @@ func (s *Service) dispatch(ctx context.Context) (bool, error) {
 	}
 	messages, err := s.load(ctx, batch)
 	if err != nil {
-		s.release(batch)
+		for _, d := range batch {
+			s.done(d.Channel, d.TargetID, false) // the leases run out; they are taken again
+		}
 		return false, err
 	}
 	ds := make([]*held, len(batch))
@@ -112,7 +114,7 @@ func (s *Service) start(ds []*held) {
 			order = append(order, k)
 		}
 		byTarget[k] = append(byTarget[k], d.m)
-		s.busy[k.Channel][k.TargetID] = true
+		s.busy[k] = true
 	}
 	ctx := context.WithoutCancel(s.runCtx)
 	for _, k := range order {
@@ -130,28 +132,19 @@ func (s *Service) start(ds []*held) {
 // done frees a target, and wakes the dispatcher when more may wait for it.
 func (s *Service) done(channel string, target uint, more bool) {
 	s.mu.Lock()
-	delete(s.busy[channel], target)
+	delete(s.busy, targetKey{channel, target})
 	s.mu.Unlock()
 	if more {
 		s.Wake()
 	}
 }
 
-// release frees the targets of deliveries that will not be attempted now
-// (their leases run out and they are taken again).
-func (s *Service) release(batch []leased) {
-	for _, d := range batch {
-		s.mu.Lock()
-		delete(s.busy[d.Channel], d.TargetID)
-		s.mu.Unlock()
-	}
-}
-
 // lease takes due deliveries for this process until now + Lease, at most
 // PerTarget of each target and Targets targets at once, of targets with
 // nothing in flight here, in a short transaction that skips rows another
-// process is leasing; it marks their targets busy. It tells whether due
-// targets were left for lack of room.
+// process is leasing; it marks their targets busy (so that Enqueue hands
+// none of theirs off meanwhile). It tells whether due targets were left for
+// lack of room.
 //
 // It goes by target, not by row: first the targets with deliveries due
 // (a loose scan of idx_alert_deliveries_due, one step per target), then the
@@ -161,12 +154,7 @@ func (s *Service) release(batch []leased) {
 // a minute.
 func (s *Service) lease(ctx context.Context) ([]leased, bool, error) {
 	s.mu.Lock()
-	busy := map[targetKey]bool{}
-	for ch, targets := range s.busy {
-		for t := range targets {
-			busy[targetKey{ch, t}] = true
-		}
-	}
+	busy := maps.Clone(s.busy)
 	s.mu.Unlock()
 	room := s.opts.Targets - len(busy)
 	if room <= 0 || len(s.order) == 0 {
@@ -216,7 +204,7 @@ func (s *Service) lease(ctx context.Context) ([]leased, bool, error) {
 	}
 	s.mu.Lock()
 	for _, d := range out {
-		s.busy[d.Channel][d.TargetID] = true
+		s.busy[targetKey{d.Channel, d.TargetID}] = true
 	}
 	s.mu.Unlock()
 	return out, full, nil
@@ -328,29 +316,4 @@ func (s *Service) outcome(channel string, m *Message, o Outcome) result {
 		r.state, r.next = StatusPending, &next
 	}
 	return r
-}
-
-// text is s as valid UTF-8 (a response may be anything; the store takes
-// only text), or NULL when empty.
-func text(s string) *string {
-	if s == "" {
-		return nil
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return &s
-}
-
-// clip cuts s to at most n bytes, not inside a character.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for range 3 {
-		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
-			break
-		}
-		s = s[:len(s)-1]
-	}
-	return s
 }

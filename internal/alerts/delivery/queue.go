@@ -1,7 +1,9 @@
 package delivery
 
 import (
+	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -51,6 +53,18 @@ func (s *Service) Enqueue(tx *gorm.DB, alerts []*models.Alert) error {
 	return nil
 }
 
+// PartnersOf lists the partners of alerts, each once: what a channel's Route
+// reads targets of.
+func PartnersOf(alerts []*models.Alert) []uint {
+	var ids []uint
+	for _, a := range alerts {
+		if !slices.Contains(ids, a.PartnerID) {
+			ids = append(ids, a.PartnerID)
+		}
+	}
+	return ids
+}
+
 // held is a delivery queued leased to this process, to hand to a worker once
 // its transaction commits.
 type held struct {
@@ -69,7 +83,7 @@ func (s *Service) split(channel string, routes []Route) (hot, cold []Route) {
 	defer s.mu.Unlock()
 	per := map[uint]int{}
 	for _, r := range routes {
-		if s.busy[channel][r.Target] || per[r.Target] >= s.opts.PerTarget || r.Alert == 0 {
+		if s.busy[targetKey{channel, r.Target}] || per[r.Target] >= s.opts.PerTarget || r.Alert == 0 {
 			cold = append(cold, r)
 			continue
 		}
@@ -100,54 +114,44 @@ const queueChunk = 1000
 // Queue queues deliveries of channel in tx, due at once. Call Wake after the
 // commit.
 func Queue(tx *gorm.DB, channel string, routes []Route) error {
-	now := tx.NowFunc()
-	for len(routes) > 0 {
-		chunk := routes[:min(len(routes), queueChunk)]
-		routes = routes[len(chunk):]
-		_, err := database.InsertRows(tx, "alert_deliveries",
-			[]string{"channel", "target_id", "partner_id", "alert_id", "notice_id", "status", "attempts", "next_attempt_at", "created_at"},
-			len(chunk), func(i int) []any {
-				r := chunk[i]
-				return []any{channel, r.Target, r.Partner, nullable(r.Alert), nullable(r.Notice), StatusPending, 0, now, now}
-			})
-		if err != nil {
+	for chunk := range slices.Chunk(routes, queueChunk) {
+		if _, err := insertDeliveries(tx, channel, chunk, nil); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// insertDeliveries inserts deliveries of channel due now, leased until the
+// time given (nil: not leased), in one statement.
+func insertDeliveries(tx *gorm.DB, channel string, routes []Route, until *time.Time) (sql.Result, error) {
+	now := tx.NowFunc()
+	return database.InsertRows(tx, "alert_deliveries",
+		[]string{"channel", "target_id", "partner_id", "alert_id", "notice_id", "status", "attempts", "next_attempt_at", "lease_until", "created_at"},
+		len(routes), func(i int) []any {
+			r := routes[i]
+			return []any{channel, r.Target, r.Partner, nullable(r.Alert), nullable(r.Notice), StatusPending, 0, now, until, now}
+		})
+}
+
 // queueLeased queues deliveries of channel in tx, leased until the time
 // given, and returns their ids in order (consecutive: one statement per
 // chunk).
 func queueLeased(tx *gorm.DB, channel string, routes []Route, until time.Time) ([]uint, error) {
-	now := tx.NowFunc()
 	var ids []uint
-	for len(routes) > 0 {
-		chunk := routes[:min(len(routes), queueChunk)]
-		routes = routes[len(chunk):]
-		res, err := database.InsertRows(tx, "alert_deliveries",
-			[]string{"channel", "target_id", "partner_id", "alert_id", "notice_id", "status", "attempts", "next_attempt_at", "lease_until", "created_at"},
-			len(chunk), func(i int) []any {
-				r := chunk[i]
-				return []any{channel, r.Target, r.Partner, nullable(r.Alert), nullable(r.Notice), StatusPending, 0, now, until, now}
-			})
+	for chunk := range slices.Chunk(routes, queueChunk) {
+		res, err := insertDeliveries(tx, channel, chunk, &until)
 		if err != nil {
 			return nil, err
 		}
-		last, err := res.LastInsertId()
+		first, err := database.FirstInsertID(tx, res, len(chunk))
 		if err != nil {
 			return nil, err
-		}
-		first := uint(last)
-		if !database.IsMySQL(tx) {
-			first = uint(last) - uint(len(chunk)) + 1 // SQLite reports the last row's id
 		}
 		// The rows' ids are read back, not counted from the first: MySQL's
 		// interleaved auto-increment (innodb_autoinc_lock_mode=2, MySQL 8's
-		// default) need not give one statement consecutive ids.
-		// The alerts were numbered in this transaction: no other row can
-		// name them.
+		// default) need not give one statement consecutive ids. The alerts
+		// were numbered in this transaction: no other row can name them.
 		var rows []struct{ ID, TargetID, AlertID uint }
 		if err := tx.Raw("SELECT id, target_id, alert_id FROM alert_deliveries WHERE id >= ? AND channel = ?", first, channel).Scan(&rows).Error; err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 
@@ -115,32 +116,26 @@ func updateDeliveries(tx *gorm.DB, batch []result, now time.Time) error {
 // settle tells each channel what its targets' attempts came to, in order;
 // a target it disables raises a notice to its partner.
 func (s *Service) settle(tx *gorm.DB, batch []result, now time.Time) error {
-	byChannel := map[string]map[uint][]Outcome{}
-	partner := map[uint]uint{} // of targets, by channel below
-	for _, c := range s.order {
-		byChannel[c.Name()] = map[uint][]Outcome{}
-	}
+	outcomes := map[string]map[uint][]Outcome{} // by channel, by target
+	partner := map[targetKey]uint{}
 	for _, r := range batch {
-		byChannel[r.channel][r.m.TargetID] = append(byChannel[r.channel][r.m.TargetID], r.o)
+		if outcomes[r.channel] == nil {
+			outcomes[r.channel] = map[uint][]Outcome{}
+		}
+		outcomes[r.channel][r.m.TargetID] = append(outcomes[r.channel][r.m.TargetID], r.o)
+		partner[targetKey{r.channel, r.m.TargetID}] = r.m.PartnerID
 	}
 	for _, c := range s.order {
-		outcomes := byChannel[c.Name()]
-		if len(outcomes) == 0 {
+		if outcomes[c.Name()] == nil {
 			continue
 		}
-		clear(partner)
-		for _, r := range batch {
-			if r.channel == c.Name() {
-				partner[r.m.TargetID] = r.m.PartnerID
-			}
-		}
-		notices, err := c.Settle(tx, outcomes, now)
+		notices, err := c.Settle(tx, outcomes[c.Name()], now)
 		if err != nil {
 			return err
 		}
 		for _, n := range notices {
 			if n.EndpointID != nil {
-				n.PartnerID = partner[*n.EndpointID]
+				n.PartnerID = partner[targetKey{c.Name(), *n.EndpointID}]
 			}
 			s.log.Warn("deliveries: target disabled", "channel", c.Name(), "partner_id", n.PartnerID, "notice", n.Message)
 			if err := s.notify(tx, n); err != nil {
@@ -149,4 +144,29 @@ func (s *Service) settle(tx *gorm.DB, batch []result, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// text is s as valid UTF-8 (a response may be anything; the store takes
+// only text), or NULL when empty.
+func text(s string) *string {
+	if s == "" {
+		return nil
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return &s
+}
+
+// clip cuts s to at most n bytes, not inside a character.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for range 3 {
+		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
 }

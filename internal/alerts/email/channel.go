@@ -22,20 +22,12 @@ func (s *Service) Name() string { return Channel }
 // to its customer's own, each address once: one read, in tx (the numbering
 // transaction).
 func (s *Service) Route(tx *gorm.DB, alerts []*models.Alert) ([]delivery.Route, error) {
-	partners, customers := map[uint]bool{}, map[uint]bool{}
-	var pids, cids []uint
-	for _, a := range alerts {
-		if !partners[a.PartnerID] {
-			partners[a.PartnerID] = true
-			pids = append(pids, a.PartnerID)
-		}
-		if !customers[a.CustomerID] {
-			customers[a.CustomerID] = true
-			cids = append(cids, a.CustomerID)
-		}
+	cids := make([]uint, len(alerts))
+	for i, a := range alerts {
+		cids[i] = a.CustomerID // repeats are harmless in IN
 	}
 	var rows []Address
-	if err := tx.Table("notification_addresses").Where("partner_id IN ? AND (customer_id = 0 OR customer_id IN ?)", pids, cids).
+	if err := tx.Table("notification_addresses").Where("partner_id IN ? AND (customer_id = 0 OR customer_id IN ?)", delivery.PartnersOf(alerts), cids).
 		Order("customer_id, id").Find(&rows).Error; err != nil {
 		return nil, err
 	}

@@ -49,13 +49,9 @@ func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 	if err != nil {
 		return err
 	}
-	last, err := res.LastInsertId()
+	first, err := database.FirstInsertID(tx, res, len(alerts))
 	if err != nil {
 		return err
-	}
-	first := uint(last)
-	if !database.IsMySQL(tx) {
-		first = uint(last) - uint(len(alerts)) + 1 // SQLite reports the last row's id
 	}
 	for i, a := range alerts {
 		id := first + uint(i)

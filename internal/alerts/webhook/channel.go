@@ -31,16 +31,8 @@ func (s *Service) Name() string { return Channel }
 // Route routes each alert to each enabled endpoint of its partner whose
 // filter takes it: one read of endpoints, in tx (the numbering transaction).
 func (s *Service) Route(tx *gorm.DB, alerts []*models.Alert) ([]delivery.Route, error) {
-	partners := map[uint]bool{}
-	ids := []uint{}
-	for _, a := range alerts {
-		if !partners[a.PartnerID] {
-			partners[a.PartnerID] = true
-			ids = append(ids, a.PartnerID)
-		}
-	}
 	var rows []endpointRow
-	if err := tx.Table("webhook_endpoints").Where("partner_id IN ? AND disabled_at IS NULL", ids).Find(&rows).Error; err != nil {
+	if err := tx.Table("webhook_endpoints").Where("partner_id IN ? AND disabled_at IS NULL", delivery.PartnersOf(alerts)).Find(&rows).Error; err != nil {
 		return nil, err
 	}
 	var routes []delivery.Route
