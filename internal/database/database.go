@@ -150,8 +150,32 @@ func openMySQL(dsn string, timeout time.Duration) (*gorm.DB, error) {
 	sqlDB.SetMaxIdleConns(64)
 	sqlDB.SetConnMaxLifetime(30 * time.Minute)
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	t := &traits{}
+	if err := db.Raw("SELECT @@auto_increment_increment").Scan(&t.idStep).Error; err != nil {
+		return nil, fmt.Errorf("MySQL at %s: %w", cfg.Addr, err)
+	}
+	t.idStep = max(t.idStep, 1)
+	if err := db.Use(t); err != nil {
+		return nil, err
+	}
 	return db, nil
 }
+
+const traitsName = "credit:traits"
+
+// traits are what Open learned of a MySQL server, kept with the *gorm.DB
+// (its config is shared by its sessions and transactions).
+type traits struct {
+	// idStep is auto_increment_increment: the gap between the ids of one
+	// multi-row insert (see InsertedIDs).
+	idStep uint
+}
+
+// Name names the traits among the DB's plugins.
+func (*traits) Name() string { return traitsName }
+
+// Initialize is a gorm.Plugin's hook: traits add no callbacks.
+func (*traits) Initialize(*gorm.DB) error { return nil }
 
 // isolationVariable names the session variable of the isolation level:
 // MariaDB (before 11.1) knows only tx_isolation, MySQL 8 only

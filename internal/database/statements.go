@@ -39,19 +39,34 @@ func InsertRows(tx *gorm.DB, table string, columns []string, n int, row func(i i
 	return Exec(tx, "INSERT INTO "+table+" ("+strings.Join(columns, ", ")+") VALUES "+b.String(), args...)
 }
 
-// FirstInsertID is the id of the first row a multi-row insert of n rows
-// (InsertRows) wrote: MySQL reports it, SQLite reports the last. Ids after it
-// are consecutive on SQLite (one writer) and with MySQL's
-// innodb_autoinc_lock_mode 0 or 1, not with 2 (interleaved).
-func FirstInsertID(tx *gorm.DB, res sql.Result, n int) (uint, error) {
+// InsertedIDs are the ids of the n rows a multi-row INSERT … VALUES
+// (InsertRows) wrote, in order. Each store hands one such statement one
+// range: SQLite has one writer, and InnoDB reserves the ids of a "simple
+// insert" (its row count known before it runs) at once in every
+// innodb_autoinc_lock_mode; only INSERT … SELECT and LOAD DATA, never used
+// here, may see gaps under mode 2. The range is spaced by MySQL's
+// auto_increment_increment, read at Open (replication set-ups raise it).
+// MySQL reports the first id of the statement, SQLite the last.
+func InsertedIDs(tx *gorm.DB, res sql.Result, n int) ([]uint, error) {
 	last, err := res.LastInsertId()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if IsMySQL(tx) {
-		return uint(last), nil
+	ids := make([]uint, n)
+	if !IsMySQL(tx) {
+		for i := range ids {
+			ids[i] = uint(last) - uint(n-1-i)
+		}
+		return ids, nil
 	}
-	return uint(last) - uint(n) + 1, nil
+	step := uint(1)
+	if t, ok := tx.Config.Plugins[traitsName].(*traits); ok {
+		step = t.idStep
+	}
+	for i := range ids {
+		ids[i] = uint(last) + uint(i)*step
+	}
+	return ids, nil
 }
 
 // In returns the list "(?, ?, …)" for an IN condition on values, and values

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"gorm.io/gorm"
 
@@ -489,4 +490,71 @@ func TestWebhookTimeoutIsRetried(t *testing.T) {
 			t.Fatalf("attempts: %+v", a)
 		}
 	})
+}
+
+// A replicated MySQL spaces auto-increment ids (auto_increment_increment):
+// the alerts one batch raises are still reported as raised, and each is
+// delivered once, under the ids of its own rows.
+func TestSpacedAutoIncrementIDs(t *testing.T) {
+	dsn := testenv.MySQLDSN(t)
+	cfg, err := mysqldriver.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["auto_increment_increment"] = "3"
+	s := testenv.NewServer(t, testenv.OpenMySQL(t, cfg.FormatDSN()))
+	_, partner := s.CreatePartner(t, "Reseller", "100000")
+	billing := s.CreateKey(t, "feed", "BILLING", "")
+	c := &counter{got: map[string]int{}}
+	hook := httptest.NewServer(c)
+	defer hook.Close()
+	s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
+		map[string]any{"u": hook.URL}, nil)
+	var events []map[string]any
+	want := map[string]bool{}
+	for i := range 4 {
+		id := s.CreateCustomer(t, partner, fmt.Sprintf("spaced %d", i), false)
+		s.SetCredit(t, partner, id, "100")
+		events = append(events, event(fmt.Sprintf("spaced-%d", i), id, "80"))
+		want[id] = true
+	}
+	got := usageOnly(record(t, s, billing, events...).Alerts)
+	if len(got) != 4 {
+		t.Fatalf("the batch reported %d alerts: %+v", len(got), got)
+	}
+	for _, a := range got {
+		if !want[a.Customer.ID] || a.Threshold != 75 {
+			t.Fatalf("the batch reported an alert it did not raise: %+v", got)
+		}
+		delete(want, a.Customer.ID)
+	}
+	c.waitDistinct(t, 4, 10*time.Second)
+	var log struct {
+		WebhookDeliveries struct{ Nodes []struct{ Status string } }
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.Must(t, partner, `{ webhookDeliveries { nodes { status } } }`, nil, &log)
+		delivered := 0
+		for _, n := range log.WebhookDeliveries.Nodes {
+			if n.Status == "DELIVERED" {
+				delivered++
+			}
+		}
+		if len(log.WebhookDeliveries.Nodes) == 4 && delivered == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery log: %+v", log)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, n := range c.got {
+		if n != 1 {
+			t.Fatalf("%s arrived %d times", id, n)
+		}
+	}
 }

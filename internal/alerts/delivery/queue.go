@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"database/sql"
-	"fmt"
 	"slices"
 	"time"
 
@@ -135,8 +134,7 @@ func insertDeliveries(tx *gorm.DB, channel string, routes []Route, until *time.T
 }
 
 // queueLeased queues deliveries of channel in tx, leased until the time
-// given, and returns their ids in order (consecutive: one statement per
-// chunk).
+// given, and returns their ids in order.
 func queueLeased(tx *gorm.DB, channel string, routes []Route, until time.Time) ([]uint, error) {
 	var ids []uint
 	for chunk := range slices.Chunk(routes, queueChunk) {
@@ -144,29 +142,11 @@ func queueLeased(tx *gorm.DB, channel string, routes []Route, until time.Time) (
 		if err != nil {
 			return nil, err
 		}
-		first, err := database.FirstInsertID(tx, res, len(chunk))
+		chunkIDs, err := database.InsertedIDs(tx, res, len(chunk))
 		if err != nil {
 			return nil, err
 		}
-		// The rows' ids are read back, not counted from the first: MySQL's
-		// interleaved auto-increment (innodb_autoinc_lock_mode=2, MySQL 8's
-		// default) need not give one statement consecutive ids. The alerts
-		// were numbered in this transaction: no other row can name them.
-		var rows []struct{ ID, TargetID, AlertID uint }
-		if err := tx.Raw("SELECT id, target_id, alert_id FROM alert_deliveries WHERE id >= ? AND channel = ?", first, channel).Scan(&rows).Error; err != nil {
-			return nil, err
-		}
-		idOf := make(map[[2]uint]uint, len(rows))
-		for _, r := range rows {
-			idOf[[2]uint{r.TargetID, r.AlertID}] = r.ID
-		}
-		for _, r := range chunk {
-			id, ok := idOf[[2]uint{r.Target, r.Alert}]
-			if !ok {
-				return nil, fmt.Errorf("delivery of alert %d to %s %d was not found after its insert", r.Alert, channel, r.Target)
-			}
-			ids = append(ids, id)
-		}
+		ids = append(ids, chunkIDs...)
 	}
 	return ids, nil
 }

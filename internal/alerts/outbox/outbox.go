@@ -29,9 +29,8 @@ import (
 // at once, so under load one pass numbers the alerts of many changes.
 
 // Insert writes alerts a change raised to the outbox in tx, the change's
-// transaction, and sets each one's RaisedID (the outbox row's id; ids of one
-// statement are consecutive: the stores hand out auto-increment ids to a
-// multi-row insert as one range, given MySQL's auto_increment_increment of 1).
+// transaction, and sets each one's RaisedID (the outbox row's id: see
+// database.InsertedIDs).
 func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 	if len(alerts) == 0 {
 		return nil
@@ -49,13 +48,12 @@ func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 	if err != nil {
 		return err
 	}
-	first, err := database.FirstInsertID(tx, res, len(alerts))
+	ids, err := database.InsertedIDs(tx, res, len(alerts))
 	if err != nil {
 		return err
 	}
 	for i, a := range alerts {
-		id := first + uint(i)
-		a.RaisedID = &id
+		a.RaisedID = &ids[i]
 	}
 	return nil
 }
