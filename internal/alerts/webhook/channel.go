@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -169,64 +168,9 @@ func (s *Service) Send(ctx context.Context, target uint, ms []*delivery.Message,
 	}
 }
 
-// endpointTTL is how long a sender trusts an endpoint it read: a change made
-// through another process reaches its deliveries within that.
-const endpointTTL = time.Second
-
-// endpointCache keeps the endpoints deliveries are sent to, read at most
-// once per endpointTTL (one read per delivery was a tenth of the server's
-// work with a hundred endpoints); changes made through this process forget
-// theirs at once.
-type endpointCache struct {
-	mu   sync.Mutex
-	rows map[uint]cachedEndpoint
-}
-
-type cachedEndpoint struct {
-	row  *endpointRow // nil: there is none
-	read time.Time
-}
-
-// get returns a copy of the endpoint (nil when there is none).
-func (c *endpointCache) get(ctx context.Context, db *gorm.DB, id uint) (*endpointRow, error) {
-	c.mu.Lock()
-	hit, ok := c.rows[id]
-	c.mu.Unlock()
-	if !ok || time.Since(hit.read) > endpointTTL {
-		var rows []endpointRow
-		if err := db.WithContext(ctx).Table("webhook_endpoints").Where("id = ?", id).Find(&rows).Error; err != nil {
-			return nil, err
-		}
-		hit = cachedEndpoint{read: time.Now()}
-		if len(rows) > 0 {
-			hit.row = &rows[0]
-		}
-		c.mu.Lock()
-		if c.rows == nil {
-			c.rows = map[uint]cachedEndpoint{}
-		}
-		c.rows[id] = hit
-		c.mu.Unlock()
-	}
-	if hit.row == nil {
-		return nil, nil
-	}
-	e := *hit.row
-	return &e, nil
-}
-
-// forget drops endpoints, to be read again.
-func (c *endpointCache) forget(ids ...uint) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, id := range ids {
-		delete(c.rows, id)
-	}
-}
-
 // post sends one alert to an endpoint.
 func (s *Service) post(ctx context.Context, e *endpointRow, a *models.Alert) delivery.Outcome {
-	body, err := payloadOf(a)
+	body, err := s.payloads.get(a)
 	if err != nil {
 		return delivery.Outcome{Error: "the alert could not be encoded", Final: true}
 	}
@@ -277,7 +221,9 @@ const FailingDays = 5
 // Settle keeps when each endpoint started failing (cleared by a success),
 // and disables those that answered 410 Gone or have failed for FailingDays;
 // their partners are told. At most four statements, whatever the number of
-// endpoints.
+// endpoints, and for endpoints that keep failing one the cache says already
+// started failing recently, none: marking them again or checking their days
+// would change nothing.
 func (s *Service) Settle(tx *gorm.DB, outcomes map[uint][]delivery.Outcome, now time.Time) ([]*delivery.Notice, error) {
 	var gone, working, failing []uint
 	for id, os := range outcomes {
@@ -290,9 +236,15 @@ func (s *Service) Settle(tx *gorm.DB, outcomes map[uint][]delivery.Outcome, now 
 			failing = append(failing, id)
 		}
 	}
+	// Cleared on every success: a stale cache saying "not failing" must not
+	// leave another process's mark to disable a working endpoint days later.
 	if len(working) > 0 {
-		if err := tx.Exec("UPDATE webhook_endpoints SET failing_since = NULL WHERE id IN ? AND failing_since IS NOT NULL", working).Error; err != nil {
-			return nil, err
+		res := tx.Exec("UPDATE webhook_endpoints SET failing_since = NULL WHERE id IN ? AND failing_since IS NOT NULL", working)
+		if res.Error != nil {
+			return nil, res.Error
+		}
+		if res.RowsAffected > 0 {
+			s.cache.forget(working...) // read their new state
 		}
 	}
 	var notices []*delivery.Notice
@@ -303,11 +255,15 @@ func (s *Service) Settle(tx *gorm.DB, outcomes map[uint][]delivery.Outcome, now 
 		}
 		notices = append(notices, ns...)
 	}
-	if len(failing) > 0 {
-		if err := tx.Exec("UPDATE webhook_endpoints SET failing_since = ? WHERE id IN ? AND failing_since IS NULL", now, failing).Error; err != nil {
+	mark, check := s.failingToSettle(failing, now)
+	if len(mark) > 0 {
+		if err := tx.Exec("UPDATE webhook_endpoints SET failing_since = ? WHERE id IN ? AND failing_since IS NULL", now, mark).Error; err != nil {
 			return nil, err
 		}
-		ns, err := disable(tx, failing, fmt.Sprintf("every attempt failed for %d days", FailingDays), now, " AND failing_since <= ?", now.Add(-FailingDays*24*time.Hour))
+		s.cache.forget(mark...)
+	}
+	if len(check) > 0 {
+		ns, err := disable(tx, check, fmt.Sprintf("every attempt failed for %d days", FailingDays), now, " AND failing_since <= ?", now.Add(-FailingDays*24*time.Hour))
 		if err != nil {
 			return nil, err
 		}
@@ -317,6 +273,24 @@ func (s *Service) Settle(tx *gorm.DB, outcomes map[uint][]delivery.Outcome, now 
 		s.cache.forget(*n.EndpointID)
 	}
 	return notices, nil
+}
+
+// failingToSettle splits endpoints whose attempts all failed into those to
+// mark failing (not known to be already) and those whose failing days to
+// check (not known to have started failing within FailingDays).
+func (s *Service) failingToSettle(failing []uint, now time.Time) (mark, check []uint) {
+	known := s.cache.failingSince(failing)
+	cutoff := now.Add(-FailingDays * 24 * time.Hour)
+	for _, id := range failing {
+		since, ok := known[id]
+		if !ok || since == nil {
+			mark = append(mark, id)
+		}
+		if !ok || since != nil && !since.After(cutoff) {
+			check = append(check, id)
+		}
+	}
+	return mark, check
 }
 
 // disable turns off the endpoints of ids that are on and meet cond, saying

@@ -44,6 +44,7 @@ type Service struct {
 	opts       Options
 	client     *http.Client
 	cache      endpointCache
+	payloads   payloadCache
 }
 
 // New returns the webhook channel on db, whose deliveries go through
@@ -96,6 +97,7 @@ type endpointRow struct {
 	PreviousSecretUntil *time.Time
 	DisabledAt          *time.Time
 	DisabledReason      *string
+	FailingSince        *time.Time
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
 }
