@@ -394,6 +394,30 @@ func TestSlowEndpointDelaysOnlyItself(t *testing.T) {
 	})
 }
 
+// Alerts raised while an endpoint holds an attempt follow it as soon as it
+// answers, not at the dispatcher's next poll (an hour here).
+func TestDeliveriesQueuedBehindABusyEndpointFollowAtOnce(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{
+			Webhooks:   webhook.Options{Timeout: 30 * time.Second},
+			Deliveries: delivery.Options{Poll: time.Hour},
+		})
+		_, partner := s.CreatePartner(t, "Reseller", "100000")
+		billing := s.CreateKey(t, "feed", "BILLING", "")
+		held := &counter{got: map[string]int{}, hold: make(chan struct{})}
+		srv := httptest.NewServer(held)
+		defer srv.Close()
+		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
+			map[string]any{"u": srv.URL}, nil)
+		usageAlerts(t, s, partner, billing, "first", 1)
+		time.Sleep(200 * time.Millisecond) // its attempt is under way, held
+		usageAlerts(t, s, partner, billing, "second", 2)
+		time.Sleep(200 * time.Millisecond)
+		close(held.hold)
+		held.waitDistinct(t, 3, 5*time.Second)
+	})
+}
+
 // Two server processes share the deliveries: under a burst of alerts each
 // webhook arrives exactly once (a receiver that drops repeats would not even
 // need to).

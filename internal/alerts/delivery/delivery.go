@@ -145,11 +145,17 @@ type Service struct {
 	running atomic.Bool
 	runCtx  context.Context
 	// handoff are the deliveries the numbering transaction in progress
-	// queued leased to this process (Enqueue, Committed).
-	handoff []*held
+	// queued leased to this process (Enqueue, Committed); queuedBehind are
+	// the busy targets it queued deliveries for, and queuedOther tells
+	// whether it queued any for targets not busy here (see Committed).
+	handoff      []*held
+	queuedBehind []targetKey
+	queuedOther  bool
 
 	mu sync.Mutex
-	// busy are the targets with deliveries in flight here.
+	// busy are the targets with deliveries in flight here; a target's value
+	// tells whether deliveries were queued for it meanwhile, for its worker
+	// to wake the dispatcher when done.
 	busy     map[targetKey]bool
 	inFlight sync.WaitGroup
 }

@@ -114,7 +114,7 @@ func (s *Service) start(ds []*held) {
 			order = append(order, k)
 		}
 		byTarget[k] = append(byTarget[k], d.m)
-		s.busy[k] = true
+		s.markBusy(k)
 	}
 	ctx := context.WithoutCancel(s.runCtx)
 	for _, k := range order {
@@ -129,12 +129,23 @@ func (s *Service) start(ds []*held) {
 	}
 }
 
-// done frees a target, and wakes the dispatcher when more may wait for it.
+// markBusy marks a target busy, keeping whether deliveries were queued
+// behind it. s.mu is held.
+func (s *Service) markBusy(k targetKey) {
+	if _, ok := s.busy[k]; !ok {
+		s.busy[k] = false
+	}
+}
+
+// done frees a target, and wakes the dispatcher when more may wait for it:
+// its lease was full, or deliveries were queued for it meanwhile.
 func (s *Service) done(channel string, target uint, more bool) {
+	k := targetKey{channel, target}
 	s.mu.Lock()
-	delete(s.busy, targetKey{channel, target})
+	behind := s.busy[k]
+	delete(s.busy, k)
 	s.mu.Unlock()
-	if more {
+	if more || behind {
 		s.Wake()
 	}
 }
@@ -167,7 +178,10 @@ func (s *Service) lease(ctx context.Context) ([]leased, bool, error) {
 	if err := s.db.WithContext(ctx).Raw(dueTargets, StatusPending, now, s.opts.Targets+len(busy)).Scan(&due).Error; err != nil {
 		return nil, false, err
 	}
-	due = slices.DeleteFunc(due, func(k targetKey) bool { return busy[k] || s.channels[k.Channel] == nil })
+	due = slices.DeleteFunc(due, func(k targetKey) bool {
+		_, b := busy[k]
+		return b || s.channels[k.Channel] == nil
+	})
 	if len(due) == 0 {
 		return nil, false, nil
 	}
@@ -202,7 +216,7 @@ func (s *Service) lease(ctx context.Context) ([]leased, bool, error) {
 	}
 	s.mu.Lock()
 	for _, d := range out {
-		s.busy[targetKey{d.Channel, d.TargetID}] = true
+		s.markBusy(targetKey{d.Channel, d.TargetID})
 	}
 	s.mu.Unlock()
 	return out, full, nil

@@ -19,7 +19,7 @@ import (
 // transaction) and waits for no dispatcher pass.
 func (s *Service) Enqueue(tx *gorm.DB, alerts []*models.Alert) error {
 	s.mu.Lock()
-	s.handoff = nil // a retried transaction starts again
+	s.handoff, s.queuedBehind, s.queuedOther = nil, nil, false // a retried transaction starts again
 	s.mu.Unlock()
 	if len(alerts) == 0 {
 		return nil
@@ -73,16 +73,27 @@ type held struct {
 
 // split keeps for hand-off (hot) up to PerTarget deliveries of each target
 // with nothing in flight here, while the dispatcher runs; the rest are
-// queued for any process (cold).
+// queued for any process (cold), and noted for Committed.
 func (s *Service) split(channel string, routes []Route) (hot, cold []Route) {
 	if !s.running.Load() {
+		s.mu.Lock()
+		s.queuedOther = s.queuedOther || len(routes) > 0
+		s.mu.Unlock()
 		return nil, routes
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	per := map[uint]int{}
 	for _, r := range routes {
-		if s.busy[targetKey{channel, r.Target}] || per[r.Target] >= s.opts.PerTarget || r.Alert == 0 {
+		k := targetKey{channel, r.Target}
+		if _, busy := s.busy[k]; busy {
+			s.busy[k] = true // its worker wakes the dispatcher when done
+			s.queuedBehind = append(s.queuedBehind, k)
+			cold = append(cold, r)
+			continue
+		}
+		if per[r.Target] >= s.opts.PerTarget || r.Alert == 0 {
+			s.queuedOther = true
 			cold = append(cold, r)
 			continue
 		}
@@ -93,17 +104,28 @@ func (s *Service) split(channel string, routes []Route) (hot, cold []Route) {
 }
 
 // Committed is told that the numbering transaction committed: it hands the
-// deliveries queued leased to this process to workers and wakes the
-// dispatcher for the rest.
+// deliveries queued leased to this process to workers, and wakes the
+// dispatcher for the rest unless only busy targets wait for them (each of
+// those wakes it when done: a pass per numbering leased nothing while
+// endpoints were slow). A target that finished before the commit left its
+// wake too early: it is woken for here.
 func (s *Service) Committed() {
 	s.mu.Lock()
 	handoff := s.handoff
-	s.handoff = nil
+	wake := s.queuedOther
+	for _, k := range s.queuedBehind {
+		if _, busy := s.busy[k]; !busy {
+			wake = true
+		}
+	}
+	s.handoff, s.queuedBehind, s.queuedOther = nil, nil, false
 	s.mu.Unlock()
 	if len(handoff) > 0 && s.running.Load() {
 		s.start(handoff)
 	}
-	s.Wake()
+	if wake {
+		s.Wake()
+	}
 }
 
 // queueChunk bounds the rows of one insert (8 parameters a row: far below
