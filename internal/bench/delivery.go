@@ -105,9 +105,20 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 		results[i] = map[int][]Result{}
 	}
 	var delays []time.Duration
+	// due counts the deliveries to endpoints that answer at once: every
+	// alert of their partners, those the workloads raise too.
+	due := 0
+	_, lastAlert, err := e.alertsAfter(ctx, 0)
+	if err != nil {
+		return nil, latencyRow{}, err
+	}
 	for round := range cfg.Rounds {
 		for j, n := range counts {
 			e.round = 1000 + 10*round + j // event ids unique to this measurement
+			_, lastAlert, err = e.alertsAfter(ctx, lastAlert)
+			if err != nil {
+				return nil, latencyRow{}, err
+			}
 			ids, err := e.registerEndpoints(ctx, rc.url, n)
 			if err != nil {
 				return nil, latencyRow{}, err
@@ -127,6 +138,16 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 			}
 			time.Sleep(200 * time.Millisecond) // the last deliveries arrive
 			delays = append(delays, rc.delays()...)
+			raised, last, err := e.alertsAfter(ctx, lastAlert)
+			if err != nil {
+				return nil, latencyRow{}, err
+			}
+			lastAlert = last
+			for k := range n {
+				if endpointPath(k) == "/ok" {
+					due += raised[k%partners]
+				}
+			}
 			if err := e.deleteEndpoints(ctx, ids); err != nil {
 				return nil, latencyRow{}, err
 			}
@@ -134,6 +155,9 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 		if err := e.resetCredit(ctx, hot); err != nil {
 			return nil, latencyRow{}, err
 		}
+		// Back at 74 %, each hot customer's next step must take 14.00 off:
+		// one that added it would cross nothing, nor would any after it.
+		e.swing = (e.swing/(2*len(hot)) + 1) * 2 * len(hot)
 	}
 	var rows []row
 	for i, w := range work {
@@ -156,7 +180,8 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 				server: median(results[i][n]), raw: base})
 		}
 	}
-	lat := latencyRow{name: fmt.Sprintf("alert raised → received, %d deliveries to endpoints that answer at once", len(delays)), limit: 250 * time.Millisecond}
+	lat := latencyRow{name: fmt.Sprintf("alert raised → received at an endpoint that answers at once: %d of the %d deliveries due arrived within 200 ms of the measurement's end",
+		len(delays), due), limit: 250 * time.Millisecond}
 	if len(delays) > 0 {
 		slices.Sort(delays)
 		lat.p50, lat.p99 = delays[len(delays)/2], delays[min(len(delays)-1, len(delays)*99/100)]
@@ -171,18 +196,19 @@ func plural(n int) string {
 	return "s"
 }
 
-// registerEndpoints registers n endpoints, one partner after another: half
-// answer at once, a quarter fail, a quarter are slow.
+// endpointPath is what the i-th endpoint registered does: endpoints go to
+// the partners in turn, and each partner's in turn answer at once, fail,
+// answer at once, are slow.
+func endpointPath(i int) string {
+	return [...]string{"/ok", "/fail", "/ok", "/slow"}[i/partners%4]
+}
+
+// registerEndpoints registers n endpoints (see endpointPath): half answer at
+// once, a quarter fail, a quarter are slow, in each partner's share.
 func (e *env) registerEndpoints(ctx context.Context, base string, n int) ([]string, error) {
 	var ids []string
 	for i := range n {
-		path := "/ok"
-		switch i % 4 {
-		case 1:
-			path = "/fail"
-		case 3:
-			path = "/slow"
-		}
+		path := endpointPath(i)
 		var out struct {
 			CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
 		}
@@ -226,4 +252,28 @@ func (e *env) raiseAlerts(ctx context.Context, hot []customer) (stop func()) {
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// alertsAfter counts the alerts numbered after id, by partner, and returns
+// the newest alert's id.
+func (e *env) alertsAfter(ctx context.Context, id int64) (counts [partners]int, last int64, err error) {
+	last = id
+	rows, err := e.serverDB().QueryContext(ctx, "SELECT partner_id, COUNT(*), MAX(id) FROM alerts WHERE id > ? GROUP BY partner_id", id)
+	if err != nil {
+		return counts, last, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var partner string
+		var n int
+		var newest int64
+		if err := rows.Scan(&partner, &n, &newest); err != nil {
+			return counts, last, err
+		}
+		if p := slices.Index(e.partnerIDs, partner); p >= 0 {
+			counts[p] = n
+		}
+		last = max(last, newest)
+	}
+	return counts, last, rows.Err()
 }
