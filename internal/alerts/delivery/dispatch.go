@@ -319,7 +319,8 @@ func (s *Service) attempt(ctx context.Context, channel string, target uint, ms [
 // delivered, failed for good (after the last retry, or refused), or due
 // again after the next pause of the schedule (±20 %).
 func (s *Service) outcome(channel string, m *Message, o Outcome) result {
-	r := result{channel: channel, m: m, o: o}
+	now := time.Now()
+	r := result{channel: channel, m: m, o: o, at: s.db.NowFunc().Add(-o.Latency).Truncate(time.Microsecond)}
 	n := s.attempts[channel]
 	switch {
 	case o.Delivered:
@@ -332,7 +333,7 @@ func (s *Service) outcome(channel string, m *Message, o Outcome) result {
 		n.retried.Add(1)
 		pause := s.opts.Retries[m.Attempt-1]
 		pause += time.Duration((rand.Float64()*0.4 - 0.2) * float64(pause))
-		next := time.Now().Add(pause)
+		next := now.Add(pause)
 		r.state, r.next = StatusPending, &next
 	}
 	return r

@@ -18,15 +18,18 @@ type result struct {
 	o       Outcome
 	state   string
 	next    *time.Time // PENDING: when it is due again
+	at      time.Time  // when the attempt began
 }
 
 // Recording: attempts are written in batches, one transaction for up to
 // recordBatch of them gathered over at most recordDelay. One transaction
 // per attempt (a commit, and on MySQL a flush of the log, each) cost writes
-// a fifth of their rate with a hundred endpoints.
+// a fifth of their rate with a hundred endpoints; gathering for 25 ms rather
+// than 5 halves the transactions again at that load, and a log a person
+// reads is no worse for it.
 const (
 	recordBatch = 200
-	recordDelay = 5 * time.Millisecond
+	recordDelay = 25 * time.Millisecond
 )
 
 // recorder writes results until results is closed, then closes done.
@@ -67,7 +70,7 @@ func (s *Service) write(ctx context.Context, batch []result) error {
 		if _, err := database.InsertRows(tx, "alert_delivery_attempts", []string{"delivery_id", "attempted_at", "code", "latency_ms", "response", "error"},
 			len(batch), func(i int) []any {
 				o := batch[i].o
-				return []any{batch[i].m.DeliveryID, now, o.Code, o.Latency.Milliseconds(), text(clip(o.Response, 1024)), text(clip(o.Error, 500))}
+				return []any{batch[i].m.DeliveryID, batch[i].at, o.Code, o.Latency.Milliseconds(), text(clip(o.Response, 1024)), text(clip(o.Error, 500))}
 			}); err != nil {
 			return err
 		}

@@ -257,8 +257,17 @@ func (s *Service) Settle(tx *gorm.DB, outcomes map[uint][]delivery.Outcome, now 
 	}
 	mark, check := s.failingToSettle(failing, now)
 	if len(mark) > 0 {
-		if err := tx.Exec("UPDATE webhook_endpoints SET failing_since = ? WHERE id IN ? AND failing_since IS NULL", now, mark).Error; err != nil {
-			return nil, err
+		res := tx.Exec("UPDATE webhook_endpoints SET failing_since = ? WHERE id IN ? AND failing_since IS NULL", now, mark)
+		if res.Error != nil {
+			return nil, res.Error
+		}
+		if res.RowsAffected < int64(len(mark)) {
+			// Some were failing already, which the cache did not know.
+			for _, id := range mark {
+				if !slices.Contains(check, id) {
+					check = append(check, id)
+				}
+			}
 		}
 		s.cache.forget(mark...)
 	}
