@@ -35,10 +35,7 @@ func (s *Service) Enqueue(tx *gorm.DB, alerts []*models.Alert) error {
 			return err
 		}
 		hot, cold := s.split(c.Name(), routes)
-		if err := Queue(tx, c.Name(), cold); err != nil {
-			return err
-		}
-		ids, err := queueLeased(tx, c.Name(), hot, tx.NowFunc().Add(s.opts.Lease))
+		ids, err := queueSplit(tx, c.Name(), hot, cold, tx.NowFunc().Add(s.opts.Lease))
 		if err != nil {
 			return err
 		}
@@ -128,49 +125,56 @@ func (s *Service) Committed() {
 	}
 }
 
-// queueChunk bounds the rows of one insert (8 parameters a row: far below
-// MySQL's 65,535 and SQLite's 32,766).
-const queueChunk = 1000
-
 // Queue queues deliveries of channel in tx, due at once. Call Wake after the
 // commit.
 func Queue(tx *gorm.DB, channel string, routes []Route) error {
-	for chunk := range slices.Chunk(routes, queueChunk) {
-		if _, err := insertDeliveries(tx, channel, chunk, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := queueSplit(tx, channel, nil, routes, time.Time{})
+	return err
 }
 
-// insertDeliveries inserts deliveries of channel due now, leased until the
-// time given (nil: not leased), in one statement.
-func insertDeliveries(tx *gorm.DB, channel string, routes []Route, until *time.Time) (sql.Result, error) {
+// queueSplit queues deliveries of channel in tx, due at once: hot ones
+// leased until the time given (to this process), cold ones for any process,
+// in one statement per chunk of rows, and returns the hot ones' ids in
+// order.
+func queueSplit(tx *gorm.DB, channel string, hot, cold []Route, until time.Time) ([]uint, error) {
+	rows := append(slices.Clip(hot), cold...)
+	var ids []uint
+	for start := 0; start < len(rows); start += queueChunk {
+		chunk := rows[start:min(start+queueChunk, len(rows))]
+		leased := min(max(len(hot)-start, 0), len(chunk))
+		res, err := insertDeliveries(tx, channel, chunk, leased, until)
+		if err != nil {
+			return nil, err
+		}
+		if leased > 0 {
+			chunkIDs, err := database.InsertedIDs(tx, res, len(chunk))
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, chunkIDs[:leased]...)
+		}
+	}
+	return ids, nil
+}
+
+// queueChunk bounds the rows of one insert (10 parameters a row: far below
+// MySQL's 65,535 and SQLite's 32,766).
+const queueChunk = 1000
+
+// insertDeliveries inserts deliveries of channel due now, the first leased
+// of them leased until the time given, in one statement.
+func insertDeliveries(tx *gorm.DB, channel string, routes []Route, leased int, until time.Time) (sql.Result, error) {
 	now := tx.NowFunc()
 	return database.InsertRows(tx, "alert_deliveries",
 		[]string{"channel", "target_id", "partner_id", "alert_id", "notice_id", "status", "attempts", "next_attempt_at", "lease_until", "created_at"},
 		len(routes), func(i int) []any {
 			r := routes[i]
-			return []any{channel, r.Target, r.Partner, nullable(r.Alert), nullable(r.Notice), StatusPending, 0, now, until, now}
+			var lease *time.Time
+			if i < leased {
+				lease = &until
+			}
+			return []any{channel, r.Target, r.Partner, nullable(r.Alert), nullable(r.Notice), StatusPending, 0, now, lease, now}
 		})
-}
-
-// queueLeased queues deliveries of channel in tx, leased until the time
-// given, and returns their ids in order.
-func queueLeased(tx *gorm.DB, channel string, routes []Route, until time.Time) ([]uint, error) {
-	var ids []uint
-	for chunk := range slices.Chunk(routes, queueChunk) {
-		res, err := insertDeliveries(tx, channel, chunk, &until)
-		if err != nil {
-			return nil, err
-		}
-		chunkIDs, err := database.InsertedIDs(tx, res, len(chunk))
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, chunkIDs...)
-	}
-	return ids, nil
 }
 
 func nullable(id uint) *uint {
