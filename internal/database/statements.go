@@ -52,19 +52,16 @@ func InsertedIDs(tx *gorm.DB, res sql.Result, n int) ([]uint, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]uint, n)
-	if !IsMySQL(tx) {
-		for i := range ids {
-			ids[i] = uint(last) - uint(n-1-i)
+	first, step := uint(last)-uint(n-1), uint(1)
+	if IsMySQL(tx) {
+		first = uint(last)
+		if t, ok := tx.Config.Plugins[traitsName].(*traits); ok {
+			step = t.idStep
 		}
-		return ids, nil
 	}
-	step := uint(1)
-	if t, ok := tx.Config.Plugins[traitsName].(*traits); ok {
-		step = t.idStep
-	}
+	ids := make([]uint, n)
 	for i := range ids {
-		ids[i] = uint(last) + uint(i)*step
+		ids[i] = first + uint(i)*step
 	}
 	return ids, nil
 }

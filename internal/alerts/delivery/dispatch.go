@@ -319,8 +319,8 @@ func (s *Service) attempt(ctx context.Context, channel string, target uint, ms [
 // delivered, failed for good (after the last retry, or refused), or due
 // again after the next pause of the schedule (±20 %).
 func (s *Service) outcome(channel string, m *Message, o Outcome) result {
-	now := time.Now()
-	r := result{channel: channel, m: m, o: o, at: s.db.NowFunc().Add(-o.Latency).Truncate(time.Microsecond)}
+	now := s.db.NowFunc()
+	r := result{channel: channel, m: m, o: o, at: now.Add(-o.Latency).Truncate(time.Microsecond)}
 	n := s.attempts[channel]
 	switch {
 	case o.Delivered:

@@ -44,26 +44,35 @@ type cachedEndpoint struct {
 // get returns a copy of the endpoint (nil when there is none).
 func (c *endpointCache) get(ctx context.Context, db *gorm.DB, id uint) (*endpointRow, error) {
 	c.mu.Lock()
-	if e, ok := c.fresh(id); ok {
-		c.mu.Unlock()
+	e, ok := c.fresh(id)
+	r := c.reading
+	c.mu.Unlock()
+	if ok {
 		return e, nil
 	}
 	// A read under way that covers id serves it: workers of many endpoints
 	// find theirs stale at the same moment.
-	if r := c.reading; r != nil && r.ids[id] {
-		c.mu.Unlock()
+	if r != nil && r.ids[id] {
 		select {
 		case <-r.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 		c.mu.Lock()
-		if e, ok := c.fresh(id); ok {
-			c.mu.Unlock()
+		e, ok = c.fresh(id)
+		c.mu.Unlock()
+		if ok {
 			return e, nil
 		}
 	}
+	return c.read(ctx, db, id)
+}
+
+// read reads id and the entries due with it in one statement, keeps them
+// unless something was forgotten meanwhile, and returns a copy of id's.
+func (c *endpointCache) read(ctx context.Context, db *gorm.DB, id uint) (*endpointRow, error) {
 	now := time.Now()
+	c.mu.Lock()
 	ids, gen := c.due(id, now), c.gen
 	r := &cacheRead{ids: make(map[uint]bool, len(ids)), done: make(chan struct{})}
 	for _, k := range ids {
@@ -89,19 +98,24 @@ func (c *endpointCache) get(ctx context.Context, db *gorm.DB, id uint) (*endpoin
 		found[rows[i].ID] = &rows[i]
 	}
 	if c.gen == gen {
-		if c.rows == nil {
-			c.rows = map[uint]*cachedEndpoint{}
-		}
-		for _, k := range ids {
-			e := c.rows[k]
-			if e == nil {
-				e = &cachedEndpoint{used: now}
-				c.rows[k] = e
-			}
-			e.row, e.read = found[k], now
-		}
+		c.keep(ids, found, now)
 	}
 	return clone(found[id]), nil
+}
+
+// keep stores what a read found of ids (absent: there is none). c.mu is held.
+func (c *endpointCache) keep(ids []uint, found map[uint]*endpointRow, now time.Time) {
+	if c.rows == nil {
+		c.rows = map[uint]*cachedEndpoint{}
+	}
+	for _, k := range ids {
+		e := c.rows[k]
+		if e == nil {
+			e = &cachedEndpoint{used: now}
+			c.rows[k] = e
+		}
+		e.row, e.read = found[k], now
+	}
 }
 
 // cacheRead is a read of endpoints under way.

@@ -257,17 +257,8 @@ func (s *Service) Settle(tx *gorm.DB, outcomes map[uint][]delivery.Outcome, now 
 	}
 	mark, check := s.failingToSettle(failing, now)
 	if len(mark) > 0 {
-		res := tx.Exec("UPDATE webhook_endpoints SET failing_since = ? WHERE id IN ? AND failing_since IS NULL", now, mark)
-		if res.Error != nil {
-			return nil, res.Error
-		}
-		if res.RowsAffected < int64(len(mark)) {
-			// Some were failing already, which the cache did not know.
-			for _, id := range mark {
-				if !slices.Contains(check, id) {
-					check = append(check, id)
-				}
-			}
+		if err := tx.Exec("UPDATE webhook_endpoints SET failing_since = ? WHERE id IN ? AND failing_since IS NULL", now, mark).Error; err != nil {
+			return nil, err
 		}
 		s.cache.forget(mark...)
 	}
@@ -286,7 +277,8 @@ func (s *Service) Settle(tx *gorm.DB, outcomes map[uint][]delivery.Outcome, now 
 
 // failingToSettle splits endpoints whose attempts all failed into those to
 // mark failing (not known to be already) and those whose failing days to
-// check (not known to have started failing within FailingDays).
+// check: all but those known to have started failing within FailingDays
+// (a cache that says "not failing" may be behind another process's mark).
 func (s *Service) failingToSettle(failing []uint, now time.Time) (mark, check []uint) {
 	known := s.cache.failingSince(failing)
 	cutoff := now.Add(-FailingDays * 24 * time.Hour)
@@ -295,7 +287,7 @@ func (s *Service) failingToSettle(failing []uint, now time.Time) (mark, check []
 		if !ok || since == nil {
 			mark = append(mark, id)
 		}
-		if !ok || since != nil && !since.After(cutoff) {
+		if !ok || since == nil || !since.After(cutoff) {
 			check = append(check, id)
 		}
 	}
