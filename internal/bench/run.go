@@ -66,6 +66,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			"with endpoints", "none", rows)
 		printLatencies(cfg.Out, "From an alert to its webhook, during those measurements", []latencyRow{lat})
 	}
+	if cfg.wants("delivery cost") {
+		none, with, err := env.deliveryCost(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("delivery cost: %w", err)
+		}
+		printCost(cfg.Out, none, with)
+	}
 	if cfg.Short {
 		return nil
 	}

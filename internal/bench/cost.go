@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// costEndpoints is how many endpoints the delivery-cost section delivers to:
+// the most the delivery section compares.
+const costEndpoints = 100
+
+// usage is what a stretch of running cost: CPU seconds of the server, of the
+// database server and of this process (the receiver, and the alert source's
+// client), the database's statements and rows written (MySQL only; SQLite
+// runs inside the server), and the delivery attempts made.
+type usage struct {
+	serverCPU, dbCPU, benchCPU float64
+	statements, rowsWritten    float64
+	attempts                   float64
+}
+
+func (u usage) minus(v usage) usage {
+	return usage{u.serverCPU - v.serverCPU, u.dbCPU - v.dbCPU, u.benchCPU - v.benchCPU, u.statements - v.statements, u.rowsWritten - v.rowsWritten, u.attempts - v.attempts}
+}
+
+// deliveryCost measures delivery by itself: the alert source alone (no
+// write load, so that no noise of the workloads hides it), with no endpoint
+// and with costEndpoints of them, and what the runs with endpoints cost more,
+// per delivery attempt. It is what the delivery section's ratios come from,
+// measured a hundred times more finely.
+func (e *env) deliveryCost(ctx context.Context, cfg Config) (none, with usage, err error) {
+	if err := e.loadPartners(ctx); err != nil {
+		return none, with, err
+	}
+	rc, err := newReceiver()
+	if err != nil {
+		return none, with, err
+	}
+	defer rc.srv.Close()
+	hot, err := e.customersAt(ctx, partners, "740.00")
+	if err != nil {
+		return none, with, err
+	}
+	for round := range cfg.Rounds {
+		for _, n := range []int{0, costEndpoints} {
+			ids, err := e.registerEndpoints(ctx, rc.url, n)
+			if err != nil {
+				return none, with, err
+			}
+			before, err := e.usage(ctx)
+			if err != nil {
+				return none, with, err
+			}
+			stop := e.raiseAlerts(ctx, hot)
+			if cfg.ProfileDir != "" && n > 0 && round == 0 {
+				if err := e.fetchProfile(ctx, filepath.Join(cfg.ProfileDir, "delivery-cost.pprof"), max(1, int(cfg.Duration.Seconds()))); err != nil {
+					fmt.Fprintf(cfg.Out, "(no profile: %v)\n", err)
+				}
+			} else {
+				sleep(ctx, cfg.Duration)
+			}
+			stop()
+			after, err := e.usage(ctx)
+			if err != nil {
+				return none, with, err
+			}
+			if n == 0 {
+				none = sum(none, after.minus(before))
+			} else {
+				with = sum(with, after.minus(before))
+			}
+			if err := e.deleteEndpoints(ctx, ids); err != nil {
+				return none, with, err
+			}
+		}
+		rc.delays()
+	}
+	return none, with, ctx.Err()
+}
+
+func sum(a, b usage) usage {
+	return usage{a.serverCPU + b.serverCPU, a.dbCPU + b.dbCPU, a.benchCPU + b.benchCPU, a.statements + b.statements, a.rowsWritten + b.rowsWritten, a.attempts + b.attempts}
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// usage reads the counters now.
+func (e *env) usage(ctx context.Context) (usage, error) {
+	u := usage{serverCPU: cpuSeconds(e.server.Process.Pid), benchCPU: cpuSeconds(os.Getpid())}
+	attempts, err := e.metric(ctx, "credit_delivery_attempts_total")
+	if err != nil {
+		return u, err
+	}
+	u.attempts = attempts
+	if e.sqlite {
+		return u, nil
+	}
+	rows, err := e.serverDB().QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Handler_write', 'Handler_update', 'Handler_delete')")
+	if err != nil {
+		return u, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var v float64
+		if err := rows.Scan(&name, &v); err != nil {
+			return u, err
+		}
+		if name == "Questions" {
+			u.statements = v
+		} else {
+			u.rowsWritten += v
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return u, err
+	}
+	u.dbCPU = e.dbCPU(ctx)
+	return u, nil
+}
+
+// dbCPU is the database server's CPU seconds when it runs on this machine
+// (its pid file is readable here), else 0.
+func (e *env) dbCPU(ctx context.Context) float64 {
+	var pidFile string
+	if err := e.serverDB().QueryRowContext(ctx, "SELECT @@pid_file").Scan(&pidFile); err != nil {
+		return 0
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return cpuSeconds(pid)
+}
+
+// metric sums the server's Prometheus samples of a metric, over its labels.
+func (e *env) metric(ctx context.Context, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := e.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("/metrics: %s", res.Status)
+	}
+	total := 0.0
+	lines := bufio.NewScanner(res.Body)
+	for lines.Scan() {
+		line := lines.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("/metrics: %q: %w", line, err)
+		}
+		total += v
+	}
+	return total, lines.Err()
+}
+
+// printCost prints what delivery costs by itself, per 1,000 attempts.
+func printCost(w io.Writer, none, with usage) {
+	fmt.Fprintf(w, "\nWhat delivering costs by itself: the alert source alone (%d changes a second), %d endpoints vs none, same run\n\n", alertSource, costEndpoints)
+	fmt.Fprintf(w, "| | attempts | server CPU | database CPU | receiver CPU | statements | rows written |\n|---|---|---|---|---|---|---|\n")
+	line := func(name string, u usage) {
+		fmt.Fprintf(w, "| %s | %.0f | %.2f s | %s | %.2f s | %s | %s |\n", name, u.attempts, u.serverCPU, orNA(u.dbCPU, "%.2f s"), u.benchCPU,
+			orNA(u.statements, "%.0f"), orNA(u.rowsWritten, "%.0f"))
+	}
+	line("no endpoints", none)
+	line(fmt.Sprintf("%d endpoints", costEndpoints), with)
+	d := with.minus(none)
+	if d.attempts <= 0 {
+		fmt.Fprintf(w, "| more, per 1,000 attempts | — | — | — | — | — | — |\n")
+		return
+	}
+	k := 1000 / d.attempts
+	fmt.Fprintf(w, "| more, per 1,000 attempts | 1,000 | %.0f ms | %s | %.0f ms | %s | %s |\n", d.serverCPU*k*1000,
+		orNA(d.dbCPU*k*1000, "%.0f ms"), d.benchCPU*k*1000, orNA(d.statements*k, "%.0f"), orNA(d.rowsWritten*k, "%.0f"))
+}
+
+// orNA formats v, or says it was not measured.
+func orNA(v float64, format string) string {
+	if v == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, v)
+}
