@@ -157,7 +157,7 @@ type Service struct {
 	// tells whether deliveries were queued for it meanwhile, for its worker
 	// to wake the dispatcher when done.
 	busy     map[targetKey]bool
-	inFlight sync.WaitGroup
+	inFlight *workers
 }
 
 // New returns the delivery service on db; Add its channels before Run.
@@ -181,7 +181,7 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 		log = slog.Default()
 	}
 	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), busy: map[targetKey]bool{},
-		attempts: map[string]*counts{}}
+		attempts: map[string]*counts{}, inFlight: newWorkers()}
 }
 
 // Add delivers through c too. Call it before Run and before alerts are
