@@ -28,14 +28,24 @@ const Channel = "webhook"
 func (s *Service) Name() string { return Channel }
 
 // Route routes each alert to each enabled endpoint of its partner whose
-// filter takes it: one read of endpoints, in tx (the numbering transaction).
+// filter takes it: one read of endpoints, in tx (the numbering transaction),
+// of what routing needs only and scanned by hand: it runs at every numbering,
+// and gorm's reading of whole rows into structs by reflection was a fifth of
+// what queueing deliveries cost the server.
 func (s *Service) Route(tx *gorm.DB, alerts []*models.Alert) ([]delivery.Route, error) {
-	var rows []endpointRow
-	if err := tx.Table("webhook_endpoints").Where("partner_id IN ? AND disabled_at IS NULL", delivery.PartnersOf(alerts)).Find(&rows).Error; err != nil {
+	in, args := database.In(delivery.PartnersOf(alerts))
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context,
+		"SELECT id, partner_id, filter_kinds, filter_customers FROM webhook_endpoints WHERE partner_id IN "+in+" AND disabled_at IS NULL", args...)
+	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	var routes []delivery.Route
-	for _, r := range rows {
+	for rows.Next() {
+		var r endpointRow
+		if err := rows.Scan(&r.ID, &r.PartnerID, &r.FilterKinds, &r.FilterCustomers); err != nil {
+			return nil, err
+		}
 		e := r.endpoint()
 		for _, a := range alerts {
 			if a.PartnerID == e.PartnerID && e.wants(a.Kind, a.CustomerID) {
@@ -43,7 +53,7 @@ func (s *Service) Route(tx *gorm.DB, alerts []*models.Alert) ([]delivery.Route, 
 			}
 		}
 	}
-	return routes, nil
+	return routes, rows.Err()
 }
 
 // RouteNotice sends no notice by webhook: a notice says an endpoint was
