@@ -165,8 +165,13 @@ func benchmark(args []string) int {
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "server/raw pairs per workload (the median is shown)")
 	fs.BoolVar(&cfg.Short, "short", false, "a quick run for CI: 1 round of 1 s, figures only")
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "write the server's CPU profile during each workload's first measurement to this directory (<workload>.pprof)")
+	fs.IntVar(&cfg.AlertRate, "alert-rate", bench.DefaultAlertRate, "alert-raising changes a second beside the workloads of the delivery sections (each alert goes to every endpoint of its partner)")
 	fs.StringVar(&cfg.Only, "only", "", "run only the workloads and sections whose name contains this (customer(id), alert cost, dashboard, …)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if cfg.AlertRate < 1 || cfg.AlertRate > 1000 {
+		fmt.Fprintln(os.Stderr, "credit bench: -alert-rate must be from 1 to 1000")
 		return 2
 	}
 	if cfg.Short {

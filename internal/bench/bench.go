@@ -38,7 +38,10 @@ type Config struct {
 	// ProfileDir, when set, receives the server's CPU profile of each
 	// workload's first server measurement: profile before optimising.
 	ProfileDir string
-	Out        io.Writer
+	// AlertRate is the delivery sections' alert-raising changes a second
+	// (DefaultAlertRate when 0).
+	AlertRate int
+	Out       io.Writer
 }
 
 // Result is one measurement.

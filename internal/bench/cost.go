@@ -60,8 +60,11 @@ func (e *env) deliveryCost(ctx context.Context, cfg Config) (none, with usage, e
 				return none, with, err
 			}
 			stop := e.raiseAlerts(ctx, hot)
-			if cfg.ProfileDir != "" && n > 0 && round == 0 {
-				if err := e.fetchProfile(ctx, filepath.Join(cfg.ProfileDir, "delivery-cost.pprof"), max(1, int(cfg.Duration.Seconds()))); err != nil {
+			if cfg.ProfileDir != "" && round == 0 {
+				// Both runs: `go tool pprof -diff_base` of one against the other
+				// is delivery alone.
+				path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("delivery-cost-%d-endpoints.pprof", n))
+				if err := e.fetchProfile(ctx, path, max(1, int(cfg.Duration.Seconds()))); err != nil {
 					fmt.Fprintf(cfg.Out, "(no profile: %v)\n", err)
 				}
 			} else {
@@ -185,8 +188,8 @@ func (e *env) metric(ctx context.Context, name string) (float64, error) {
 }
 
 // printCost prints what delivery costs by itself, per 1,000 attempts.
-func printCost(w io.Writer, none, with usage) {
-	fmt.Fprintf(w, "\nWhat delivering costs by itself: the alert source alone (%d changes a second), %d endpoints vs none, same run\n\n", alertSource, costEndpoints)
+func printCost(w io.Writer, alertRate int, none, with usage) {
+	fmt.Fprintf(w, "\nWhat delivering costs by itself: the alert source alone (%d changes a second), %d endpoints vs none, same run\n\n", alertRate, costEndpoints)
 	fmt.Fprintf(w, "| | attempts | server CPU | database CPU | receiver CPU | statements | rows written |\n|---|---|---|---|---|---|---|\n")
 	line := func(name string, u usage) {
 		fmt.Fprintf(w, "| %s | %.0f | %.2f s | %s | %.2f s | %s | %s |\n", name, u.attempts, u.serverCPU, orNA(u.dbCPU, "%.2f s"), u.benchCPU,

@@ -16,10 +16,11 @@ import (
 // compares with none.
 var endpointCounts = []int{1, 10, 100}
 
-// alertSource is the rate of alert-raising changes made beside each
+// DefaultAlertRate is the rate of alert-raising changes made beside each
 // measured workload (every one raises an alert, delivered to every endpoint
-// of its partner): the same with and without endpoints.
-const alertSource = 25 // changes a second
+// of its partner), the same with and without endpoints, unless
+// Config.AlertRate says otherwise.
+const DefaultAlertRate = 25 // changes a second
 
 // receiver takes webhooks: /ok answers at once, /fail with 500 (retried
 // later), /slow after two seconds. It keeps how long after its alert was
@@ -234,14 +235,14 @@ func (e *env) deleteEndpoints(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// raiseAlerts changes the hot customers' credit by ∓14.00 at alertSource a
+// raiseAlerts changes the hot customers' credit by ∓14.00 at e.alertRate a
 // second, each change crossing 75 % or recovering from it, until stopped.
 func (e *env) raiseAlerts(ctx context.Context, hot []customer) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(time.Second / alertSource)
+		tick := time.NewTicker(time.Second / time.Duration(e.alertRate))
 		defer tick.Stop()
 		// e.swing carries on from the last run: each customer alternates.
 		for ; ; e.swing++ {

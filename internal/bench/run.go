@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -57,21 +58,21 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		printTable(cfg.Out, "What raising alerts costs (both columns through the server)", []row{cost})
 	}
-	if cfg.wants("delivery") {
-		rows, lat, err := env.delivery(ctx, cfg)
-		if err != nil {
-			return fmt.Errorf("delivery: %w", err)
-		}
-		printColumns(cfg.Out, fmt.Sprintf("Writes while alerts are delivered to webhook endpoints (half answer at once, a quarter fail, a quarter take 2 s; %d alert-raising changes a second beside each workload): with endpoints vs with none, same run", alertSource),
-			"with endpoints", "none", rows)
-		printLatencies(cfg.Out, "From an alert to its webhook, during those measurements", []latencyRow{lat})
-	}
 	if cfg.wants("delivery cost") {
 		none, with, err := env.deliveryCost(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("delivery cost: %w", err)
 		}
-		printCost(cfg.Out, none, with)
+		printCost(cfg.Out, env.alertRate, none, with)
+	}
+	if cfg.wants("delivery") {
+		rows, lat, err := env.delivery(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("delivery: %w", err)
+		}
+		printColumns(cfg.Out, fmt.Sprintf("Writes while alerts are delivered to webhook endpoints (half answer at once, a quarter fail, a quarter take 2 s; %d alert-raising changes a second beside each workload): with endpoints vs with none, same run", env.alertRate),
+			"with endpoints", "none", rows)
+		printLatencies(cfg.Out, "From an alert to its webhook, during those measurements", []latencyRow{lat})
 	}
 	if cfg.Short {
 		return nil
@@ -140,8 +141,10 @@ type env struct {
 	drop func()
 	// pprof is the server's profile address, when profiles are asked for.
 	pprof string
-	// swing counts the alert source's changes (raiseAlerts).
-	swing int
+	// swing counts the alert source's changes (raiseAlerts); alertRate is
+	// how many it makes a second.
+	swing     int
+	alertRate int
 
 	partnerKeys []string // by partner index
 	partnerIDs  []string
@@ -156,7 +159,7 @@ type customer struct {
 }
 
 func prepare(ctx context.Context, cfg Config) (e *env, err error) {
-	e = &env{admin: randomToken(), http: &http.Client{
+	e = &env{admin: randomToken(), alertRate: cmp.Or(cfg.AlertRate, DefaultAlertRate), http: &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256},
 	}}
