@@ -156,7 +156,8 @@ type Service struct {
 	// busy are the targets with deliveries in flight here; a target's value
 	// tells whether deliveries were queued for it meanwhile, for its worker
 	// to wake the dispatcher when done.
-	busy     map[targetKey]bool
+	busy map[targetKey]bool
+	// inFlight runs the attempts of a Run.
 	inFlight *workers
 }
 
@@ -181,7 +182,7 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 		log = slog.Default()
 	}
 	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), busy: map[targetKey]bool{},
-		attempts: map[string]*counts{}, inFlight: newWorkers()}
+		attempts: map[string]*counts{}}
 }
 
 // Add delivers through c too. Call it before Run and before alerts are

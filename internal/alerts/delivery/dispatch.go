@@ -28,7 +28,7 @@ func (s *Service) Run(ctx context.Context) {
 	recorded := make(chan struct{})
 	go s.recorder(results, recorded)
 	s.mu.Lock()
-	s.results, s.runCtx = results, ctx
+	s.results, s.runCtx, s.inFlight = results, ctx, newWorkers()
 	s.mu.Unlock()
 	s.running.Store(true)
 	defer func() {
@@ -36,6 +36,7 @@ func (s *Service) Run(ctx context.Context) {
 		s.running.Store(false) // no hand-off from now on: workers are waited for
 		s.mu.Unlock()
 		s.inFlight.Wait()
+		s.inFlight.Close()
 		close(results)
 		<-recorded
 	}()

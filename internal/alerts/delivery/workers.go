@@ -12,13 +12,14 @@ import (
 // job before it ends.
 type workers struct {
 	jobs chan func()
+	quit chan struct{}  // closed: idle workers end
 	wg   sync.WaitGroup // jobs handed and not done
 }
 
 // workerIdle is how long a worker waits for a job before it ends.
 const workerIdle = 10 * time.Second
 
-func newWorkers() *workers { return &workers{jobs: make(chan func())} }
+func newWorkers() *workers { return &workers{jobs: make(chan func()), quit: make(chan struct{})} }
 
 // Go runs job on an idle worker, or on a new one if none is idle.
 func (w *workers) Go(job func()) {
@@ -33,6 +34,9 @@ func (w *workers) Go(job func()) {
 // Wait waits for every job handed so far.
 func (w *workers) Wait() { w.wg.Wait() }
 
+// Close ends the idle workers; call it after Wait, when no job will come.
+func (w *workers) Close() { close(w.quit) }
+
 func (w *workers) work(job func()) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
@@ -43,6 +47,8 @@ func (w *workers) work(job func()) {
 		select {
 		case job = <-w.jobs:
 		case <-idle.C:
+			return
+		case <-w.quit:
 			return
 		}
 	}

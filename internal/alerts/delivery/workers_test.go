@@ -29,6 +29,7 @@ func TestWorkersWaitForEveryJob(t *testing.T) {
 		w.Go(func() { ran.Add(1) })
 	}
 	w.Wait()
+	w.Close()
 	if got := ran.Load(); got != 100 {
 		t.Fatalf("%d jobs ran, want 100", got)
 	}
