@@ -43,6 +43,7 @@ func (w *workers) work(job func()) {
 	for {
 		job()
 		w.wg.Done()
+		job = nil // what it held (messages, alerts) is not kept while idle
 		idle.Reset(workerIdle)
 		select {
 		case job = <-w.jobs:
