@@ -56,7 +56,7 @@ func scanCustomers(rows *sql.Rows, size int) ([]*models.Customer, error) {
 // queryCustomers runs a statement selecting customerColumns in db's
 // transaction (if any), with db's context.
 func queryCustomers(db *gorm.DB, size int, query string, args ...any) ([]*models.Customer, error) {
-	rows, err := db.Statement.ConnPool.QueryContext(db.Statement.Context, query, args...)
+	rows, err := database.Query(db, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,8 +25,10 @@ type usage struct {
 	attempts                   float64
 }
 
-func (u usage) minus(v usage) usage {
-	return usage{u.serverCPU - v.serverCPU, u.dbCPU - v.dbCPU, u.benchCPU - v.benchCPU, u.statements - v.statements, u.rowsWritten - v.rowsWritten, u.attempts - v.attempts}
+// plus is u + k·v.
+func (u usage) plus(v usage, k float64) usage {
+	return usage{u.serverCPU + k*v.serverCPU, u.dbCPU + k*v.dbCPU, u.benchCPU + k*v.benchCPU,
+		u.statements + k*v.statements, u.rowsWritten + k*v.rowsWritten, u.attempts + k*v.attempts}
 }
 
 // deliveryCost measures delivery by itself: the alert source alone (no
@@ -37,25 +37,19 @@ func (u usage) minus(v usage) usage {
 // per delivery attempt. It is what the delivery section's ratios come from,
 // measured a hundred times more finely.
 func (e *env) deliveryCost(ctx context.Context, cfg Config) (none, with usage, err error) {
-	if err := e.loadPartners(ctx); err != nil {
-		return none, with, err
-	}
-	rc, err := newReceiver()
+	rc, hot, err := e.alertSourceAndReceiver(ctx)
 	if err != nil {
 		return none, with, err
 	}
 	defer rc.srv.Close()
-	hot, err := e.customersAt(ctx, partners, "740.00")
-	if err != nil {
-		return none, with, err
-	}
+	dbPid := e.dbPid(ctx)
 	for round := range cfg.Rounds {
 		for _, n := range []int{0, costEndpoints} {
 			ids, err := e.registerEndpoints(ctx, rc.url, n)
 			if err != nil {
 				return none, with, err
 			}
-			before, err := e.usage(ctx)
+			before, err := e.usage(ctx, dbPid)
 			if err != nil {
 				return none, with, err
 			}
@@ -71,26 +65,22 @@ func (e *env) deliveryCost(ctx context.Context, cfg Config) (none, with usage, e
 				sleep(ctx, cfg.Duration)
 			}
 			stop()
-			after, err := e.usage(ctx)
+			after, err := e.usage(ctx, dbPid)
 			if err != nil {
 				return none, with, err
 			}
 			if n == 0 {
-				none = sum(none, after.minus(before))
+				none = none.plus(after.plus(before, -1), 1)
 			} else {
-				with = sum(with, after.minus(before))
+				with = with.plus(after.plus(before, -1), 1)
 			}
 			if err := e.deleteEndpoints(ctx, ids); err != nil {
 				return none, with, err
 			}
 		}
-		rc.delays()
+		rc.delays() // latencies are the delivery section's: not kept here
 	}
 	return none, with, ctx.Err()
-}
-
-func sum(a, b usage) usage {
-	return usage{a.serverCPU + b.serverCPU, a.dbCPU + b.dbCPU, a.benchCPU + b.benchCPU, a.statements + b.statements, a.rowsWritten + b.rowsWritten, a.attempts + b.attempts}
 }
 
 // sleep waits for d or until ctx ends.
@@ -103,14 +93,17 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// usage reads the counters now.
-func (e *env) usage(ctx context.Context) (usage, error) {
+// usage reads the counters now; dbPid is the database server's process (0:
+// not on this machine). CPU is read first, so that these reads' own cost
+// falls outside the stretch they end.
+func (e *env) usage(ctx context.Context, dbPid int) (usage, error) {
 	u := usage{serverCPU: cpuSeconds(e.server.Process.Pid), benchCPU: cpuSeconds(os.Getpid())}
-	attempts, err := e.metric(ctx, "credit_delivery_attempts_total")
-	if err != nil {
+	if dbPid > 0 {
+		u.dbCPU = cpuSeconds(dbPid)
+	}
+	if err := e.serverDB().QueryRowContext(ctx, "SELECT COUNT(*) FROM alert_delivery_attempts").Scan(&u.attempts); err != nil {
 		return u, err
 	}
-	u.attempts = attempts
 	if e.sqlite {
 		return u, nil
 	}
@@ -131,16 +124,15 @@ func (e *env) usage(ctx context.Context) (usage, error) {
 			u.rowsWritten += v
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return u, err
-	}
-	u.dbCPU = e.dbCPU(ctx)
-	return u, nil
+	return u, rows.Err()
 }
 
-// dbCPU is the database server's CPU seconds when it runs on this machine
-// (its pid file is readable here), else 0.
-func (e *env) dbCPU(ctx context.Context) float64 {
+// dbPid is the database server's process when it runs on this machine (its
+// pid file is readable here), else 0.
+func (e *env) dbPid(ctx context.Context) int {
+	if e.sqlite {
+		return 0
+	}
 	var pidFile string
 	if err := e.serverDB().QueryRowContext(ctx, "SELECT @@pid_file").Scan(&pidFile); err != nil {
 		return 0
@@ -149,42 +141,8 @@ func (e *env) dbCPU(ctx context.Context) float64 {
 	if err != nil {
 		return 0
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0
-	}
-	return cpuSeconds(pid)
-}
-
-// metric sums the server's Prometheus samples of a metric, over its labels.
-func (e *env) metric(ctx context.Context, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	res, err := e.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("/metrics: %s", res.Status)
-	}
-	total := 0.0
-	lines := bufio.NewScanner(res.Body)
-	for lines.Scan() {
-		line := lines.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			return 0, fmt.Errorf("/metrics: %q: %w", line, err)
-		}
-		total += v
-	}
-	return total, lines.Err()
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }
 
 // printCost prints what delivery costs by itself, per 1,000 attempts.
@@ -197,7 +155,7 @@ func printCost(w io.Writer, alertRate int, none, with usage) {
 	}
 	line("no endpoints", none)
 	line(fmt.Sprintf("%d endpoints", costEndpoints), with)
-	d := with.minus(none)
+	d := with.plus(none, -1)
 	if d.attempts <= 0 {
 		fmt.Fprintf(w, "| more, per 1,000 attempts | — | — | — | — | — | — |\n")
 		return

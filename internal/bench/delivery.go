@@ -79,18 +79,11 @@ func (r *receiver) delays() []time.Duration {
 // the same run with none, while a steady source raises alerts, and the time
 // from an alert to its arrival at the endpoints that answer at once.
 func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, error) {
-	if err := e.loadPartners(ctx); err != nil {
-		return nil, latencyRow{}, err
-	}
-	rc, err := newReceiver()
+	rc, hot, err := e.alertSourceAndReceiver(ctx)
 	if err != nil {
 		return nil, latencyRow{}, err
 	}
 	defer rc.srv.Close()
-	hot, err := e.customersAt(ctx, partners, "740.00")
-	if err != nil {
-		return nil, latencyRow{}, err
-	}
 	work := []workload{
 		{name: "`setCredit`, 32 clients, random customers of 4 partners", unit: "changes", clients: 32, server: e.serverSetCredit},
 		{name: "`recordUsage`, batches of 500 over 1,000 random customers, 4 clients", unit: "events", clients: 4, server: e.serverUsage},
@@ -192,6 +185,21 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 		lat.p50, lat.p99 = delays[len(delays)/2], delays[min(len(delays)-1, len(delays)*99/100)]
 	}
 	return rows, lat, ctx.Err()
+}
+
+// alertSourceAndReceiver readies the delivery sections: the customers the
+// alert source swings (one per partner, at 74 %) and a receiver of webhooks
+// (the caller closes its server).
+func (e *env) alertSourceAndReceiver(ctx context.Context) (*receiver, []customer, error) {
+	if err := e.loadPartners(ctx); err != nil {
+		return nil, nil, err
+	}
+	hot, err := e.customersAt(ctx, partners, "740.00")
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := newReceiver()
+	return rc, hot, err
 }
 
 func plural(n int) string {

@@ -21,6 +21,12 @@ func Exec(tx *gorm.DB, query string, args ...any) (sql.Result, error) {
 	return res, err
 }
 
+// Query runs a query in tx's transaction (if any), with its context: for
+// rows a hot path scans by hand.
+func Query(tx *gorm.DB, query string, args ...any) (*sql.Rows, error) {
+	return tx.Statement.ConnPool.QueryContext(tx.Statement.Context, query, args...)
+}
+
 // InsertRows inserts n rows into table in one statement; row(i) gives the
 // values of row i in the order of columns. The result's LastInsertId is the
 // first row's auto-increment id on MySQL, the last row's on SQLite. Mind the

@@ -34,8 +34,7 @@ func (s *Service) Name() string { return Channel }
 // what queueing deliveries cost the server.
 func (s *Service) Route(tx *gorm.DB, alerts []*models.Alert) ([]delivery.Route, error) {
 	in, args := database.In(delivery.PartnersOf(alerts))
-	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context,
-		"SELECT id, partner_id, filter_kinds, filter_customers FROM webhook_endpoints WHERE partner_id IN "+in+" AND disabled_at IS NULL", args...)
+	rows, err := database.Query(tx, "SELECT id, partner_id, filter_kinds, filter_customers FROM webhook_endpoints WHERE partner_id IN "+in+" AND disabled_at IS NULL", args...)
 	if err != nil {
 		return nil, err
 	}
