@@ -108,7 +108,7 @@ func lockCustomer(tx *gorm.DB, p auth.Principal, id uint, withRules bool) (*mode
 	if withRules {
 		fields = append(fields, inForce.Fields()...)
 	}
-	err := tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, query+database.ForUpdate(tx), args...).Scan(fields...)
+	err := database.QueryRow(tx, query+database.ForUpdate(tx), args...).Scan(fields...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, rules.Rules{}, errs.E(errs.NotFound, "no customer with id %d", id)
 	}

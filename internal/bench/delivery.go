@@ -187,19 +187,23 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 	return rows, lat, ctx.Err()
 }
 
-// alertSourceAndReceiver readies the delivery sections: the customers the
-// alert source swings (one per partner, at 74 %) and a receiver of webhooks
-// (the caller closes its server).
+// alertSourceAndReceiver readies a delivery section: the customers the
+// alert source swings (one per partner, at 74 %; made once, shared by the
+// sections, as e.swing carries on) and a receiver of webhooks (the caller
+// closes its server).
 func (e *env) alertSourceAndReceiver(ctx context.Context) (*receiver, []customer, error) {
-	if err := e.loadPartners(ctx); err != nil {
-		return nil, nil, err
-	}
-	hot, err := e.customersAt(ctx, partners, "740.00")
-	if err != nil {
-		return nil, nil, err
+	if e.swung == nil {
+		if err := e.loadPartners(ctx); err != nil {
+			return nil, nil, err
+		}
+		hot, err := e.customersAt(ctx, partners, "740.00")
+		if err != nil {
+			return nil, nil, err
+		}
+		e.swung = hot
 	}
 	rc, err := newReceiver()
-	return rc, hot, err
+	return rc, e.swung, err
 }
 
 func plural(n int) string {

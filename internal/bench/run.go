@@ -141,6 +141,8 @@ type env struct {
 	drop func()
 	// pprof is the server's profile address, when profiles are asked for.
 	pprof string
+	// swung are the customers the alert source swings, once made.
+	swung []customer
 	// swing counts the alert source's changes (raiseAlerts); alertRate is
 	// how many it makes a second.
 	swing     int

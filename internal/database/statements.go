@@ -27,6 +27,12 @@ func Query(tx *gorm.DB, query string, args ...any) (*sql.Rows, error) {
 	return tx.Statement.ConnPool.QueryContext(tx.Statement.Context, query, args...)
 }
 
+// QueryRow is Query for at most one row (a row locked with ForUpdate): its
+// Scan reports sql.ErrNoRows when there is none.
+func QueryRow(tx *gorm.DB, query string, args ...any) *sql.Row {
+	return tx.Statement.ConnPool.QueryRowContext(tx.Statement.Context, query, args...)
+}
+
 // InsertRows inserts n rows into table in one statement; row(i) gives the
 // values of row i in the order of columns. The result's LastInsertId is the
 // first row's auto-increment id on MySQL, the last row's on SQLite. Mind the

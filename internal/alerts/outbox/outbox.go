@@ -76,12 +76,11 @@ func Sequence(ctx context.Context, db *gorm.DB, numbered Numbered) ([]*models.Al
 		// The sequence row first: passes take turns. Then a plain read, which
 		// skips rows of changes still in flight (a locking read would wait
 		// for them).
-		conn, ctx := tx.Statement.ConnPool, tx.Statement.Context
 		var last uint
-		if err := conn.QueryRowContext(ctx, "SELECT last_id FROM alert_sequences WHERE id = 1"+database.ForUpdate(tx)).Scan(&last); err != nil {
+		if err := database.QueryRow(tx, "SELECT last_id FROM alert_sequences WHERE id = 1"+database.ForUpdate(tx)).Scan(&last); err != nil {
 			return err
 		}
-		rows, err := conn.QueryContext(ctx, "SELECT id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at, "+
+		rows, err := database.Query(tx, "SELECT id, partner_id, customer_id, threshold, usage_basis_points, used, credit, available, created_at, "+
 			"kind, cause, level, recovered_kind, status, previous_status, burn_rate_per_day, depletes_at, days_left, based_on_hours"+
 			" FROM raised_alerts ORDER BY id LIMIT ?", PassSize)
 		if err != nil {
