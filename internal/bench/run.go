@@ -74,6 +74,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			"with endpoints", "none", rows)
 		printLatencies(cfg.Out, "From an alert to its webhook, during those measurements", []latencyRow{lat})
 	}
+	if cfg.wants("delivery storm") {
+		s, err := env.deliveryStorm(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("delivery storm: %w", err)
+		}
+		printStorm(cfg.Out, s)
+	}
 	if cfg.Short {
 		return nil
 	}
