@@ -326,7 +326,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	defer ln.Close()
 
 	deliveries, hooks, mail := deliveryChannels(db, cfg, log)
-	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, Numbered: deliveries.Enqueue, AfterNumbered: deliveries.Committed}, log)
+	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, AfterNumbered: deliveries.Numbered}, log)
 	acc := accounts.New(db, alertSvc)
 	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	led := ledger.New(db, alertSvc)

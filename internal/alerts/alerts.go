@@ -65,11 +65,8 @@ type Options struct {
 	// ForecastWindow is the trailing window of usage the burn rate is taken
 	// over (rules.DefaultWindow).
 	ForecastWindow time.Duration
-	// Numbered, if set, is told of alerts in the transaction that numbers
-	// them (webhook deliveries are queued there).
-	Numbered outbox.Numbered
 	// AfterNumbered, if set, is called once a numbering pass committed (the
-	// webhook dispatcher is woken then, when its deliveries are visible).
+	// deliveries of its alerts are queued then).
 	AfterNumbered func()
 }
 
@@ -407,10 +404,10 @@ func (s *Service) numberPending(ctx context.Context, waiting bool) ([]*models.Al
 	}
 	var all []*models.Alert
 	for {
-		moved, err := outbox.Sequence(ctx, s.db, s.opts.Numbered)
+		moved, err := outbox.Sequence(ctx, s.db)
 		all = append(all, moved...)
 		if err == nil && len(moved) > 0 && s.opts.AfterNumbered != nil {
-			s.opts.AfterNumbered() // committed: what Numbered queued is visible now
+			s.opts.AfterNumbered()
 		}
 		if err != nil || len(moved) < outbox.PassSize {
 			return all, err

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,10 +15,14 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"gorm.io/gorm"
 
+	"github.com/cloudreseller/credit/internal/alerts"
 	"github.com/cloudreseller/credit/internal/alerts/delivery"
+	"github.com/cloudreseller/credit/internal/alerts/outbox"
+	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/alerts/webhook"
 	"github.com/cloudreseller/credit/internal/httpapi"
 	"github.com/cloudreseller/credit/internal/testenv"
+	"github.com/cloudreseller/credit/models"
 )
 
 // receiver is a partner's webhook endpoint: it verifies every request with the
@@ -415,6 +420,47 @@ func TestDeliveriesQueuedBehindABusyEndpointFollowAtOnce(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		close(held.hold)
 		held.waitDistinct(t, 3, 5*time.Second)
+	})
+}
+
+// Alerts a process numbered, but stopped before queueing their deliveries,
+// are queued by another at its next poll: none is lost, none sent twice.
+func TestAlertsNumberedElsewhereAreQueued(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		// This process's tail does not number the alert itself (it would
+		// queue its deliveries at once): the process that stopped did.
+		s := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{Alerts: alerts.Options{PollInterval: time.Hour}})
+		_, partner := s.CreatePartner(t, "Reseller", "100000")
+		cust := s.CreateCustomer(t, partner, "Acme", false)
+		rc := &counter{got: map[string]int{}}
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { secret } }`, map[string]any{"u": srv.URL}, nil)
+		var partnerID, customerID uint
+		if err := db.Raw("SELECT partner_id, id FROM customers WHERE id = ?", cust).Row().Scan(&partnerID, &customerID); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if err := db.Transaction(func(tx *gorm.DB) error {
+			return outbox.Insert(tx, []*models.Alert{{PartnerID: partnerID, CustomerID: customerID, Threshold: 75, UsageBasisPoints: 7500, Kind: rules.UsageThreshold, Cause: rules.CauseUsage}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if numbered, err := outbox.Sequence(ctx, db); err != nil || len(numbered) != 1 {
+			t.Fatalf("numbered %d alerts: %v", len(numbered), err)
+		}
+		rc.waitDistinct(t, 1, 5*time.Second)
+		time.Sleep(1200 * time.Millisecond) // another poll: nothing is queued twice
+		rc.mu.Lock()
+		for id, n := range rc.got {
+			if n != 1 {
+				t.Errorf("%s arrived %d times", id, n)
+			}
+		}
+		rc.mu.Unlock()
+		if v := value(t, scrape(t, s), "credit_alerts_unqueued_for_delivery", nil); v != 0 {
+			t.Errorf("credit_alerts_unqueued_for_delivery = %v once queued", v)
+		}
 	})
 }
 

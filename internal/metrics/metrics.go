@@ -272,6 +272,8 @@ var (
 		[]string{"channel"}, nil)
 	oldestDueDesc = prometheus.NewDesc("credit_deliveries_oldest_due_seconds",
 		"How long the oldest due delivery has waited, by channel (0 when none is due).", []string{"channel"}, nil)
+	unqueuedDesc = prometheus.NewDesc("credit_alerts_unqueued_for_delivery",
+		"Alerts numbered whose deliveries are not queued yet (all processes): above a few for long, queueing falls behind the alerts.", nil, nil)
 )
 
 // deliveryCollector reads the delivery counts, and the backlog from the
@@ -282,7 +284,7 @@ type deliveryCollector struct {
 }
 
 func (c *deliveryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{attemptsDesc, dueDesc, oldestDueDesc} {
+	for _, d := range []*prometheus.Desc{attemptsDesc, dueDesc, oldestDueDesc, unqueuedDesc} {
 		ch <- d
 	}
 }
@@ -303,5 +305,10 @@ func (c *deliveryCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, d := range backlog {
 		ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, float64(d.Count), name)
 		ch <- prometheus.MustNewConstMetric(oldestDueDesc, prometheus.GaugeValue, d.Oldest.Seconds(), name)
+	}
+	unqueued, err := c.deliveries.Unqueued(ctx)
+	c.reads.Note(err)
+	if err == nil {
+		ch <- prometheus.MustNewConstMetric(unqueuedDesc, prometheus.GaugeValue, float64(unqueued))
 	}
 }

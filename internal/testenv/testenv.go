@@ -159,7 +159,7 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 		s.Deliveries.Add(s.Email)
 	}
 	ao := o.Alerts
-	ao.Numbered, ao.AfterNumbered = s.Deliveries.Enqueue, s.Deliveries.Committed
+	ao.AfterNumbered = s.Deliveries.Numbered
 	s.Alerts = alerts.New(db, ao, nil)
 	s.Accounts = accounts.New(db, s.Alerts)
 	s.Ledger = ledger.New(db, s.Alerts)

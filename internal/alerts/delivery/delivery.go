@@ -4,10 +4,11 @@
 // attempt.
 //
 // A delivery is one message (an alert or a notice) for one target of one
-// channel (an endpoint, an address). Deliveries of alerts are queued in the
-// transaction that numbers the alerts (Enqueue, called by the outbox's
-// sequencer), so that none is lost or queued twice, whichever process numbers
-// them; nothing is added to the transactions of credit changes and usage.
+// channel (an endpoint, an address). Deliveries of alerts are queued once the
+// alerts are numbered, in fan-out passes of their own that move a cursor over
+// the alerts (fanout.go), so that none is lost or queued twice, whichever
+// process numbers them; nothing is added to the transactions of credit
+// changes, of usage, nor of the numbering.
 // Every process runs a dispatcher (Run) that leases due deliveries in a short
 // transaction of its own (FOR UPDATE SKIP LOCKED where the store has it),
 // attempts them, and records each attempt; a process killed mid-attempt
@@ -144,13 +145,8 @@ type Service struct {
 	// running is set while Run runs; runCtx is its context.
 	running atomic.Bool
 	runCtx  context.Context
-	// handoff are the deliveries the numbering transaction in progress
-	// queued leased to this process (Enqueue, Committed); queuedBehind are
-	// the busy targets it queued deliveries for, and queuedOther tells
-	// whether it queued any for targets not busy here (see Committed).
-	handoff      []*held
-	queuedBehind []targetKey
-	queuedOther  bool
+	// numbered wakes the dispatcher to fan out alerts this process numbered.
+	numbered chan struct{}
 
 	mu sync.Mutex
 	// busy are the targets with deliveries in flight here; a target's value
@@ -181,7 +177,7 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), busy: map[targetKey]bool{},
+	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), numbered: make(chan struct{}, 1), busy: map[targetKey]bool{},
 		attempts: map[string]*counts{}}
 }
 

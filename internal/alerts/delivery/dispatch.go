@@ -43,14 +43,29 @@ func (s *Service) Run(ctx context.Context) {
 	tick := time.NewTicker(s.opts.Poll)
 	defer tick.Stop()
 	dispatches := failing.New(s.log, "deliveries", "dispatch failed; retrying", "dispatch works again")
+	fanouts := failing.New(s.log, "deliveries", "queueing the deliveries of new alerts failed; retrying", "queueing works again")
 	for {
+		// Alerts this process numbered are fanned out at once; others' (a
+		// process that stopped before) at each poll.
+		fan, numbered, dispatch := false, false, true
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+		case <-s.numbered:
+			fan, numbered, dispatch = true, true, false
 		case <-tick.C:
+			fan = true
 		}
-		for ctx.Err() == nil {
+		if fan {
+			more, err := s.fanOut(ctx, numbered)
+			if ctx.Err() != nil {
+				return
+			}
+			fanouts.Note(err)
+			dispatch = dispatch || more
+		}
+		for dispatch && ctx.Err() == nil {
 			more, err := s.dispatch(ctx)
 			if ctx.Err() != nil {
 				return
@@ -154,7 +169,7 @@ func (s *Service) done(channel string, target uint, more bool) {
 // lease takes due deliveries for this process until now + Lease, at most
 // PerTarget of each target and Targets targets at once, of targets with
 // nothing in flight here, in a short transaction that skips rows another
-// process is leasing; it marks their targets busy (so that Enqueue hands
+// process is leasing; it marks their targets busy (so that a fan-out hands
 // none of theirs off meanwhile). It tells whether due targets were left for
 // lack of room.
 //

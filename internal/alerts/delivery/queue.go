@@ -11,42 +11,41 @@ import (
 	"github.com/cloudreseller/credit/models"
 )
 
-// Enqueue queues the deliveries every channel routes alerts to, in tx: the
-// transaction that numbers the alerts. While the dispatcher runs, the first
-// deliveries of each target with nothing in flight here are queued leased to
-// this process already, and Committed hands them to workers: most
-// deliveries succeed at the first attempt, which then costs no lease (a
-// transaction) and waits for no dispatcher pass.
-func (s *Service) Enqueue(tx *gorm.DB, alerts []*models.Alert) error {
-	s.mu.Lock()
-	s.handoff, s.queuedBehind, s.queuedOther = nil, nil, false // a retried transaction starts again
-	s.mu.Unlock()
-	if len(alerts) == 0 {
-		return nil
-	}
+// queued is what a fan-out pass queued: deliveries leased to this process to
+// hand to workers once it commits, the busy targets it queued deliveries
+// behind, and whether it queued any for targets not busy here.
+type queued struct {
+	handoff []*held
+	behind  []targetKey
+	other   bool
+}
+
+// queue queues, in tx, the deliveries every channel routes alerts to. While
+// the dispatcher runs, the first deliveries of each target with nothing in
+// flight here are queued leased to this process already, for committed to
+// hand to workers: most deliveries succeed at the first attempt, which then
+// costs no lease (a transaction) and waits for no dispatcher pass.
+func (s *Service) queue(tx *gorm.DB, alerts []*models.Alert) (queued, error) {
+	var q queued
 	byID := make(map[uint]*models.Alert, len(alerts))
 	for _, a := range alerts {
 		byID[a.ID] = a
 	}
-	var handoff []*held
 	for _, c := range s.order {
 		routes, err := c.Route(tx, alerts)
 		if err != nil {
-			return err
+			return q, err
 		}
-		hot, cold := s.split(c.Name(), routes)
+		hot, cold := s.split(c.Name(), routes, &q)
 		ids, err := queueSplit(tx, c.Name(), hot, cold, tx.NowFunc().Add(s.opts.Lease))
 		if err != nil {
-			return err
+			return q, err
 		}
 		for i, r := range hot {
-			handoff = append(handoff, &held{channel: c.Name(), m: &Message{DeliveryID: ids[i], TargetID: r.Target, PartnerID: r.Partner, Attempt: 1, Alert: byID[r.Alert]}})
+			q.handoff = append(q.handoff, &held{channel: c.Name(), m: &Message{DeliveryID: ids[i], TargetID: r.Target, PartnerID: r.Partner, Attempt: 1, Alert: byID[r.Alert]}})
 		}
 	}
-	s.mu.Lock()
-	s.handoff = handoff
-	s.mu.Unlock()
-	return nil
+	return q, nil
 }
 
 // PartnersOf lists the partners of alerts, each once: what a channel's Route
@@ -70,12 +69,10 @@ type held struct {
 
 // split keeps for hand-off (hot) up to PerTarget deliveries of each target
 // with nothing in flight here, while the dispatcher runs; the rest are
-// queued for any process (cold), and noted for Committed.
-func (s *Service) split(channel string, routes []Route) (hot, cold []Route) {
+// queued for any process (cold), and noted in q for committed.
+func (s *Service) split(channel string, routes []Route, q *queued) (hot, cold []Route) {
 	if !s.running.Load() {
-		s.mu.Lock()
-		s.queuedOther = s.queuedOther || len(routes) > 0
-		s.mu.Unlock()
+		q.other = q.other || len(routes) > 0
 		return nil, routes
 	}
 	s.mu.Lock()
@@ -85,12 +82,12 @@ func (s *Service) split(channel string, routes []Route) (hot, cold []Route) {
 		k := targetKey{channel, r.Target}
 		if _, busy := s.busy[k]; busy {
 			s.busy[k] = true // its worker wakes the dispatcher when done
-			s.queuedBehind = append(s.queuedBehind, k)
+			q.behind = append(q.behind, k)
 			cold = append(cold, r)
 			continue
 		}
 		if per[r.Target] >= s.opts.PerTarget || r.Alert == 0 {
-			s.queuedOther = true
+			q.other = true
 			cold = append(cold, r)
 			continue
 		}
@@ -100,29 +97,25 @@ func (s *Service) split(channel string, routes []Route) (hot, cold []Route) {
 	return hot, cold
 }
 
-// Committed is told that the numbering transaction committed: it hands the
-// deliveries queued leased to this process to workers, and wakes the
-// dispatcher for the rest unless only busy targets wait for them (each of
-// those wakes it when done: a pass per numbering leased nothing while
-// endpoints were slow). A target that finished before the commit left its
-// wake too early: it is woken for here.
-func (s *Service) Committed() {
+// committed is told that a fan-out pass committed: it hands the deliveries
+// queued leased to this process to workers, and tells whether the
+// dispatcher should look for the rest: not when only busy targets wait for
+// them (each of those wakes it when done: a pass per fan-out leased nothing
+// while endpoints were slow). A target that finished before the commit left
+// its wake too early: it is looked for here.
+func (s *Service) committed(q queued) (dispatch bool) {
+	dispatch = q.other
 	s.mu.Lock()
-	handoff := s.handoff
-	wake := s.queuedOther
-	for _, k := range s.queuedBehind {
+	for _, k := range q.behind {
 		if _, busy := s.busy[k]; !busy {
-			wake = true
+			dispatch = true
 		}
 	}
-	s.handoff, s.queuedBehind, s.queuedOther = nil, nil, false
 	s.mu.Unlock()
-	if len(handoff) > 0 && s.running.Load() {
-		s.start(handoff)
+	if len(q.handoff) > 0 && s.running.Load() {
+		s.start(q.handoff)
 	}
-	if wake {
-		s.Wake()
-	}
+	return dispatch
 }
 
 // Queue queues deliveries of channel in tx, due at once. Call Wake after the

@@ -61,15 +61,10 @@ func Insert(tx *gorm.DB, alerts []*models.Alert) error {
 // PassSize is the most outbox rows one pass moves.
 const PassSize = 1000
 
-// Numbered is told, in the numbering transaction, of the alerts it numbered
-// (webhook.Service.Enqueue queues their deliveries there): what it writes
-// commits with the numbering, or not at all.
-type Numbered func(tx *gorm.DB, alerts []*models.Alert) error
-
 // Sequence moves committed outbox rows, oldest first, into the alerts table
-// and returns the alerts it numbered, in id order; numbered (if not nil) is
-// told of them in the same transaction.
-func Sequence(ctx context.Context, db *gorm.DB, numbered Numbered) ([]*models.Alert, error) {
+// and returns the alerts it numbered, in id order. Nothing else is written
+// in its transaction: it holds the sequence row that every pass waits for.
+func Sequence(ctx context.Context, db *gorm.DB) ([]*models.Alert, error) {
 	var moved []*models.Alert
 	err := database.Transact(ctx, db, func(tx *gorm.DB) error {
 		moved = nil
@@ -117,13 +112,8 @@ func Sequence(ctx context.Context, db *gorm.DB, numbered Numbered) ([]*models.Al
 		if _, err := database.Exec(tx, "DELETE FROM raised_alerts WHERE id IN "+in, args...); err != nil {
 			return err
 		}
-		if _, err := database.Exec(tx, "UPDATE alert_sequences SET last_id = ? WHERE id = 1", moved[len(moved)-1].ID); err != nil {
-			return err
-		}
-		if numbered != nil {
-			return numbered(tx, moved)
-		}
-		return nil
+		_, err = database.Exec(tx, "UPDATE alert_sequences SET last_id = ? WHERE id = 1", moved[len(moved)-1].ID)
+		return err
 	})
 	return moved, err
 }

@@ -1,0 +1,98 @@
+package delivery
+
+import (
+	"context"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/models"
+)
+
+// Fan-out: the deliveries of alerts are queued after the alerts are
+// numbered, in transactions of their own, in alert id order; the row
+// alert_fanout says up to which alert they are. Queued inside the numbering
+// instead, a hundred endpoints made each numbering pass insert a hundred rows
+// an alert: numbering fell behind a storm of alerts, and with it the alerts
+// sent to subscriptions and the usage batches that wait for their alerts' ids.
+//
+// The process that numbers alerts fans them out at once (Numbered wakes it);
+// every process also looks once a Poll whether alerts wait (one numbered by a
+// process that stopped before fanning it out). Passes of all processes take
+// turns on the alert_fanout row, so each alert's deliveries are queued once.
+
+// fanoutBatch is the most alerts one fan-out pass queues deliveries of.
+const fanoutBatch = 500
+
+// Numbered tells the dispatcher that this process numbered alerts (their
+// numbering committed): it queues their deliveries next.
+func (s *Service) Numbered() {
+	select {
+	case s.numbered <- struct{}{}:
+	default:
+	}
+}
+
+// fanOut queues the deliveries of every alert numbered and not yet fanned
+// out, one pass of up to fanoutBatch alerts after another, and hands the first
+// ones to workers; it tells whether the dispatcher should look for the rest.
+// Unless told that alerts were numbered (surely), it first looks whether any
+// wait, outside a transaction.
+func (s *Service) fanOut(ctx context.Context, surely bool) (dispatch bool, err error) {
+	if !surely {
+		behind, err := s.fanoutBehind(ctx)
+		if err != nil || !behind {
+			return false, err
+		}
+	}
+	for {
+		n, more, err := s.fanOutPass(ctx)
+		dispatch = dispatch || more
+		if err != nil || n < fanoutBatch {
+			return dispatch, err
+		}
+	}
+}
+
+// fanOutPass queues the deliveries of the next alerts not fanned out, up to
+// fanoutBatch of them, in one transaction that holds the alert_fanout row.
+// It returns how many alerts it took.
+func (s *Service) fanOutPass(ctx context.Context) (n int, dispatch bool, err error) {
+	var q queued
+	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		q, n = queued{}, 0
+		var last uint
+		if err := database.QueryRow(tx, "SELECT last_id FROM alert_fanout WHERE id = 1"+database.ForUpdate(tx)).Scan(&last); err != nil {
+			return err
+		}
+		var alerts []*models.Alert
+		if err := tx.Where("id > ?", last).Order("id").Limit(fanoutBatch).Find(&alerts).Error; err != nil || len(alerts) == 0 {
+			return err
+		}
+		var err error
+		if q, err = s.queue(tx, alerts); err != nil {
+			return err
+		}
+		n = len(alerts)
+		_, err = database.Exec(tx, "UPDATE alert_fanout SET last_id = ? WHERE id = 1", alerts[n-1].ID)
+		return err
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return n, s.committed(q), nil
+}
+
+// fanoutBehind tells whether alerts were numbered and not fanned out.
+func (s *Service) fanoutBehind(ctx context.Context) (bool, error) {
+	n, err := s.Unqueued(ctx)
+	return n > 0, err
+}
+
+// Unqueued counts the alerts numbered whose deliveries are not queued yet
+// (every process's): above a few for long, fan-out falls behind.
+func (s *Service) Unqueued(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw("SELECT q.last_id - f.last_id FROM alert_sequences q, alert_fanout f WHERE q.id = 1 AND f.id = 1").Scan(&n).Error
+	return n, err
+}
