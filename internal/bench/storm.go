@@ -15,11 +15,12 @@ const stormEndpoints = 100
 // storm is what the storm section saw: the writes with endpoints and
 // without, and, over the runs with endpoints, the deliveries queued and
 // attempted a second, and what was left when the writes stopped: deliveries
-// pending, alerts not yet numbered (their deliveries not yet queued).
+// pending, alerts not yet numbered, alerts numbered whose deliveries are not
+// yet queued.
 type storm struct {
-	with, none        Result
-	queued, attempted float64 // a second
-	pending, outbox   int64   // medians over the runs
+	with, none                Result
+	queued, attempted         float64 // a second
+	pending, outbox, unqueued int64   // medians over the runs
 }
 
 // deliveryStorm measures an alert storm: 32 clients each swinging a customer
@@ -40,7 +41,7 @@ func (e *env) deliveryStorm(ctx context.Context, cfg Config) (storm, error) {
 	}
 	work := func(ctx context.Context, client, i int) (int, error) { return 1, e.swingCredit(ctx, hot[client], i) }
 	var with, none []Result
-	var pendings, outboxes []int64
+	var pendings, outboxes, unqueueds []int64
 	var queued, attempted, elapsed float64
 	for range cfg.Rounds {
 		none = append(none, measure(ctx, len(hot), cfg.Duration, work))
@@ -63,12 +64,13 @@ func (e *env) deliveryStorm(ctx context.Context, cfg Config) (storm, error) {
 			return s, err
 		}
 		queued, attempted, elapsed = queued+float64(q1-q0), attempted+float64(a1-a0), elapsed+r.Elapsed.Seconds()
-		var pending, outbox int64
-		if err := e.serverDB().QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM alert_deliveries WHERE status = 'PENDING'), (SELECT COUNT(*) FROM raised_alerts)").
-			Scan(&pending, &outbox); err != nil {
+		var pending, outbox, unqueued int64
+		if err := e.serverDB().QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM alert_deliveries WHERE status = 'PENDING'), (SELECT COUNT(*) FROM raised_alerts),"+
+			" (SELECT q.last_id - f.last_id FROM alert_sequences q, alert_fanout f WHERE q.id = 1 AND f.id = 1)").
+			Scan(&pending, &outbox, &unqueued); err != nil {
 			return s, err
 		}
-		pendings, outboxes = append(pendings, pending), append(outboxes, outbox)
+		pendings, outboxes, unqueueds = append(pendings, pending), append(outboxes, outbox), append(unqueueds, unqueued)
 		// Deleting an endpoint drops its pending deliveries: the next run
 		// starts with no backlog.
 		if err := e.deleteEndpoints(ctx, ids); err != nil {
@@ -83,9 +85,7 @@ func (e *env) deliveryStorm(ctx context.Context, cfg Config) (storm, error) {
 	}
 	s.with, s.none = median(with), median(none)
 	s.queued, s.attempted = queued/elapsed, attempted/elapsed
-	slices.Sort(pendings)
-	slices.Sort(outboxes)
-	s.pending, s.outbox = pendings[len(pendings)/2], outboxes[len(outboxes)/2]
+	s.pending, s.outbox, s.unqueued = middle(pendings), middle(outboxes), middle(unqueueds)
 	return s, ctx.Err()
 }
 
@@ -110,10 +110,16 @@ func (e *env) deliveryCounts(ctx context.Context) (queued, attempted int64, err 
 	return queued, attempted, err
 }
 
+// middle is the median of xs.
+func middle(xs []int64) int64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
 // printStorm prints the storm section.
 func printStorm(w io.Writer, s storm) {
 	printColumns(w, fmt.Sprintf("An alert storm: every change raises an alert, %d endpoints (25 a partner, half failing or slow) vs none, alternate runs", stormEndpoints),
 		"with endpoints", "none", []row{{name: "`setCredit` ±14.00, 32 clients, each change crossing 75 % or recovering", unit: "changes", server: s.with, raw: s.none}})
-	fmt.Fprintf(w, "\nDuring the runs with endpoints: %.0f deliveries queued a second, %.0f attempted a second; when the writes stopped, %d deliveries pending (neither delivered nor given up) and %d alerts not yet numbered (their deliveries not yet queued, nor the alerts sent to subscriptions) (medians).\n",
-		s.queued, s.attempted, s.pending, s.outbox)
+	fmt.Fprintf(w, "\nDuring the runs with endpoints: %.0f deliveries queued a second, %.0f attempted a second; when the writes stopped (medians), %d deliveries pending (neither delivered nor given up), %d alerts not yet numbered (nor sent to subscriptions), %d numbered whose deliveries were not yet queued.\n",
+		s.queued, s.attempted, s.pending, s.outbox, s.unqueued)
 }
