@@ -65,9 +65,10 @@ type Options struct {
 	// ForecastWindow is the trailing window of usage the burn rate is taken
 	// over (rules.DefaultWindow).
 	ForecastWindow time.Duration
-	// AfterNumbered, if set, is called once a numbering pass committed (the
-	// deliveries of its alerts are queued then).
-	AfterNumbered func()
+	// AfterNumbered, if set, is told of the alerts a numbering pass numbered,
+	// in id order, once it committed (their deliveries are queued then). It
+	// must not change them: they are the ones published.
+	AfterNumbered func([]*models.Alert)
 }
 
 // Service lists alerts and delivers them live.
@@ -407,7 +408,7 @@ func (s *Service) numberPending(ctx context.Context, waiting bool) ([]*models.Al
 		moved, err := outbox.Sequence(ctx, s.db)
 		all = append(all, moved...)
 		if err == nil && len(moved) > 0 && s.opts.AfterNumbered != nil {
-			s.opts.AfterNumbered()
+			s.opts.AfterNumbered(moved)
 		}
 		if err != nil || len(moved) < outbox.PassSize {
 			return all, err

@@ -145,8 +145,10 @@ type Service struct {
 	// running is set while Run runs; runCtx is its context.
 	running atomic.Bool
 	runCtx  context.Context
-	// numbered wakes the dispatcher to fan out alerts this process numbered.
+	// numbered wakes the dispatcher to fan out alerts this process numbered;
+	// fresh are those alerts, in id order, until queued (under mu).
 	numbered chan struct{}
+	fresh    []*models.Alert
 
 	mu sync.Mutex
 	// busy are the targets with deliveries in flight here; a target's value

@@ -24,13 +24,52 @@ import (
 // fanoutBatch is the most alerts one fan-out pass queues deliveries of.
 const fanoutBatch = 500
 
-// Numbered tells the dispatcher that this process numbered alerts (their
-// numbering committed): it queues their deliveries next.
-func (s *Service) Numbered() {
+// freshLimit bounds the numbered alerts kept in memory for the fan-out;
+// past it (fan-out behind, the store failing) it reads them back instead.
+const freshLimit = 10 * fanoutBatch
+
+// Numbered tells the dispatcher that this process numbered alerts, in id
+// order (their numbering committed): it queues their deliveries next, from
+// these, without reading them back when they are the next ones to queue.
+func (s *Service) Numbered(alerts []*models.Alert) {
+	s.mu.Lock()
+	if len(s.fresh)+len(alerts) > freshLimit {
+		s.fresh = nil
+	} else {
+		s.fresh = append(s.fresh, alerts...)
+	}
+	s.mu.Unlock()
 	select {
 	case s.numbered <- struct{}{}:
 	default:
 	}
+}
+
+// next returns the alerts after last to queue, up to fanoutBatch: the
+// numbered ones this process kept when they follow last without a gap, else
+// read from the store in tx.
+func (s *Service) next(tx *gorm.DB, last uint) ([]*models.Alert, error) {
+	s.mu.Lock()
+	i := 0
+	for i < len(s.fresh) && s.fresh[i].ID <= last {
+		i++ // queued already, by this process or another
+	}
+	s.fresh = s.fresh[i:]
+	var kept []*models.Alert
+	if len(s.fresh) > 0 && s.fresh[0].ID == last+1 {
+		n := 1
+		for n < len(s.fresh) && n < fanoutBatch && s.fresh[n].ID == s.fresh[n-1].ID+1 {
+			n++
+		}
+		kept = s.fresh[:n:n]
+	}
+	s.mu.Unlock()
+	if kept != nil {
+		return kept, nil
+	}
+	var alerts []*models.Alert
+	err := tx.Where("id > ?", last).Order("id").Limit(fanoutBatch).Find(&alerts).Error
+	return alerts, err
 }
 
 // fanOut queues the deliveries of every alert numbered and not yet fanned
@@ -65,11 +104,10 @@ func (s *Service) fanOutPass(ctx context.Context) (n int, dispatch bool, err err
 		if err := database.QueryRow(tx, "SELECT last_id FROM alert_fanout WHERE id = 1"+database.ForUpdate(tx)).Scan(&last); err != nil {
 			return err
 		}
-		var alerts []*models.Alert
-		if err := tx.Where("id > ?", last).Order("id").Limit(fanoutBatch).Find(&alerts).Error; err != nil || len(alerts) == 0 {
+		alerts, err := s.next(tx, last)
+		if err != nil || len(alerts) == 0 {
 			return err
 		}
-		var err error
 		if q, err = s.queue(tx, alerts); err != nil {
 			return err
 		}
