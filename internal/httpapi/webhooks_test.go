@@ -464,6 +464,55 @@ func TestAlertsNumberedElsewhereAreQueued(t *testing.T) {
 	})
 }
 
+// A target holds at most MaxPending deliveries queued and not yet made; its
+// further alerts wait in the alerts table and are queued as it catches up:
+// every one arrives, once.
+func TestTargetBehindCatchesUp(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		const most, alerts = 3, 10
+		s := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{
+			Webhooks:   webhook.Options{Timeout: 30 * time.Second},
+			Deliveries: delivery.Options{MaxPending: most, Poll: 100 * time.Millisecond},
+		})
+		_, partner := s.CreatePartner(t, "Reseller", "100000")
+		billing := s.CreateKey(t, "feed", "BILLING", "")
+		held := &counter{got: map[string]int{}, hold: make(chan struct{})}
+		srv := httptest.NewServer(held)
+		defer srv.Close()
+		release := sync.OnceFunc(func() { close(held.hold) })
+		defer release()
+		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
+			map[string]any{"u": srv.URL}, nil)
+		for i := range alerts {
+			usageAlerts(t, s, partner, billing, fmt.Sprintf("wave%d", i), 1)
+		}
+		time.Sleep(300 * time.Millisecond) // the first attempt is held; polls pass
+		var pending, behind int64
+		if err := db.Raw("SELECT (SELECT COUNT(*) FROM alert_deliveries WHERE status = 'PENDING'), (SELECT COUNT(*) FROM delivery_lags)").Row().Scan(&pending, &behind); err != nil {
+			t.Fatal(err)
+		}
+		if pending != most || behind != 1 {
+			t.Fatalf("with its first attempt held: %d deliveries queued, %d targets behind; want %d and 1", pending, behind, most)
+		}
+		if v := value(t, scrape(t, s), "credit_delivery_targets_behind", nil); v != 1 {
+			t.Errorf("credit_delivery_targets_behind = %v, want 1", v)
+		}
+		release()
+		held.waitDistinct(t, alerts, 10*time.Second)
+		time.Sleep(300 * time.Millisecond) // more polls: nothing is queued twice
+		held.mu.Lock()
+		for id, n := range held.got {
+			if n != 1 {
+				t.Errorf("%s arrived %d times", id, n)
+			}
+		}
+		held.mu.Unlock()
+		if v := value(t, scrape(t, s), "credit_delivery_targets_behind", nil); v != 0 {
+			t.Errorf("credit_delivery_targets_behind = %v once caught up", v)
+		}
+	})
+}
+
 // Two server processes share the deliveries: under a burst of alerts each
 // webhook arrives exactly once (a receiver that drops repeats would not even
 // need to).

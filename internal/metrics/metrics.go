@@ -272,6 +272,10 @@ var (
 		[]string{"channel"}, nil)
 	oldestDueDesc = prometheus.NewDesc("credit_deliveries_oldest_due_seconds",
 		"How long the oldest due delivery has waited, by channel (0 when none is due).", []string{"channel"}, nil)
+	behindDesc = prometheus.NewDesc("credit_delivery_targets_behind",
+		"Targets (endpoints, addresses) holding as many deliveries not yet made as they may, whose further alerts wait to be queued (all processes).", nil, nil)
+	behindLongestDesc = prometheus.NewDesc("credit_delivery_targets_behind_longest_seconds",
+		"How long the target behind the longest has been (0 when none is).", nil, nil)
 	unqueuedDesc = prometheus.NewDesc("credit_alerts_unqueued_for_delivery",
 		"Alerts numbered whose deliveries are not queued yet (all processes): above a few for long, queueing falls behind the alerts.", nil, nil)
 )
@@ -284,7 +288,7 @@ type deliveryCollector struct {
 }
 
 func (c *deliveryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{attemptsDesc, dueDesc, oldestDueDesc, unqueuedDesc} {
+	for _, d := range []*prometheus.Desc{attemptsDesc, dueDesc, oldestDueDesc, unqueuedDesc, behindDesc, behindLongestDesc} {
 		ch <- d
 	}
 }
@@ -310,5 +314,11 @@ func (c *deliveryCollector) Collect(ch chan<- prometheus.Metric) {
 	c.reads.Note(err)
 	if err == nil {
 		ch <- prometheus.MustNewConstMetric(unqueuedDesc, prometheus.GaugeValue, float64(unqueued))
+	}
+	behind, longest, err := c.deliveries.Behind(ctx)
+	c.reads.Note(err)
+	if err == nil {
+		ch <- prometheus.MustNewConstMetric(behindDesc, prometheus.GaugeValue, float64(behind))
+		ch <- prometheus.MustNewConstMetric(behindLongestDesc, prometheus.GaugeValue, longest.Seconds())
 	}
 }

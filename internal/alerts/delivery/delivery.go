@@ -41,8 +41,8 @@ const (
 type Channel interface {
 	// Name is the channel's name in the store ("webhook", "email").
 	Name() string
-	// Route returns the deliveries alerts being numbered need, reading in tx
-	// (the numbering transaction).
+	// Route returns the deliveries alerts (in id order) need, reading in tx,
+	// each target's in alert order.
 	Route(tx *gorm.DB, alerts []*models.Alert) ([]Route, error)
 	// RouteNotice returns the deliveries a notice to a partner needs.
 	RouteNotice(tx *gorm.DB, n *Notice) ([]Route, error)
@@ -107,6 +107,10 @@ type Options struct {
 	PerTarget int
 	// Targets bounds the targets a process attempts at once (64).
 	Targets int
+	// MaxPending bounds the deliveries of one target queued and not yet made
+	// (DefaultMaxPending); past it the target's alerts wait to be queued as
+	// it catches up (lag.go).
+	MaxPending int
 }
 
 // DefaultPerTarget is how many deliveries of one target a lease takes.
@@ -175,6 +179,9 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	}
 	if opts.Targets <= 0 {
 		opts.Targets = 64
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultMaxPending
 	}
 	if log == nil {
 		log = slog.Default()

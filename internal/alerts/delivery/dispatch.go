@@ -59,6 +59,11 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		if fan {
 			more, err := s.fanOut(ctx, numbered)
+			if err == nil && !numbered {
+				var caught bool
+				caught, err = s.catchUp(ctx) // targets behind, at each poll
+				more = more || caught
+			}
 			if ctx.Err() != nil {
 				return
 			}

@@ -36,6 +36,9 @@ func (s *Service) queue(tx *gorm.DB, alerts []*models.Alert) (queued, error) {
 		if err != nil {
 			return q, err
 		}
+		if routes, err = s.bound(tx, c.Name(), routes); err != nil {
+			return q, err
+		}
 		hot, cold := s.split(c.Name(), routes, &q)
 		ids, err := queueSplit(tx, c.Name(), hot, cold, tx.NowFunc().Add(s.opts.Lease))
 		if err != nil {

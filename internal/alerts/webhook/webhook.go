@@ -226,6 +226,9 @@ func (s *Service) Delete(ctx context.Context, id uint) (*Endpoint, error) {
 		if _, err := database.Exec(tx, "DELETE FROM alert_deliveries WHERE channel = ? AND target_id = ? AND status = ?", Channel, id, delivery.StatusPending); err != nil {
 			return err
 		}
+		if _, err := database.Exec(tx, "DELETE FROM delivery_lags WHERE channel = ? AND target_id = ?", Channel, id); err != nil {
+			return err
+		}
 		_, err = database.Exec(tx, "DELETE FROM webhook_endpoints WHERE id = ?", id)
 		return err
 	})

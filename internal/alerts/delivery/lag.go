@@ -1,0 +1,225 @@
+package delivery
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/cloudreseller/credit/internal/database"
+	"github.com/cloudreseller/credit/models"
+)
+
+// Targets that fall behind: a target holds at most MaxPending deliveries
+// queued and not yet made (due, leased, or waiting for a retry). A fan-out
+// that would queue more for it queues up to the bound and notes, in
+// delivery_lags, the alert after which the target's next deliveries are not
+// queued; further fan-outs queue none for it. Its alerts wait in the alerts
+// table, which holds them anyway, instead of as rows queued faster than the
+// target takes them: a storm of alerts to a hundred endpoints inserted ten
+// thousand rows a second, and the writes beside it lost a quarter of their
+// rate to the database. At each poll, catchUp queues the missed deliveries
+// of targets with room again (fewer than half the bound pending), in alert
+// order, up to the bound, until the target is level with the fan-out.
+//
+// Fan-out and catch-up hold the alert_fanout row: a target is either behind
+// or not for both, and a missed alert is queued once.
+
+// DefaultMaxPending bounds the deliveries of one target queued and not yet
+// made.
+const DefaultMaxPending = 100
+
+// lag is a target behind, in delivery_lags.
+type lag struct {
+	Channel   string
+	TargetID  uint
+	PartnerID uint
+	AfterID   uint
+}
+
+// bound keeps, of a fan-out's routes of a channel (in alert order for each
+// target), those that leave each target within MaxPending deliveries not yet
+// made, and marks behind, in tx, the targets it kept some from. Targets
+// already behind get none. Notices are always kept.
+func (s *Service) bound(tx *gorm.DB, channel string, routes []Route) ([]Route, error) {
+	var targets []uint
+	for _, r := range routes {
+		if r.Alert != 0 && !slices.Contains(targets, r.Target) {
+			targets = append(targets, r.Target)
+		}
+	}
+	if len(targets) == 0 {
+		return routes, nil
+	}
+	behind, err := lagging(tx, channel, targets)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := pendingOf(tx, channel, targets)
+	if err != nil {
+		return nil, err
+	}
+	kept := routes[:0:0]
+	var from []lag
+	for _, r := range routes {
+		if r.Alert == 0 {
+			kept = append(kept, r)
+			continue
+		}
+		if behind[r.Target] {
+			continue
+		}
+		if pending[r.Target] >= s.opts.MaxPending {
+			behind[r.Target] = true
+			from = append(from, lag{Channel: channel, TargetID: r.Target, PartnerID: r.Partner, AfterID: r.Alert - 1})
+			continue
+		}
+		pending[r.Target]++
+		kept = append(kept, r)
+	}
+	if len(from) > 0 {
+		now := tx.NowFunc()
+		if _, err := database.InsertRows(tx, "delivery_lags", []string{"channel", "target_id", "partner_id", "after_id", "since"}, len(from),
+			func(i int) []any {
+				return []any{from[i].Channel, from[i].TargetID, from[i].PartnerID, from[i].AfterID, now}
+			}); err != nil {
+			return nil, err
+		}
+	}
+	return kept, nil
+}
+
+// lagging tells which of a channel's targets are behind.
+func lagging(tx *gorm.DB, channel string, targets []uint) (map[uint]bool, error) {
+	var ids []uint
+	err := tx.Raw("SELECT target_id FROM delivery_lags WHERE channel = ? AND target_id IN ?", channel, targets).Scan(&ids).Error
+	out := make(map[uint]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, err
+}
+
+// pendingOf counts the deliveries of a channel's targets not yet made.
+func pendingOf(db *gorm.DB, channel string, targets []uint) (map[uint]int, error) {
+	var rows []struct {
+		TargetID uint
+		N        int
+	}
+	err := db.Raw("SELECT target_id, COUNT(*) AS n FROM alert_deliveries WHERE status = ? AND channel = ? AND target_id IN ? GROUP BY target_id",
+		StatusPending, channel, targets).Scan(&rows).Error
+	out := make(map[uint]int, len(rows))
+	for _, r := range rows {
+		out[r.TargetID] = r.N
+	}
+	return out, err
+}
+
+// catchUpTargets bounds the targets one catch-up takes.
+const catchUpTargets = 64
+
+// catchUp queues, for targets behind with room again, the deliveries they
+// missed, in alert order, up to the bound; a target level with the fan-out
+// is behind no more. It tells whether it queued any.
+func (s *Service) catchUp(ctx context.Context) (bool, error) {
+	var lags []lag
+	if err := s.db.WithContext(ctx).Raw("SELECT channel, target_id, partner_id, after_id FROM delivery_lags ORDER BY since LIMIT ?", catchUpTargets).
+		Scan(&lags).Error; err != nil || len(lags) == 0 {
+		return false, err
+	}
+	queuedAny := false
+	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		queuedAny = false
+		var last uint
+		if err := database.QueryRow(tx, "SELECT last_id FROM alert_fanout WHERE id = 1"+database.ForUpdate(tx)).Scan(&last); err != nil {
+			return err
+		}
+		for _, l := range lags {
+			n, err := s.catchUpTarget(tx, l, last)
+			if err != nil {
+				return err
+			}
+			queuedAny = queuedAny || n > 0
+		}
+		return nil
+	})
+	return queuedAny, err
+}
+
+// catchUpScan bounds the alerts of its partner one catch-up of a target
+// reads.
+const catchUpScan = 500
+
+// catchUpTarget queues, in tx, the missed deliveries of one target behind,
+// up to its room, among the alerts after its mark up to last (the fan-out's
+// cursor), and moves its mark, or drops it once level. It returns how many
+// it queued.
+func (s *Service) catchUpTarget(tx *gorm.DB, l lag, last uint) (int, error) {
+	c := s.channels[l.Channel]
+	if c == nil {
+		return 0, nil // a channel this process does not run (e-mail off): left to one that does
+	}
+	var after uint
+	err := tx.Raw("SELECT after_id FROM delivery_lags WHERE channel = ? AND target_id = ?", l.Channel, l.TargetID).Scan(&after).Error
+	if err != nil {
+		return 0, err
+	}
+	pending, err := pendingOf(tx, l.Channel, []uint{l.TargetID})
+	if err != nil {
+		return 0, err
+	}
+	room := s.opts.MaxPending - pending[l.TargetID]
+	if room < (s.opts.MaxPending+1)/2 {
+		return 0, nil // still busy with what it has
+	}
+	var alerts []*models.Alert
+	if err := tx.Where("partner_id = ? AND id > ? AND id <= ?", l.PartnerID, after, last).Order("id").Limit(catchUpScan).Find(&alerts).Error; err != nil {
+		return 0, err
+	}
+	var taken []Route
+	mark := last // level, unless it stops short
+	if len(alerts) == catchUpScan {
+		mark = alerts[len(alerts)-1].ID
+	}
+	if len(alerts) > 0 {
+		routes, err := c.Route(tx, alerts)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range routes {
+			if r.Target != l.TargetID {
+				continue
+			}
+			if len(taken) == room {
+				mark = taken[len(taken)-1].Alert
+				break
+			}
+			taken = append(taken, r)
+		}
+	}
+	if err := Queue(tx, l.Channel, taken); err != nil {
+		return 0, err
+	}
+	if mark >= last {
+		return len(taken), tx.Exec("DELETE FROM delivery_lags WHERE channel = ? AND target_id = ?", l.Channel, l.TargetID).Error
+	}
+	return len(taken), tx.Exec("UPDATE delivery_lags SET after_id = ? WHERE channel = ? AND target_id = ?", mark, l.Channel, l.TargetID).Error
+}
+
+// Behind counts the targets behind their alerts (every process's), and how
+// long the longest has been.
+func (s *Service) Behind(ctx context.Context) (n int64, longest time.Duration, err error) {
+	var row struct {
+		N     int64
+		Since any
+	}
+	if err := s.db.WithContext(ctx).Raw("SELECT COUNT(*) AS n, MIN(since) AS since FROM delivery_lags").Scan(&row).Error; err != nil || row.N == 0 {
+		return 0, 0, err
+	}
+	since, err := database.ScanTime(row.Since)
+	if err != nil {
+		return 0, 0, err
+	}
+	return row.N, s.db.NowFunc().Sub(since), nil
+}
