@@ -107,7 +107,7 @@ type Options struct {
 	PerTarget int
 	// Targets bounds the targets a process attempts at once (64).
 	Targets int
-	// MaxPending bounds the deliveries of one target queued and not yet made
+	// MaxPending bounds the deliveries of one target due and not yet made
 	// (DefaultMaxPending); past it the target's alerts wait to be queued as
 	// it catches up (lag.go).
 	MaxPending int

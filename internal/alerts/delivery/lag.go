@@ -12,7 +12,9 @@ import (
 )
 
 // Targets that fall behind: a target holds at most MaxPending deliveries
-// queued and not yet made (due, leased, or waiting for a retry). A fan-out
+// due and not yet made (leased ones included; not those waiting for a retry
+// later, so that a failing endpoint keeps its alerts' retries on their own
+// schedules, as they were before there was a bound). A fan-out
 // that would queue more for it queues up to the bound and notes, in
 // delivery_lags, the alert after which the target's next deliveries are not
 // queued; further fan-outs queue none for it. Its alerts wait in the alerts
@@ -26,7 +28,7 @@ import (
 // Fan-out and catch-up hold the alert_fanout row: a target is either behind
 // or not for both, and a missed alert is queued once.
 
-// DefaultMaxPending bounds the deliveries of one target queued and not yet
+// DefaultMaxPending bounds the deliveries of one target due and not yet
 // made.
 const DefaultMaxPending = 100
 
@@ -39,8 +41,8 @@ type lag struct {
 }
 
 // bound keeps, of a fan-out's routes of a channel (in alert order for each
-// target), those that leave each target within MaxPending deliveries not yet
-// made, and marks behind, in tx, the targets it kept some from. Targets
+// target), those that leave each target within MaxPending deliveries due
+// and not yet made, and marks behind, in tx, the targets it kept some from. Targets
 // already behind get none. Notices are always kept.
 func (s *Service) bound(tx *gorm.DB, channel string, routes []Route) ([]Route, error) {
 	var targets []uint
@@ -56,7 +58,7 @@ func (s *Service) bound(tx *gorm.DB, channel string, routes []Route) ([]Route, e
 	if err != nil {
 		return nil, err
 	}
-	pending, err := pendingOf(tx, channel, targets)
+	pending, err := dueOf(tx, channel, targets)
 	if err != nil {
 		return nil, err
 	}
@@ -101,14 +103,15 @@ func lagging(tx *gorm.DB, channel string, targets []uint) (map[uint]bool, error)
 	return out, err
 }
 
-// pendingOf counts the deliveries of a channel's targets not yet made.
-func pendingOf(db *gorm.DB, channel string, targets []uint) (map[uint]int, error) {
+// dueOf counts the deliveries of a channel's targets due and not yet made
+// (a range of idx_alert_deliveries_due each).
+func dueOf(db *gorm.DB, channel string, targets []uint) (map[uint]int, error) {
 	var rows []struct {
 		TargetID uint
 		N        int
 	}
-	err := db.Raw("SELECT target_id, COUNT(*) AS n FROM alert_deliveries WHERE status = ? AND channel = ? AND target_id IN ? GROUP BY target_id",
-		StatusPending, channel, targets).Scan(&rows).Error
+	err := db.Raw("SELECT target_id, COUNT(*) AS n FROM alert_deliveries WHERE status = ? AND channel = ? AND target_id IN ? AND next_attempt_at <= ? GROUP BY target_id",
+		StatusPending, channel, targets, db.NowFunc()).Scan(&rows).Error
 	out := make(map[uint]int, len(rows))
 	for _, r := range rows {
 		out[r.TargetID] = r.N
@@ -165,7 +168,7 @@ func (s *Service) catchUpTarget(tx *gorm.DB, l lag, last uint) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pending, err := pendingOf(tx, l.Channel, []uint{l.TargetID})
+	pending, err := dueOf(tx, l.Channel, []uint{l.TargetID})
 	if err != nil {
 		return 0, err
 	}
