@@ -288,7 +288,8 @@ func deliveryChannels(db *gorm.DB, cfg config.Config, log *slog.Logger) (*delive
 	if cfg.SMTPURL != nil {
 		slowest = max(slowest, mailTimeout)
 	}
-	deliveries := delivery.New(db, delivery.Options{Retries: cfg.WebhookRetries, Lease: (delivery.DefaultPerTarget + 1) * slowest}, log)
+	deliveries := delivery.New(db, delivery.Options{Retries: cfg.WebhookRetries, Lease: (delivery.DefaultPerTarget + 1) * slowest,
+		MaxRate: float64(cfg.DeliveryMaxRate)}, log)
 	hooks := webhook.New(db, deliveries, webhook.Options{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate,
 		Timeout: cfg.WebhookTimeout})
 	deliveries.Add(hooks)

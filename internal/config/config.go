@@ -54,6 +54,9 @@ type Config struct {
 	// pauses before each retry (nil: the default schedule).
 	WebhookTimeout time.Duration
 	WebhookRetries []time.Duration
+	// DeliveryMaxRate bounds the delivery attempts this process makes a
+	// second, webhooks and e-mails together.
+	DeliveryMaxRate int
 	// SMTPURL, when set, turns e-mail on: alerts are sent through this
 	// server (smtp://user:pass@host:587, STARTTLS when offered; smtps://).
 	SMTPURL *url.URL
@@ -164,6 +167,14 @@ var settings = []setting{
 		if len(c.WebhookRetries) > 50 {
 			return errors.New("must hold at most 50 pauses")
 		}
+		return nil
+	}},
+	{"DELIVERY_MAX_RATE", "delivery-max-rate", "1000", "most webhook and e-mail attempts this process makes a second (10 to 100000): beyond it deliveries wait their turn, and the writes keep the machine", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 10 || n > 100000 {
+			return errors.New("must be a number of attempts a second from 10 to 100000")
+		}
+		c.DeliveryMaxRate = n
 		return nil
 	}},
 	{"SMTP_URL", "smtp-url", "", "mail server that alert e-mails go through: smtp://user:password@host:587 (STARTTLS when offered) or smtps://…:465; unset: e-mail is off", func(c *Config, v string) error {

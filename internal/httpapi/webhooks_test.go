@@ -168,6 +168,9 @@ func TestWebhookDelivery(t *testing.T) {
 		if v := value(t, m, "credit_deliveries_due", map[string]string{"channel": "webhook"}); v != 0 {
 			t.Errorf("credit_deliveries_due = %v once delivered", v)
 		}
+		if v := value(t, m, "credit_delivery_paced_seconds_total", nil); v != 0 {
+			t.Errorf("credit_delivery_paced_seconds_total = %v: three attempts waited for a budget of %d a second", v, delivery.DefaultMaxRate)
+		}
 		// A delivered delivery may be sent again, and a replay queues the
 		// partner's alerts again: the same webhook-id each time, so that the
 		// receiver, which drops repeats, still holds one.
@@ -313,11 +316,13 @@ func TestWebhookFailingForDaysIsDisabled(t *testing.T) {
 	}
 }
 
-// counter is a webhook receiver that counts each webhook-id it got; when
-// hold is set it does not answer until hold is closed.
+// counter is a webhook receiver that counts each webhook-id it got, and
+// notes when each request arrived; when hold is set it does not answer until
+// hold is closed.
 type counter struct {
 	mu   sync.Mutex
 	got  map[string]int
+	at   []time.Time
 	hold chan struct{}
 }
 
@@ -331,6 +336,7 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Lock()
 	c.got[r.Header.Get("webhook-id")]++
+	c.at = append(c.at, time.Now())
 	c.mu.Unlock()
 }
 
@@ -460,6 +466,47 @@ func TestAlertsNumberedElsewhereAreQueued(t *testing.T) {
 		rc.mu.Unlock()
 		if v := value(t, scrape(t, s), "credit_alerts_unqueued_for_delivery", nil); v != 0 {
 			t.Errorf("credit_alerts_unqueued_for_delivery = %v once queued", v)
+		}
+	})
+}
+
+// A process makes at most MaxRate attempts a second, however many are due:
+// an alert storm costs the writes beside it a bounded share of the machine,
+// and its deliveries wait their turn (none is lost).
+func TestDeliveriesKeepToTheProcessRate(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		const rate, endpoints, alerts = 20, 3, 20
+		s := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{Deliveries: delivery.Options{MaxRate: rate}})
+		_, partner := s.CreatePartner(t, "Reseller", "100000")
+		billing := s.CreateKey(t, "feed", "BILLING", "")
+		rc := &counter{got: map[string]int{}}
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		for range endpoints {
+			s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
+				map[string]any{"u": srv.URL}, nil)
+		}
+		usageAlerts(t, s, partner, billing, "storm", alerts)
+		rc.waitDistinct(t, endpoints*alerts, 20*time.Second)
+		// Operators see that attempts waited for the budget.
+		if v := value(t, scrape(t, s), "credit_delivery_paced_seconds_total", nil); v < 1 {
+			t.Errorf("credit_delivery_paced_seconds_total = %v after %d attempts at %d a second", v, endpoints*alerts, rate)
+		}
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		// A burst of a tenth of a second's budget (at least a lease of a
+		// target's, 5), then the rate: never more than that in any second.
+		burst := max(delivery.DefaultPerTarget, rate/10)
+		for i, first := range rc.at {
+			n := 0
+			for _, at := range rc.at[i:] {
+				if at.Sub(first) < time.Second {
+					n++
+				}
+			}
+			if n > burst+rate+1 {
+				t.Fatalf("%d attempts within a second of attempt %d, budget %d a second (burst %d)", n, i, rate, burst)
+			}
 		}
 	})
 }

@@ -276,6 +276,8 @@ var (
 		"Targets (endpoints, addresses) holding as many deliveries not yet made as they may, whose further alerts wait to be queued (all processes).", nil, nil)
 	behindLongestDesc = prometheus.NewDesc("credit_delivery_targets_behind_longest_seconds",
 		"How long the target behind the longest has been (0 when none is).", nil, nil)
+	pacedDesc = prometheus.NewDesc("credit_delivery_paced_seconds_total",
+		"How long this process's delivery attempts waited for its budget (DELIVERY_MAX_RATE attempts a second): growing means alerts come faster than the budget lets them out.", nil, nil)
 	unqueuedDesc = prometheus.NewDesc("credit_alerts_unqueued_for_delivery",
 		"Alerts numbered whose deliveries are not queued yet (all processes): above a few for long, queueing falls behind the alerts.", nil, nil)
 )
@@ -288,7 +290,7 @@ type deliveryCollector struct {
 }
 
 func (c *deliveryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{attemptsDesc, dueDesc, oldestDueDesc, unqueuedDesc, behindDesc, behindLongestDesc} {
+	for _, d := range []*prometheus.Desc{attemptsDesc, dueDesc, oldestDueDesc, unqueuedDesc, behindDesc, behindLongestDesc, pacedDesc} {
 		ch <- d
 	}
 }
@@ -299,6 +301,7 @@ func (c *deliveryCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(attemptsDesc, prometheus.CounterValue, float64(a.Retried), name, "retried")
 		ch <- prometheus.MustNewConstMetric(attemptsDesc, prometheus.CounterValue, float64(a.Failed), name, "failed")
 	}
+	ch <- prometheus.MustNewConstMetric(pacedDesc, prometheus.CounterValue, c.deliveries.Paced().Seconds())
 	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
 	defer cancel()
 	backlog, err := c.deliveries.Backlog(ctx)

@@ -138,6 +138,7 @@ func (s *Service) start(ds []*held) {
 		s.markBusy(k)
 	}
 	ctx := context.WithoutCancel(s.runCtx)
+	stop := s.runCtx.Done()
 	for _, k := range order {
 		ms := byTarget[k]
 		s.inFlight.Go(func() {
@@ -145,7 +146,7 @@ func (s *Service) start(ds []*held) {
 			// when it is done. Others wait for the next wake or poll, so that
 			// targets finishing one after another do not each cost a lease.
 			defer s.done(k.Channel, k.TargetID, len(ms) >= s.opts.PerTarget)
-			s.attempt(ctx, k.Channel, k.TargetID, ms)
+			s.attempt(ctx, stop, k.Channel, k.TargetID, ms)
 		})
 	}
 }
@@ -319,9 +320,9 @@ func (s *Service) load(ctx context.Context, batch []leased) ([]*Message, error) 
 	return out, nil
 }
 
-// attempt sends a target's deliveries, in order, and hands each outcome to
-// the recorder.
-func (s *Service) attempt(ctx context.Context, channel string, target uint, ms []*Message) {
+// attempt sends a target's deliveries, in order, once the budget allows, and
+// hands each outcome to the recorder.
+func (s *Service) attempt(ctx context.Context, stop <-chan struct{}, channel string, target uint, ms []*Message) {
 	c := s.channels[channel]
 	var live []*Message
 	for _, m := range ms {
@@ -332,7 +333,29 @@ func (s *Service) attempt(ctx context.Context, channel string, target uint, ms [
 		live = append(live, m)
 	}
 	if len(live) > 0 {
+		s.pace(stop, len(live))
 		c.Send(ctx, target, live, func(m *Message, o Outcome) { s.results <- s.outcome(channel, m, o) })
+	}
+}
+
+// pace waits until the budget allows n more attempts. Once stop is closed
+// (shutdown) it waits no longer: what is in hand is attempted, not left to
+// its lease.
+func (s *Service) pace(stop <-chan struct{}, n int) {
+	r := s.budget.ReserveN(time.Now(), n)
+	if !r.OK() {
+		return
+	}
+	wait := r.Delay()
+	if wait <= 0 {
+		return
+	}
+	s.paced.Add(int64(wait))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-stop:
 	}
 }
 

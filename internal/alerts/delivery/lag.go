@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -42,23 +41,21 @@ type lag struct {
 
 // bound keeps, of a fan-out's routes of a channel (in alert order for each
 // target), those that leave each target within MaxPending deliveries due
-// and not yet made, and marks behind, in tx, the targets it kept some from. Targets
-// already behind get none. Notices are always kept.
+// and not yet made, and marks behind, in tx, the targets it kept some from.
+// Targets already behind get none. Notices are always kept.
 func (s *Service) bound(tx *gorm.DB, channel string, routes []Route) ([]Route, error) {
 	var targets []uint
+	seen := map[uint]bool{}
 	for _, r := range routes {
-		if r.Alert != 0 && !slices.Contains(targets, r.Target) {
+		if r.Alert != 0 && !seen[r.Target] {
+			seen[r.Target] = true
 			targets = append(targets, r.Target)
 		}
 	}
 	if len(targets) == 0 {
 		return routes, nil
 	}
-	behind, err := lagging(tx, channel, targets)
-	if err != nil {
-		return nil, err
-	}
-	pending, err := dueOf(tx, channel, targets)
+	pending, behind, err := dueAndBehind(tx, channel, targets)
 	if err != nil {
 		return nil, err
 	}
@@ -92,15 +89,26 @@ func (s *Service) bound(tx *gorm.DB, channel string, routes []Route) ([]Route, e
 	return kept, nil
 }
 
-// lagging tells which of a channel's targets are behind.
-func lagging(tx *gorm.DB, channel string, targets []uint) (map[uint]bool, error) {
-	var ids []uint
-	err := tx.Raw("SELECT target_id FROM delivery_lags WHERE channel = ? AND target_id IN ?", channel, targets).Scan(&ids).Error
-	out := make(map[uint]bool, len(ids))
-	for _, id := range ids {
-		out[id] = true
+// dueAndBehind counts the deliveries of a channel's targets due and not yet
+// made, and tells which are behind, in one statement (it runs at every
+// fan-out pass).
+func dueAndBehind(tx *gorm.DB, channel string, targets []uint) (due map[uint]int, behind map[uint]bool, err error) {
+	var rows []struct {
+		TargetID uint
+		N        int
+		Behind   bool
 	}
-	return out, err
+	err = tx.Raw("SELECT target_id, COUNT(*) AS n, 0 AS behind FROM alert_deliveries WHERE status = ? AND channel = ? AND target_id IN ? AND next_attempt_at <= ? GROUP BY target_id"+
+		" UNION ALL SELECT target_id, 0, 1 FROM delivery_lags WHERE channel = ? AND target_id IN ?",
+		StatusPending, channel, targets, tx.NowFunc(), channel, targets).Scan(&rows).Error
+	due, behind = make(map[uint]int, len(rows)), map[uint]bool{}
+	for _, r := range rows {
+		due[r.TargetID] += r.N
+		if r.Behind {
+			behind[r.TargetID] = true
+		}
+	}
+	return due, behind, err
 }
 
 // dueOf counts the deliveries of a channel's targets due and not yet made
