@@ -16,11 +16,12 @@ const stormEndpoints = 100
 // without, and, over the runs with endpoints, the deliveries queued and
 // attempted a second, and what was left when the writes stopped: deliveries
 // pending, alerts not yet numbered, alerts numbered whose deliveries are not
-// yet queued.
+// yet queued; and the alerts not yet numbered after the runs without.
 type storm struct {
 	with, none                Result
 	queued, attempted         float64 // a second
 	pending, outbox, unqueued int64   // medians over the runs
+	noneOutbox                int64   // alerts not yet numbered after the runs with none
 }
 
 // deliveryStorm measures an alert storm: 32 clients each swinging a customer
@@ -41,10 +42,18 @@ func (e *env) deliveryStorm(ctx context.Context, cfg Config) (storm, error) {
 	}
 	work := func(ctx context.Context, client, i int) (int, error) { return 1, e.swingCredit(ctx, hot[client], i) }
 	var with, none []Result
-	var pendings, outboxes, unqueueds []int64
+	var pendings, outboxes, unqueueds, noneOutboxes []int64
 	var queued, attempted, elapsed float64
 	for range cfg.Rounds {
 		none = append(none, measure(ctx, len(hot), cfg.Duration, work))
+		var waiting int64
+		if err := e.serverDB().QueryRowContext(ctx, "SELECT COUNT(*) FROM raised_alerts").Scan(&waiting); err != nil {
+			return s, err
+		}
+		noneOutboxes = append(noneOutboxes, waiting)
+		if err := e.outboxEmpty(ctx, time.Minute); err != nil {
+			return s, err
+		}
 		// Each run starts at 74 %, its first change a withdrawal.
 		if err := e.resetCredit(ctx, hot); err != nil {
 			return s, err
@@ -85,7 +94,7 @@ func (e *env) deliveryStorm(ctx context.Context, cfg Config) (storm, error) {
 	}
 	s.with, s.none = median(with), median(none)
 	s.queued, s.attempted = queued/elapsed, attempted/elapsed
-	s.pending, s.outbox, s.unqueued = middle(pendings), middle(outboxes), middle(unqueueds)
+	s.pending, s.outbox, s.unqueued, s.noneOutbox = middle(pendings), middle(outboxes), middle(unqueueds), middle(noneOutboxes)
 	return s, ctx.Err()
 }
 
@@ -120,6 +129,6 @@ func middle(xs []int64) int64 {
 func printStorm(w io.Writer, s storm) {
 	printColumns(w, fmt.Sprintf("An alert storm: every change raises an alert, %d endpoints (25 a partner, half failing or slow) vs none, alternate runs", stormEndpoints),
 		"with endpoints", "none", []row{{name: "`setCredit` ±14.00, 32 clients, each change crossing 75 % or recovering", unit: "changes", server: s.with, raw: s.none}})
-	fmt.Fprintf(w, "\nDuring the runs with endpoints: %.0f deliveries queued a second, %.0f attempted a second; when the writes stopped (medians), %d deliveries pending (neither delivered nor given up), %d alerts not yet numbered (nor sent to subscriptions), %d numbered whose deliveries were not yet queued.\n",
-		s.queued, s.attempted, s.pending, s.outbox, s.unqueued)
+	fmt.Fprintf(w, "\nDuring the runs with endpoints: %.0f deliveries queued a second, %.0f attempted a second; when the writes stopped (medians), %d deliveries pending (neither delivered nor given up), %d alerts not yet numbered (nor sent to subscriptions), %d numbered whose deliveries were not yet queued. After the runs with none, %d alerts not yet numbered.\n",
+		s.queued, s.attempted, s.pending, s.outbox, s.unqueued, s.noneOutbox)
 }
