@@ -346,6 +346,18 @@ func (c *counter) distinct() int {
 	return len(c.got)
 }
 
+// eachOnce fails t for each webhook-id c got more than once.
+func (c *counter) eachOnce(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, n := range c.got {
+		if n != 1 {
+			t.Errorf("%s arrived %d times", id, n)
+		}
+	}
+}
+
 // waitDistinct waits until c got n distinct webhooks.
 func (c *counter) waitDistinct(t *testing.T, n int, within time.Duration) {
 	t.Helper()
@@ -457,13 +469,7 @@ func TestAlertsNumberedElsewhereAreQueued(t *testing.T) {
 		}
 		rc.waitDistinct(t, 1, 5*time.Second)
 		time.Sleep(1200 * time.Millisecond) // another poll: nothing is queued twice
-		rc.mu.Lock()
-		for id, n := range rc.got {
-			if n != 1 {
-				t.Errorf("%s arrived %d times", id, n)
-			}
-		}
-		rc.mu.Unlock()
+		rc.eachOnce(t)
 		if v := value(t, scrape(t, s), "credit_alerts_unqueued_for_delivery", nil); v != 0 {
 			t.Errorf("credit_alerts_unqueued_for_delivery = %v once queued", v)
 		}
@@ -547,13 +553,7 @@ func TestTargetBehindCatchesUp(t *testing.T) {
 		release()
 		held.waitDistinct(t, alerts, 10*time.Second)
 		time.Sleep(300 * time.Millisecond) // more polls: nothing is queued twice
-		held.mu.Lock()
-		for id, n := range held.got {
-			if n != 1 {
-				t.Errorf("%s arrived %d times", id, n)
-			}
-		}
-		held.mu.Unlock()
+		held.eachOnce(t)
 		if v := value(t, scrape(t, s), "credit_delivery_targets_behind", nil); v != 0 {
 			t.Errorf("credit_delivery_targets_behind = %v once caught up", v)
 		}
