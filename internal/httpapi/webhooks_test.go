@@ -565,8 +565,20 @@ func TestTargetBehindCatchesUp(t *testing.T) {
 // need to).
 func TestTwoProcessesDeliverEachWebhookOnce(t *testing.T) {
 	db := testenv.MySQL(t)
-	a := testenv.NewServer(t, db)
-	b := testenv.NewServer(t, db)
+	t.Run("unbounded", func(t *testing.T) { deliverEachOnce(t, db, "free", delivery.Options{}) })
+	// Every endpoint falls behind and catches up, both processes fanning
+	// out and catching up at once.
+	t.Run("behind", func(t *testing.T) {
+		deliverEachOnce(t, db, "behind", delivery.Options{MaxPending: 4, Poll: 100 * time.Millisecond})
+	})
+}
+
+// deliverEachOnce has two processes on db raise bursts of alerts (events
+// named from prefix) for three endpoints, and checks each webhook arrives
+// once.
+func deliverEachOnce(t *testing.T, db *gorm.DB, prefix string, opts delivery.Options) {
+	a := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{Deliveries: opts})
+	b := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{Deliveries: opts})
 	_, partner := a.CreatePartner(t, "Reseller", "1000000")
 	billing := a.CreateKey(t, "feed", "BILLING", "")
 	rc := &counter{got: map[string]int{}}
@@ -577,7 +589,7 @@ func TestTwoProcessesDeliverEachWebhookOnce(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for i, s := range []*testenv.Server{a, b, a, b} {
-		wg.Go(func() { usageAlerts(t, s, partner, billing, fmt.Sprintf("burst%d", i), 10) })
+		wg.Go(func() { usageAlerts(t, s, partner, billing, fmt.Sprintf("%s%d", prefix, i), 10) })
 	}
 	wg.Wait()
 	var raised struct{ Alerts struct{ TotalCount int } }
@@ -585,16 +597,10 @@ func TestTwoProcessesDeliverEachWebhookOnce(t *testing.T) {
 	want := 3 * raised.Alerts.TotalCount
 	rc.waitDistinct(t, want, 20*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if len(rc.got) != want {
-		t.Fatalf("%d distinct webhooks, want %d", len(rc.got), want)
+	if n := rc.distinct(); n != want {
+		t.Fatalf("%d distinct webhooks, want %d", n, want)
 	}
-	for id, n := range rc.got {
-		if n != 1 {
-			t.Errorf("%s arrived %d times", id, n)
-		}
-	}
+	rc.eachOnce(t)
 }
 
 // An endpoint that does not answer within the timeout is retried; the log
