@@ -55,38 +55,44 @@ func (s *Service) bound(tx *gorm.DB, channel string, routes []Route) ([]Route, e
 	if len(targets) == 0 {
 		return routes, nil
 	}
-	pending, behind, err := dueAndBehind(tx, channel, targets)
+	due, behind, err := dueAndBehind(tx, channel, targets)
 	if err != nil {
 		return nil, err
 	}
-	kept := routes[:0:0]
-	var from []lag
-	for _, r := range routes {
-		if r.Alert == 0 {
-			kept = append(kept, r)
-			continue
-		}
-		if behind[r.Target] {
-			continue
-		}
-		if pending[r.Target] >= s.opts.MaxPending {
-			behind[r.Target] = true
-			from = append(from, lag{Channel: channel, TargetID: r.Target, PartnerID: r.Partner, AfterID: r.Alert - 1})
-			continue
-		}
-		pending[r.Target]++
-		kept = append(kept, r)
-	}
+	kept, from := keepWithin(routes, due, behind, s.opts.MaxPending)
 	if len(from) > 0 {
 		now := tx.NowFunc()
 		if _, err := database.InsertRows(tx, "delivery_lags", []string{"channel", "target_id", "partner_id", "after_id", "since"}, len(from),
 			func(i int) []any {
-				return []any{from[i].Channel, from[i].TargetID, from[i].PartnerID, from[i].AfterID, now}
+				return []any{channel, from[i].TargetID, from[i].PartnerID, from[i].AfterID, now}
 			}); err != nil {
 			return nil, err
 		}
 	}
 	return kept, nil
+}
+
+// keepWithin is bound's rule, apart from the store: of routes (each
+// target's in alert order), it keeps notices, and for each target not behind
+// those that leave it within most due, counting due (which it updates); it
+// returns the routes kept and, for each target that reached the bound, the
+// alert after which its deliveries are not queued (Channel left empty).
+func keepWithin(routes []Route, due map[uint]int, behind map[uint]bool, most int) (kept []Route, from []lag) {
+	kept = routes[:0:0]
+	for _, r := range routes {
+		switch {
+		case r.Alert == 0:
+			kept = append(kept, r)
+		case behind[r.Target]:
+		case due[r.Target] >= most:
+			behind[r.Target] = true
+			from = append(from, lag{TargetID: r.Target, PartnerID: r.Partner, AfterID: r.Alert - 1})
+		default:
+			due[r.Target]++
+			kept = append(kept, r)
+		}
+	}
+	return kept, from
 }
 
 // dueAndBehind counts the deliveries of a channel's targets due and not yet
