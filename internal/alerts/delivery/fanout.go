@@ -12,9 +12,9 @@ import (
 // Fan-out: the deliveries of alerts are queued after the alerts are
 // numbered, in transactions of their own, in alert id order; the row
 // alert_fanout says up to which alert they are. Queued inside the numbering
-// instead, a hundred endpoints made each numbering pass insert a hundred rows
-// an alert: numbering fell behind a storm of alerts, and with it the alerts
-// sent to subscriptions and the usage batches that wait for their alerts' ids.
+// instead (as they were), routing, and a failure of it, held the alert
+// sequence row: numbering waited, and with it the alerts sent to
+// subscriptions and the usage batches that wait for their alerts' ids.
 //
 // The process that numbers alerts fans them out at once (Numbered wakes it);
 // every process also looks once a Poll whether alerts wait (one numbered by a

@@ -19,7 +19,7 @@ import (
 func (s *Service) Name() string { return Channel }
 
 // Route routes each alert to its partner's addresses for every customer and
-// to its customer's own, each address once: one read, in tx (the numbering
+// to its customer's own, each address once: one read, in tx (the fan-out
 // transaction).
 func (s *Service) Route(tx *gorm.DB, alerts []*models.Alert) ([]delivery.Route, error) {
 	cids := make([]uint, len(alerts))

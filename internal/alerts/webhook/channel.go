@@ -28,8 +28,8 @@ const Channel = "webhook"
 func (s *Service) Name() string { return Channel }
 
 // Route routes each alert to each enabled endpoint of its partner whose
-// filter takes it: one read of endpoints, in tx (the numbering transaction),
-// of what routing needs only and scanned by hand: it runs at every numbering,
+// filter takes it: one read of endpoints, in tx (a fan-out's transaction),
+// of what routing needs only and scanned by hand: it runs at every fan-out,
 // and gorm's reading of whole rows into structs by reflection was a fifth of
 // what queueing deliveries cost the server.
 func (s *Service) Route(tx *gorm.DB, alerts []*models.Alert) ([]delivery.Route, error) {

@@ -1,7 +1,7 @@
 -- Deliveries of alerts are queued after the alerts are numbered, in
 -- transactions of their own (internal/alerts/delivery/fanout.go), no longer
--- inside the numbering: a hundred endpoints made every numbering pass insert
--- a hundred rows an alert, and alerts reached subscriptions late. This row
+-- inside the numbering, which holds the alert sequence row (with a hundred
+-- endpoints, a hundred rows an alert were inserted meanwhile). This row
 -- says up to which alert deliveries are queued; every alert numbered so far
 -- had its deliveries queued with its numbering.
 
