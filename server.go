@@ -327,7 +327,13 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	defer ln.Close()
 
 	deliveries, hooks, mail := deliveryChannels(db, cfg, log)
-	alertSvc := alerts.New(db, alerts.Options{ForecastWindow: cfg.ForecastWindow, AfterNumbered: deliveries.Numbered}, log)
+	ao := alerts.Options{ForecastWindow: cfg.ForecastWindow}
+	if cfg.DeliveryWorker {
+		ao.AfterNumbered, ao.AfterPublished = deliveries.Numbered, deliveries.Published
+	} else {
+		log.Info("deliveries are off in this process (DELIVERY_WORKER=false): another process must queue and attempt them")
+	}
+	alertSvc := alerts.New(db, ao, log)
 	acc := accounts.New(db, alertSvc)
 	ks := keys.New(db, keys.Options{AdminToken: cfg.AdminToken, Logger: log})
 	led := ledger.New(db, alertSvc)
@@ -344,7 +350,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	}
 	watchDone, hooksDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(watchDone); ks.Watch(background) }()
-	go func() { defer close(hooksDone); deliveries.Run(background) }()
+	go func() {
+		defer close(hooksDone)
+		if cfg.DeliveryWorker {
+			deliveries.Run(background)
+		}
+	}()
 	defer func() { stopBackground(); <-tailDone; <-watchDone; <-hooksDone }()
 
 	if cfg.PprofAddr != "" {

@@ -69,6 +69,11 @@ type Options struct {
 	// in id order, once it committed (their deliveries are queued then). It
 	// must not change them: they are the ones published.
 	AfterNumbered func([]*models.Alert)
+	// AfterPublished, if set, is told of alerts other processes numbered,
+	// once the tail has read and published them (a process that delivers
+	// queues the deliveries of a process that does not). It must not change
+	// them.
+	AfterPublished func([]*models.Alert)
 }
 
 // Service lists alerts and delivers them live.
@@ -429,6 +434,9 @@ func (s *Service) publishAfter(ctx context.Context, last uint) (uint, error) {
 		for _, a := range rows {
 			s.broker.Publish(a)
 			last = a.ID
+		}
+		if len(rows) > 0 && s.opts.AfterPublished != nil {
+			s.opts.AfterPublished(rows)
 		}
 		if len(rows) < batch {
 			return last, nil

@@ -57,6 +57,9 @@ type Config struct {
 	// DeliveryMaxRate bounds the delivery attempts this process makes a
 	// second, webhooks and e-mails together.
 	DeliveryMaxRate int
+	// DeliveryWorker runs deliveries in this process; off, it serves the
+	// API only and other processes deliver.
+	DeliveryWorker bool
 	// SMTPURL, when set, turns e-mail on: alerts are sent through this
 	// server (smtp://user:pass@host:587, STARTTLS when offered; smtps://).
 	SMTPURL *url.URL
@@ -177,6 +180,7 @@ var settings = []setting{
 		c.DeliveryMaxRate = n
 		return nil
 	}},
+	{"DELIVERY_WORKER", "delivery-worker", "true", "queue and attempt webhook and e-mail deliveries in this process: false on processes that serve the API only (at least one other process must deliver)", boolean(func(c *Config) *bool { return &c.DeliveryWorker })},
 	{"SMTP_URL", "smtp-url", "", "mail server that alert e-mails go through: smtp://user:password@host:587 (STARTTLS when offered) or smtps://…:465; unset: e-mail is off", func(c *Config, v string) error {
 		c.SMTPURL = nil
 		if v == "" {

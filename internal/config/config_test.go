@@ -58,6 +58,7 @@ func TestInvalidValuesAreNamed(t *testing.T) {
 		{map[string]string{"FORECAST_WINDOW": "12h"}, nil, `FORECAST_WINDOW (--forecast-window) must be a duration from 24h to 2160h`},
 		{map[string]string{"WEBHOOK_RETRIES": "10s,soon"}, nil, `WEBHOOK_RETRIES (--webhook-retries) must be a comma-separated list`},
 		{map[string]string{"WEBHOOK_TIMEOUT": "5m"}, nil, `WEBHOOK_TIMEOUT (--webhook-timeout) must be a duration from 1s to 60s`},
+		{map[string]string{"DELIVERY_WORKER": "api"}, nil, `DELIVERY_WORKER (--delivery-worker) must be true or false`},
 		{map[string]string{"DELIVERY_MAX_RATE": "5"}, nil, `DELIVERY_MAX_RATE (--delivery-max-rate) must be a number of attempts a second from 10 to 100000`},
 		{map[string]string{"WEBHOOK_ALLOW_PRIVATE": "sure"}, nil, `WEBHOOK_ALLOW_PRIVATE (--webhook-allow-private) must be true or false`},
 		{map[string]string{"MYSQL_DSN": "root:s3cret@db:3306/credit"}, nil, `MYSQL_DSN (--mysql-dsn) is not a MySQL DSN`},

@@ -476,6 +476,30 @@ func TestAlertsNumberedElsewhereAreQueued(t *testing.T) {
 	})
 }
 
+// A process that serves the API only (DELIVERY_WORKER=false) leaves its
+// alerts' deliveries to another, which queues them as soon as its tail reads
+// the alerts, not at its next poll (an hour here).
+func TestAPIOnlyProcessLeavesDeliveriesToAnother(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		api := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{NoDelivery: true})
+		worker := testenv.NewServerWith(t, db, httpapi.Services{}, testenv.Options{Deliveries: delivery.Options{Poll: time.Hour}})
+		_, partner := api.CreatePartner(t, "Reseller", "100000")
+		billing := api.CreateKey(t, "feed", "BILLING", "")
+		rc := &counter{got: map[string]int{}}
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		api.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
+			map[string]any{"u": srv.URL}, nil)
+		const alerts = 5
+		usageAlerts(t, api, partner, billing, "api", alerts)
+		rc.waitDistinct(t, alerts, 3*time.Second)
+		rc.eachOnce(t)
+		if got := worker.Deliveries.Attempts()["webhook"].Delivered; got != alerts {
+			t.Errorf("the delivering process made %d attempts, want %d", got, alerts)
+		}
+	})
+}
+
 // A process makes at most MaxRate attempts a second, however many are due:
 // an alert storm costs the writes beside it a bounded share of the machine,
 // and its deliveries wait their turn (none is lost).

@@ -132,6 +132,9 @@ type Options struct {
 	Deliveries delivery.Options
 	// Email turns e-mail on when Email.Server is set.
 	Email email.Options
+	// NoDelivery makes a process that serves the API only
+	// (DELIVERY_WORKER=false).
+	NoDelivery bool
 }
 
 // NewServerWith is NewServer with settings of httpapi.Services (its services
@@ -159,7 +162,9 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 		s.Deliveries.Add(s.Email)
 	}
 	ao := o.Alerts
-	ao.AfterNumbered = s.Deliveries.Numbered
+	if !o.NoDelivery {
+		ao.AfterNumbered, ao.AfterPublished = s.Deliveries.Numbered, s.Deliveries.Published
+	}
 	s.Alerts = alerts.New(db, ao, nil)
 	s.Accounts = accounts.New(db, s.Alerts)
 	s.Ledger = ledger.New(db, s.Alerts)
@@ -170,7 +175,12 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 	}
 	watched, delivered := make(chan struct{}), make(chan struct{})
 	go func() { defer close(watched); s.Keys.Watch(ctx) }()
-	go func() { defer close(delivered); s.Deliveries.Run(ctx) }()
+	go func() {
+		defer close(delivered)
+		if !o.NoDelivery {
+			s.Deliveries.Run(ctx)
+		}
+	}()
 	settings.DB, settings.Accounts, settings.Keys, settings.Ledger, settings.Alerts, settings.Webhooks = db, s.Accounts, s.Keys, s.Ledger, s.Alerts, s.Webhooks
 	settings.Email, settings.Deliveries = s.Email, s.Deliveries
 	s.Server = httptest.NewUnstartedServer(httpapi.New(settings))

@@ -171,6 +171,9 @@ type Service struct {
 	// fresh are those alerts, in id order, until queued (under mu).
 	numbered chan struct{}
 	fresh    []*models.Alert
+	// others wakes it to queue alerts other processes numbered, if they
+	// have not.
+	others chan struct{}
 
 	mu sync.Mutex
 	// busy are the targets with deliveries in flight here; a target's value
@@ -213,7 +216,7 @@ func New(db *gorm.DB, opts Options, log *slog.Logger) *Service {
 	// The burst is a tenth of a second's budget, and at least a target's
 	// lease (a worker waits for all of its deliveries at once).
 	burst := max(opts.PerTarget, int(opts.MaxRate/10))
-	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), numbered: make(chan struct{}, 1), busy: map[targetKey]bool{},
+	return &Service{db: db, opts: opts, channels: map[string]Channel{}, log: log, wake: make(chan struct{}, 1), numbered: make(chan struct{}, 1), others: make(chan struct{}, 1), busy: map[targetKey]bool{},
 		attempts: map[string]*counts{}, budget: rate.NewLimiter(rate.Limit(opts.MaxRate), burst)}
 }
 

@@ -45,21 +45,24 @@ func (s *Service) Run(ctx context.Context) {
 	dispatches := failing.New(s.log, "deliveries", "dispatch failed; retrying", "dispatch works again")
 	fanouts := failing.New(s.log, "deliveries", "queueing the deliveries of new alerts failed; retrying", "queueing works again")
 	for {
-		// Alerts this process numbered are fanned out at once; others' (a
-		// process that stopped before) at each poll.
-		fan, numbered, dispatch := false, false, true
+		// Alerts this process numbered are fanned out at once; others',
+		// when its tail reads them and at each poll, if they are not yet (a
+		// process that does not deliver, or stopped before).
+		fan, surely, poll, dispatch := false, false, false, true
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
 		case <-s.numbered:
-			fan, numbered, dispatch = true, true, false
+			fan, surely, dispatch = true, true, false
+		case <-s.others:
+			fan, dispatch = true, false
 		case <-tick.C:
-			fan = true
+			fan, poll = true, true
 		}
 		if fan {
-			more, err := s.fanOut(ctx, numbered)
-			if err == nil && !numbered {
+			more, err := s.fanOut(ctx, surely)
+			if err == nil && poll {
 				var caught bool
 				caught, err = s.catchUp(ctx) // targets behind, at each poll
 				more = more || caught

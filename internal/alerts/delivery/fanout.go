@@ -45,6 +45,16 @@ func (s *Service) Numbered(alerts []*models.Alert) {
 	}
 }
 
+// Published tells the dispatcher that this process's tail read alerts other
+// processes numbered: if their deliveries are not queued yet (the process
+// that numbered them does not deliver, or stopped), it queues them next.
+func (s *Service) Published([]*models.Alert) {
+	select {
+	case s.others <- struct{}{}:
+	default:
+	}
+}
+
 // next returns the alerts after last to queue, up to fanoutBatch: the
 // numbered ones this process kept when they follow last without a gap, else
 // read from the store in tx.
