@@ -61,12 +61,7 @@ func (s *Service) Run(ctx context.Context) {
 			fan, poll = true, true
 		}
 		if fan {
-			more, err := s.fanOut(ctx, surely)
-			if err == nil && poll {
-				var caught bool
-				caught, err = s.catchUp(ctx) // targets behind, at each poll
-				more = more || caught
-			}
+			more, err := s.queueNew(ctx, surely, poll)
 			if ctx.Err() != nil {
 				return
 			}
@@ -89,6 +84,18 @@ func (s *Service) Run(ctx context.Context) {
 		case <-time.After(passGap):
 		}
 	}
+}
+
+// queueNew queues the deliveries of alerts not fanned out yet (surely: this
+// process just numbered some) and, at a poll, those targets behind missed.
+// It tells whether it queued any for the dispatcher to lease.
+func (s *Service) queueNew(ctx context.Context, surely, poll bool) (bool, error) {
+	more, err := s.fanOut(ctx, surely)
+	if err != nil || !poll {
+		return more, err
+	}
+	caught, err := s.catchUp(ctx)
+	return more || caught, err
 }
 
 // leased is a delivery this process holds.

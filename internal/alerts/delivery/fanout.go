@@ -89,8 +89,7 @@ func (s *Service) next(tx *gorm.DB, last uint) ([]*models.Alert, error) {
 // wait, outside a transaction.
 func (s *Service) fanOut(ctx context.Context, surely bool) (dispatch bool, err error) {
 	if !surely {
-		behind, err := s.fanoutBehind(ctx)
-		if err != nil || !behind {
+		if n, err := s.Unqueued(ctx); err != nil || n == 0 {
 			return false, err
 		}
 	}
@@ -110,8 +109,8 @@ func (s *Service) fanOutPass(ctx context.Context) (n int, dispatch bool, err err
 	var q queued
 	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
 		q, n = queued{}, 0
-		var last uint
-		if err := database.QueryRow(tx, "SELECT last_id FROM alert_fanout WHERE id = 1"+database.ForUpdate(tx)).Scan(&last); err != nil {
+		last, err := lockFanout(tx)
+		if err != nil {
 			return err
 		}
 		alerts, err := s.next(tx, last)
@@ -131,10 +130,12 @@ func (s *Service) fanOutPass(ctx context.Context) (n int, dispatch bool, err err
 	return n, s.committed(q), nil
 }
 
-// fanoutBehind tells whether alerts were numbered and not fanned out.
-func (s *Service) fanoutBehind(ctx context.Context) (bool, error) {
-	n, err := s.Unqueued(ctx)
-	return n > 0, err
+// lockFanout takes the alert_fanout row in tx, which fan-outs and
+// catch-ups take turns on, and returns the last alert fanned out.
+func lockFanout(tx *gorm.DB) (uint, error) {
+	var last uint
+	err := database.QueryRow(tx, "SELECT last_id FROM alert_fanout WHERE id = 1"+database.ForUpdate(tx)).Scan(&last)
+	return last, err
 }
 
 // Unqueued counts the alerts numbered whose deliveries are not queued yet

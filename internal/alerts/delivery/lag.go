@@ -117,43 +117,36 @@ func dueAndBehind(tx *gorm.DB, channel string, targets []uint) (due map[uint]int
 	return due, behind, err
 }
 
-// dueOf counts the deliveries of a channel's targets due and not yet made
-// (a range of idx_alert_deliveries_due each).
-func dueOf(db *gorm.DB, channel string, targets []uint) (map[uint]int, error) {
-	var rows []struct {
-		TargetID uint
-		N        int
-	}
-	err := db.Raw("SELECT target_id, COUNT(*) AS n FROM alert_deliveries WHERE status = ? AND channel = ? AND target_id IN ? AND next_attempt_at <= ? GROUP BY target_id",
-		StatusPending, channel, targets, db.NowFunc()).Scan(&rows).Error
-	out := make(map[uint]int, len(rows))
-	for _, r := range rows {
-		out[r.TargetID] = r.N
-	}
-	return out, err
-}
-
 // catchUpTargets bounds the targets one catch-up takes.
 const catchUpTargets = 64
 
 // catchUp queues, for targets behind with room again, the deliveries they
 // missed, in alert order, up to the bound; a target level with the fan-out
-// is behind no more. It tells whether it queued any.
+// is behind no more. It tells whether it queued any. A plain read first:
+// most polls find no target behind, and need no transaction.
 func (s *Service) catchUp(ctx context.Context) (bool, error) {
+	const marks = "SELECT channel, target_id, partner_id, after_id FROM delivery_lags ORDER BY since LIMIT ?"
 	var lags []lag
-	if err := s.db.WithContext(ctx).Raw("SELECT channel, target_id, partner_id, after_id FROM delivery_lags ORDER BY since LIMIT ?", catchUpTargets).
-		Scan(&lags).Error; err != nil || len(lags) == 0 {
+	if err := s.db.WithContext(ctx).Raw(marks, catchUpTargets).Scan(&lags).Error; err != nil || len(lags) == 0 {
 		return false, err
 	}
 	queuedAny := false
 	err := database.Transact(ctx, s.db, func(tx *gorm.DB) error {
 		queuedAny = false
-		var last uint
-		if err := database.QueryRow(tx, "SELECT last_id FROM alert_fanout WHERE id = 1"+database.ForUpdate(tx)).Scan(&last); err != nil {
+		last, err := lockFanout(tx)
+		if err != nil {
+			return err
+		}
+		// Read again under the lock: another process may have moved them.
+		if err := tx.Raw(marks, catchUpTargets).Scan(&lags).Error; err != nil {
+			return err
+		}
+		due, err := s.dueOfLagging(tx, lags)
+		if err != nil {
 			return err
 		}
 		for _, l := range lags {
-			n, err := s.catchUpTarget(tx, l, last)
+			n, err := s.catchUpTarget(tx, l, due[targetKey{l.Channel, l.TargetID}], last)
 			if err != nil {
 				return err
 			}
@@ -164,34 +157,45 @@ func (s *Service) catchUp(ctx context.Context) (bool, error) {
 	return queuedAny, err
 }
 
+// dueOfLagging counts the deliveries due of targets behind, one statement
+// per channel.
+func (s *Service) dueOfLagging(tx *gorm.DB, lags []lag) (map[targetKey]int, error) {
+	byChannel := map[string][]uint{}
+	for _, l := range lags {
+		byChannel[l.Channel] = append(byChannel[l.Channel], l.TargetID)
+	}
+	out := map[targetKey]int{}
+	for channel, targets := range byChannel {
+		due, _, err := dueAndBehind(tx, channel, targets)
+		if err != nil {
+			return nil, err
+		}
+		for t, n := range due {
+			out[targetKey{channel, t}] = n
+		}
+	}
+	return out, nil
+}
+
 // catchUpScan bounds the alerts of its partner one catch-up of a target
 // reads.
 const catchUpScan = 500
 
 // catchUpTarget queues, in tx, the missed deliveries of one target behind,
-// up to its room, among the alerts after its mark up to last (the fan-out's
-// cursor), and moves its mark, or drops it once level. It returns how many
-// it queued.
-func (s *Service) catchUpTarget(tx *gorm.DB, l lag, last uint) (int, error) {
+// which has due deliveries due, up to its room, among the alerts after its mark up
+// to last (the fan-out's cursor), and moves its mark, or drops it once level.
+// It returns how many it queued.
+func (s *Service) catchUpTarget(tx *gorm.DB, l lag, due int, last uint) (int, error) {
 	c := s.channels[l.Channel]
 	if c == nil {
 		return 0, nil // a channel this process does not run (e-mail off): left to one that does
 	}
-	var after uint
-	err := tx.Raw("SELECT after_id FROM delivery_lags WHERE channel = ? AND target_id = ?", l.Channel, l.TargetID).Scan(&after).Error
-	if err != nil {
-		return 0, err
-	}
-	pending, err := dueOf(tx, l.Channel, []uint{l.TargetID})
-	if err != nil {
-		return 0, err
-	}
-	room := s.opts.MaxPending - pending[l.TargetID]
+	room := s.opts.MaxPending - due
 	if room < (s.opts.MaxPending+1)/2 {
 		return 0, nil // still busy with what it has
 	}
 	var alerts []*models.Alert
-	if err := tx.Where("partner_id = ? AND id > ? AND id <= ?", l.PartnerID, after, last).Order("id").Limit(catchUpScan).Find(&alerts).Error; err != nil {
+	if err := tx.Where("partner_id = ? AND id > ? AND id <= ?", l.PartnerID, l.AfterID, last).Order("id").Limit(catchUpScan).Find(&alerts).Error; err != nil {
 		return 0, err
 	}
 	var taken []Route
@@ -227,16 +231,16 @@ func (s *Service) catchUpTarget(tx *gorm.DB, l lag, last uint) (int, error) {
 // Behind counts the targets behind their alerts (every process's), and how
 // long the longest has been.
 func (s *Service) Behind(ctx context.Context) (n int64, longest time.Duration, err error) {
-	var row struct {
-		N     int64
-		Since any
-	}
-	if err := s.db.WithContext(ctx).Raw("SELECT COUNT(*) AS n, MIN(since) AS since FROM delivery_lags").Scan(&row).Error; err != nil || row.N == 0 {
+	// Scanned by hand: the oldest mark comes back as text or a time,
+	// depending on the store (database.ScanTime reads both).
+	var since any
+	err = s.db.WithContext(ctx).Raw("SELECT COUNT(*), MIN(since) FROM delivery_lags").Row().Scan(&n, &since)
+	if err != nil || n == 0 {
 		return 0, 0, err
 	}
-	since, err := database.ScanTime(row.Since)
+	t, err := database.ScanTime(since)
 	if err != nil {
 		return 0, 0, err
 	}
-	return row.N, s.db.NowFunc().Sub(since), nil
+	return n, s.db.NowFunc().Sub(t), nil
 }
