@@ -764,3 +764,52 @@ func TestSpacedAutoIncrementIDs(t *testing.T) {
 		}
 	}
 }
+
+// A partner holds at most webhook.MaxEndpoints endpoints, however many it
+// registers at once (each of its alerts is queued for every one of them):
+// past it, registration is refused with a message saying why, for the
+// partner and for ADMIN alike; other partners are not affected, and a
+// deleted endpoint makes room.
+func TestEndpointsPerPartnerAreBounded(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServer(t, db)
+		partnerID, partner := s.CreatePartner(t, "Reseller", "1000")
+		_, other := s.CreatePartner(t, "Other", "1000")
+		const create = `mutation($u: String!, $p: ID) { createWebhookEndpoint(input: {url: $u, partnerId: $p}) { endpoint { id } } }`
+		url := "http://127.0.0.1:9/hook"
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		codes := map[string]int{}
+		var ids []string
+		for range 8 {
+			wg.Go(func() {
+				for range (webhook.MaxEndpoints + 10) / 8 {
+					r := s.Post(t, partner, create, map[string]any{"u": url})
+					var out struct {
+						CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+					}
+					json.Unmarshal(r.Data, &out)
+					mu.Lock()
+					if len(r.Errors) == 0 {
+						ids = append(ids, out.CreateWebhookEndpoint.Endpoint.ID)
+					} else {
+						codes[r.Errors[0].Code()]++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(ids) != webhook.MaxEndpoints || codes["BAD_USER_INPUT"] != 8*((webhook.MaxEndpoints+10)/8)-webhook.MaxEndpoints {
+			t.Fatalf("%d endpoints registered, refusals %v; want %d registered", len(ids), codes, webhook.MaxEndpoints)
+		}
+		r := s.Fails(t, "BAD_USER_INPUT", testenv.AdminToken, create, map[string]any{"u": url, "p": partnerID})
+		if msg := r.Errors[0].Message; msg != fmt.Sprintf("a partner holds at most %d webhook endpoints: delete one first", webhook.MaxEndpoints) {
+			t.Fatalf("refusal says %q", msg)
+		}
+		s.Must(t, other, create, map[string]any{"u": url}, nil)
+		s.Must(t, partner, `mutation($e: ID!) { deleteWebhookEndpoint(id: $e) { id } }`, map[string]any{"e": ids[0]}, nil)
+		s.Must(t, partner, create, map[string]any{"u": url}, nil)
+		s.Fails(t, "BAD_USER_INPUT", partner, create, map[string]any{"u": url})
+	})
+}

@@ -26,6 +26,11 @@ import (
 	"github.com/cloudreseller/credit/internal/page"
 )
 
+// MaxEndpoints bounds the endpoints of one partner, disabled ones
+// included: every alert of a partner is queued for each of its endpoints, so
+// the bound is also what one alert can cost the store and the dispatcher.
+const MaxEndpoints = 50
+
 // Options tune delivery.
 type Options struct {
 	// AllowInsecure accepts http endpoints (WEBHOOK_ALLOW_INSECURE).
@@ -165,10 +170,35 @@ func (s *Service) Create(ctx context.Context, partnerID *uint, in NewEndpoint) (
 	if row.FilterKinds, row.FilterCustomers, err = encodeFilter(in.Kinds, in.CustomerIDs); err != nil {
 		return nil, err
 	}
-	if err := s.db.WithContext(ctx).Table("webhook_endpoints").Create(&row).Error; err != nil {
+	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		if err := roomFor(tx, pid); err != nil {
+			return err
+		}
+		return tx.Table("webhook_endpoints").Create(&row).Error
+	})
+	if err != nil {
 		return nil, err
 	}
 	return row.endpoint(), nil
+}
+
+// roomFor refuses a new endpoint of a partner that holds MaxEndpoints. It
+// counts with the partner's row locked, so that registrations at once take
+// turns (inserting an endpoint takes that row's shared lock for its foreign
+// key anyway).
+func roomFor(tx *gorm.DB, partnerID uint) error {
+	var locked uint
+	if err := database.QueryRow(tx, "SELECT id FROM partners WHERE id = ?"+database.ForUpdate(tx), partnerID).Scan(&locked); err != nil {
+		return err
+	}
+	var n int64
+	if err := tx.Table("webhook_endpoints").Where("partner_id = ?", partnerID).Count(&n).Error; err != nil {
+		return err
+	}
+	if n >= MaxEndpoints {
+		return errs.E(errs.BadUserInput, "a partner holds at most %d webhook endpoints: delete one first", MaxEndpoints)
+	}
+	return nil
 }
 
 // List lists the partner's endpoints (ADMIN: every one, or one partner's).
