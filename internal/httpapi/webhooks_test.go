@@ -691,7 +691,7 @@ func TestWebhookTimeoutIsRetried(t *testing.T) {
 			}
 		}
 		a := log.WebhookDeliveries.Nodes[0].Attempts
-		if len(a) != 2 || a[0].HTTPStatus != nil || deref(a[0].Error) != "connection failed or timed out" || a[0].LatencyMs < 250 || a[0].LatencyMs > 1500 ||
+		if len(a) != 2 || a[0].HTTPStatus != nil || deref(a[0].Error) != "no answer within 300ms" || a[0].LatencyMs < 250 || a[0].LatencyMs > 1500 ||
 			a[1].HTTPStatus == nil || *a[1].HTTPStatus != 200 {
 			t.Fatalf("attempts: %+v", a)
 		}
@@ -812,4 +812,67 @@ func TestEndpointsPerPartnerAreBounded(t *testing.T) {
 		s.Must(t, partner, create, map[string]any{"u": url}, nil)
 		s.Fails(t, "BAD_USER_INPUT", partner, create, map[string]any{"u": url})
 	})
+}
+
+// The delivery log says why an attempt got no answer, in words a partner
+// can act on: the port refused, the certificate is not trusted, the
+// endpoint does not speak TLS, the connection closed, or no answer came in
+// time (TestWebhookTimeoutIsRetried).
+func TestWebhookLogSaysWhyNoAnswerCame(t *testing.T) {
+	s, partner, billing, _ := usageSetup(t, testenv.SQLite(t), "100", false)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	untrusted := httptest.NewTLSServer(http.NotFoundHandler())
+	defer untrusted.Close()
+	plain := httptest.NewServer(http.NotFoundHandler())
+	defer plain.Close()
+	hangUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer hangUp.Close()
+	want := map[string]string{
+		closed.URL:    "connection refused",
+		untrusted.URL: "the TLS certificate is not signed by a trusted authority",
+		"https://" + plain.Listener.Addr().String(): "the endpoint did not answer in TLS (an http server?)",
+		hangUp.URL: "the connection closed before an answer",
+	}
+	endpoints := map[string]string{} // id → URL
+	for url := range want {
+		var created struct {
+			CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+		}
+		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
+			map[string]any{"u": url}, &created)
+		endpoints[created.CreateWebhookEndpoint.Endpoint.ID] = url
+	}
+	usageAlerts(t, s, partner, billing, "why", 1)
+	for id, url := range endpoints {
+		var log struct {
+			WebhookDeliveries struct {
+				Nodes []struct {
+					Attempts []struct {
+						HTTPStatus *int `json:"httpStatus"`
+						Error      *string
+					}
+				}
+			}
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { nodes { attempts { httpStatus error } } } }`,
+				map[string]any{"e": id}, &log)
+			if n := log.WebhookDeliveries.Nodes; len(n) == 1 && len(n[0].Attempts) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no attempt logged: %+v", url, log)
+			}
+		}
+		a := log.WebhookDeliveries.Nodes[0].Attempts[0]
+		if a.HTTPStatus != nil || deref(a.Error) != want[url] {
+			t.Errorf("%s: attempt logged with status %v, error %q; want %q", url, a.HTTPStatus, deref(a.Error), want[url])
+		}
+	}
 }

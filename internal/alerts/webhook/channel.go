@@ -3,13 +3,17 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -202,11 +206,7 @@ func (s *Service) post(ctx context.Context, e *endpointRow, a *models.Alert) del
 	res, err := s.client.Do(req)
 	latency := time.Since(start)
 	if err != nil {
-		msg := "connection failed or timed out"
-		if errors.Is(err, errForbiddenAddress) {
-			msg = errForbiddenAddress.Error()
-		}
-		return delivery.Outcome{Latency: latency, Error: msg}
+		return delivery.Outcome{Latency: latency, Error: noAnswer(err, s.opts.Timeout)}
 	}
 	excerpt, _ := io.ReadAll(io.LimitReader(res.Body, maxResponse))
 	res.Body.Close()
@@ -326,4 +326,45 @@ func disable(tx *gorm.DB, ids []uint, reason string, now time.Time, cond string,
 			id, e.URL, reason)})
 	}
 	return notices, nil
+}
+
+// httpToHTTPS ends the error net/http returns when an https endpoint
+// answers in plain HTTP: it has no type or variable of its own to match.
+const httpToHTTPS = "server gave HTTP response to HTTPS client"
+
+// noAnswer says why an attempt got no answer, for the delivery log: in
+// words a partner can act on, and never the client's own text (which names
+// addresses this server resolved, and its internals).
+func noAnswer(err error, timeout time.Duration) string {
+	var (
+		dns       *net.DNSError
+		netErr    net.Error
+		notTLS    tls.RecordHeaderError
+		authority x509.UnknownAuthorityError
+		host      x509.HostnameError
+		invalid   x509.CertificateInvalidError
+	)
+	switch {
+	case errors.Is(err, errForbiddenAddress):
+		return errForbiddenAddress.Error()
+	case errors.As(err, &dns):
+		return "the host does not resolve"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Sprintf("no answer within %s", timeout)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &authority):
+		return "the TLS certificate is not signed by a trusted authority"
+	case errors.As(err, &host):
+		return "the TLS certificate does not name the endpoint's host"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "the TLS certificate has expired or is not valid yet"
+	case errors.As(err, &invalid):
+		return "the TLS certificate is not valid"
+	case errors.As(err, &notTLS), strings.HasSuffix(err.Error(), httpToHTTPS):
+		return "the endpoint did not answer in TLS (an http server?)"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return "the connection closed before an answer"
+	}
+	return "connection failed"
 }
