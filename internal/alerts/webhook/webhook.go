@@ -29,7 +29,7 @@ import (
 // MaxEndpoints bounds the endpoints of one partner, disabled ones
 // included: every alert of a partner is queued for each of its endpoints, so
 // the bound is also what one alert can cost the store and the dispatcher.
-const MaxEndpoints = 50
+const MaxEndpoints = 200
 
 // Options tune delivery.
 type Options struct {
