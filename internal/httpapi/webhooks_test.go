@@ -476,6 +476,23 @@ func TestAlertsNumberedElsewhereAreQueued(t *testing.T) {
 	})
 }
 
+// A fan-out cursor ahead of the alert sequence (alerts imported straight
+// into the tables, a sequence restored from an older backup) means nothing
+// waits: the gauge reads 0, on MySQL too, whose unsigned columns refused
+// the subtraction ("BIGINT UNSIGNED value is out of range") and left the
+// gauge out.
+func TestFanoutCursorAheadOfTheSequence(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServer(t, db)
+		if err := db.Exec("UPDATE alert_fanout SET last_id = last_id + 3 WHERE id = 1").Error; err != nil {
+			t.Fatal(err)
+		}
+		if v := value(t, scrape(t, s), "credit_alerts_unqueued_for_delivery", nil); v != 0 {
+			t.Errorf("credit_alerts_unqueued_for_delivery = %v with the cursor ahead", v)
+		}
+	})
+}
+
 // A process that serves the API only (DELIVERY_WORKER=false) leaves its
 // alerts' deliveries to another, which queues them as soon as its tail reads
 // the alerts, not at its next poll (an hour here).
