@@ -102,10 +102,11 @@ func TestWebhookDelivery(t *testing.T) {
 		}
 		rc.mu.Lock()
 		var payload struct {
-			Type string
-			Data struct {
-				ID, Kind, CustomerID, PartnerID, Used string
-				Threshold                             int
+			Type      string
+			Timestamp string
+			Data      struct {
+				ID, Kind, CustomerID, PartnerID, Used, CreatedAt string
+				Threshold                                        int
 			}
 		}
 		for _, body := range rc.accepted {
@@ -116,7 +117,9 @@ func TestWebhookDelivery(t *testing.T) {
 		if len(bad) > 0 || seen != 3 {
 			t.Fatalf("%d requests, bad signatures %v", seen, bad)
 		}
-		if d := payload.Data; payload.Type != "alert.usage_threshold" || d.ID != got[0].ID || d.Kind != "USAGE_THRESHOLD" || d.Threshold != 75 ||
+		// The envelope of the Standard Webhooks specification: type,
+		// timestamp (when the alert was raised), data.
+		if d := payload.Data; payload.Type != "alert.usage_threshold" || payload.Timestamp == "" || payload.Timestamp != d.CreatedAt || d.ID != got[0].ID || d.Kind != "USAGE_THRESHOLD" || d.Threshold != 75 ||
 			d.CustomerID != cust || d.Used != "80.00" {
 			t.Fatalf("payload: %+v", payload)
 		}

@@ -64,11 +64,14 @@ func (s *Service) Route(tx *gorm.DB, alerts []*models.Alert) ([]delivery.Route, 
 // notices list.
 func (s *Service) RouteNotice(*gorm.DB, *delivery.Notice) ([]delivery.Route, error) { return nil, nil }
 
-// Payload is what an endpoint receives: the alert's fields as the GraphQL
-// Alert has them, with its customer's and partner's ids.
+// Payload is what an endpoint receives, in the envelope the Standard
+// Webhooks specification describes: the event's type, when it happened (the
+// alert was raised), and the alert's fields as the GraphQL Alert has them,
+// with its customer's and partner's ids.
 type Payload struct {
-	Type string       `json:"type"`
-	Data PayloadAlert `json:"data"`
+	Type      string       `json:"type"`
+	Timestamp string       `json:"timestamp"`
+	Data      PayloadAlert `json:"data"`
 }
 
 // PayloadAlert is an alert in a payload.
@@ -126,7 +129,7 @@ func payloadOf(a *models.Alert) ([]byte, error) {
 			p.Forecast["depletesAt"] = a.DepletesAt.UTC().Format(time.RFC3339Nano)
 		}
 	}
-	return json.Marshal(Payload{Type: "alert." + strings.ToLower(string(a.Kind)), Data: p})
+	return json.Marshal(Payload{Type: "alert." + strings.ToLower(string(a.Kind)), Timestamp: p.CreatedAt, Data: p})
 }
 
 // MessageID is the webhook-id of an alert for an endpoint: the same on every
