@@ -171,6 +171,7 @@ func (s *Service) Create(ctx context.Context, partnerID *uint, in NewEndpoint) (
 		return nil, err
 	}
 	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		row.ID = 0 // a run again inserts afresh
 		if err := roomFor(tx, pid); err != nil {
 			return err
 		}
