@@ -896,3 +896,55 @@ func TestWebhookLogSaysWhyNoAnswerCame(t *testing.T) {
 		}
 	}
 }
+
+// An endpoint shows since when every attempt to it has failed, so that its
+// partner can mend it before it is disabled (5 days on); a success clears
+// it.
+func TestWebhookEndpointShowsSinceWhenItFails(t *testing.T) {
+	s, partner, billing, cust := usageSetup(t, testenv.SQLite(t), "100", false)
+	var mu sync.Mutex
+	answer := http.StatusBadGateway
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(answer)
+	}))
+	defer hook.Close()
+	s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
+		map[string]any{"u": hook.URL}, nil)
+	type endpoints struct {
+		WebhookEndpoints []struct{ FailingSince *string }
+	}
+	failingSince := func() *string {
+		var out endpoints
+		s.Must(t, partner, `{ webhookEndpoints { failingSince } }`, nil, &out)
+		return out.WebhookEndpoints[0].FailingSince
+	}
+	if f := failingSince(); f != nil {
+		t.Fatalf("a new endpoint failing since %s", *f)
+	}
+	before := time.Now().UTC().Add(-time.Second)
+	record(t, s, billing, event("fs1", cust, "80"))
+	var since *string
+	for deadline := time.Now().Add(5 * time.Second); since == nil; time.Sleep(20 * time.Millisecond) {
+		if since = failingSince(); since == nil && time.Now().After(deadline) {
+			t.Fatal("an endpoint answering 502 shows no failingSince")
+		}
+	}
+	if at, err := time.Parse(time.RFC3339Nano, *since); err != nil || at.Before(before) || at.After(time.Now().Add(time.Second)) {
+		t.Fatalf("failingSince %s, want about now (%v)", *since, err)
+	}
+	mu.Lock()
+	answer = http.StatusOK
+	mu.Unlock()
+	var log struct {
+		WebhookDeliveries struct{ Nodes []struct{ ID string } }
+	}
+	s.Must(t, partner, `{ webhookDeliveries { nodes { id } } }`, nil, &log)
+	s.Must(t, partner, `mutation($d: ID!) { resendWebhookDelivery(id: $d) { id } }`, map[string]any{"d": log.WebhookDeliveries.Nodes[0].ID}, nil)
+	for deadline := time.Now().Add(5 * time.Second); failingSince() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("failingSince stays after a success")
+		}
+	}
+}

@@ -85,6 +85,7 @@ type Endpoint struct {
 	PreviousSecretUntil *time.Time
 	DisabledAt          *time.Time
 	DisabledReason      *string
+	FailingSince        *time.Time // every attempt since has failed
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
 }
@@ -110,7 +111,7 @@ type endpointRow struct {
 func (r endpointRow) endpoint() *Endpoint {
 	e := &Endpoint{ID: r.ID, PartnerID: r.PartnerID, URL: r.URL, Description: r.Description, Secret: r.Secret,
 		PreviousSecret: r.PreviousSecret, PreviousSecretUntil: r.PreviousSecretUntil, DisabledAt: r.DisabledAt,
-		DisabledReason: r.DisabledReason, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		DisabledReason: r.DisabledReason, FailingSince: r.FailingSince, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 	if r.FilterKinds != nil {
 		e.Kinds = []rules.Kind{}
 		for k := range strings.SplitSeq(*r.FilterKinds, ",") {
