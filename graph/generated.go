@@ -219,6 +219,7 @@ type ComplexityRoot struct {
 
 	EmailDelivery struct {
 		AlertID       func(childComplexity int) int
+		AttemptCount  func(childComplexity int) int
 		Attempts      func(childComplexity int) int
 		CreatedAt     func(childComplexity int) int
 		DeliveredAt   func(childComplexity int) int
@@ -386,6 +387,7 @@ type ComplexityRoot struct {
 
 	WebhookDelivery struct {
 		AlertID       func(childComplexity int) int
+		AttemptCount  func(childComplexity int) int
 		Attempts      func(childComplexity int) int
 		CreatedAt     func(childComplexity int) int
 		DeliveredAt   func(childComplexity int) int
@@ -1178,6 +1180,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EmailDelivery.AlertID(childComplexity), true
+	case "EmailDelivery.attemptCount":
+		if e.ComplexityRoot.EmailDelivery.AttemptCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EmailDelivery.AttemptCount(childComplexity), true
 	case "EmailDelivery.attempts":
 		if e.ComplexityRoot.EmailDelivery.Attempts == nil {
 			break
@@ -2043,6 +2051,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WebhookDelivery.AlertID(childComplexity), true
+	case "WebhookDelivery.attemptCount":
+		if e.ComplexityRoot.WebhookDelivery.AttemptCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.AttemptCount(childComplexity), true
 	case "WebhookDelivery.attempts":
 		if e.ComplexityRoot.WebhookDelivery.Attempts == nil {
 			break
@@ -2695,6 +2709,8 @@ func (ec *executionContext) childFields_EmailDelivery(ctx context.Context, field
 		return ec.fieldContext_EmailDelivery_status(ctx, field)
 	case "attempts":
 		return ec.fieldContext_EmailDelivery_attempts(ctx, field)
+	case "attemptCount":
+		return ec.fieldContext_EmailDelivery_attemptCount(ctx, field)
 	case "nextAttemptAt":
 		return ec.fieldContext_EmailDelivery_nextAttemptAt(ctx, field)
 	case "deliveredAt":
@@ -2931,6 +2947,8 @@ func (ec *executionContext) childFields_WebhookDelivery(ctx context.Context, fie
 		return ec.fieldContext_WebhookDelivery_status(ctx, field)
 	case "attempts":
 		return ec.fieldContext_WebhookDelivery_attempts(ctx, field)
+	case "attemptCount":
+		return ec.fieldContext_WebhookDelivery_attemptCount(ctx, field)
 	case "nextAttemptAt":
 		return ec.fieldContext_WebhookDelivery_nextAttemptAt(ctx, field)
 	case "deliveredAt":
@@ -6872,6 +6890,29 @@ func (ec *executionContext) fieldContext_EmailDelivery_attempts(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _EmailDelivery_attemptCount(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EmailDelivery_attemptCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EmailDelivery_attemptCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EmailDelivery", field, false, false, "Int")
+}
+
 func (ec *executionContext) _EmailDelivery_nextAttemptAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10415,6 +10456,29 @@ func (ec *executionContext) fieldContext_WebhookDelivery_attempts(_ context.Cont
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _WebhookDelivery_attemptCount(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookDelivery_attemptCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttemptCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookDelivery_attemptCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookDelivery", field, false, false, "Int")
 }
 
 func (ec *executionContext) _WebhookDelivery_nextAttemptAt(ctx context.Context, field graphql.CollectedField, obj *delivery.Delivery) (ret graphql.Marshaler) {
@@ -14207,6 +14271,11 @@ func (ec *executionContext) _EmailDelivery(ctx context.Context, sel ast.Selectio
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "attemptCount":
+			out.Values[i] = ec._EmailDelivery_attemptCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "nextAttemptAt":
 			out.Values[i] = ec._EmailDelivery_nextAttemptAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -15369,6 +15438,11 @@ func (ec *executionContext) _WebhookDelivery(ctx context.Context, sel ast.Select
 				})
 		case "attempts":
 			out.Values[i] = ec._WebhookDelivery_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "attemptCount":
+			out.Values[i] = ec._WebhookDelivery_attemptCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}

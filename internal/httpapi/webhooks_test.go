@@ -948,3 +948,72 @@ func TestWebhookEndpointShowsSinceWhenItFails(t *testing.T) {
 		}
 	}
 }
+
+// A delivery resent again and again keeps every attempt, but the log lists
+// only its last delivery.MaxAttemptsListed (oldest first) with the count of
+// them all: a page of deliveries stays bounded however often each was sent.
+func TestDeliveryLogListsTheLastAttempts(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s, partner, billing, cust := usageSetup(t, db, "100", false)
+		rc := &counter{got: map[string]int{}}
+		hook := httptest.NewServer(rc)
+		defer hook.Close()
+		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
+			map[string]any{"u": hook.URL}, nil)
+		record(t, s, billing, event("many", cust, "80"))
+		type attempt struct{ AttemptedAt string }
+		var log struct {
+			WebhookDeliveries struct {
+				Nodes []struct {
+					ID           string
+					Status       string
+					AttemptCount int
+					Attempts     []attempt
+				}
+			}
+		}
+		read := func() {
+			s.Must(t, partner, `{ webhookDeliveries { nodes { id status attemptCount attempts { attemptedAt } } } }`, nil, &log)
+		}
+		sends := delivery.MaxAttemptsListed + 5
+		var lastSend time.Time
+		for n := 1; n <= sends; n++ {
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				read()
+				if d := log.WebhookDeliveries.Nodes; len(d) == 1 && d[0].Status == "DELIVERED" && d[0].AttemptCount == n {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("send %d: %+v", n, log)
+				}
+			}
+			if n < sends {
+				lastSend = time.Now().Add(-time.Millisecond)
+				s.Must(t, partner, `mutation($d: ID!) { resendWebhookDelivery(id: $d) { id } }`, map[string]any{"d": log.WebhookDeliveries.Nodes[0].ID}, nil)
+			}
+		}
+		d := log.WebhookDeliveries.Nodes[0]
+		if len(d.Attempts) != delivery.MaxAttemptsListed {
+			t.Fatalf("%d attempts listed of %d, want the last %d", len(d.Attempts), d.AttemptCount, delivery.MaxAttemptsListed)
+		}
+		var all []string
+		if err := db.Raw("SELECT attempted_at FROM alert_delivery_attempts ORDER BY id").Scan(&all).Error; err != nil || len(all) != sends {
+			t.Fatalf("%d attempts stored, want %d (%v)", len(all), sends, err)
+		}
+		first, err := time.Parse(time.RFC3339Nano, d.Attempts[0].AttemptedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(d.Attempts); i++ {
+			at, _ := time.Parse(time.RFC3339Nano, d.Attempts[i].AttemptedAt)
+			if at.Before(first) {
+				t.Fatalf("attempts not oldest first: %+v", d.Attempts)
+			}
+			first = at
+		}
+		// The last ones: the newest listed is the last send's.
+		if first.Before(lastSend) {
+			t.Fatalf("the newest attempt listed was made at %v, before the last send at %v", first, lastSend)
+		}
+	})
+}

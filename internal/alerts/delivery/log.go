@@ -1,7 +1,11 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -11,6 +15,10 @@ import (
 	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/page"
 )
+
+// MaxAttemptsListed bounds the attempts listed with a delivery: its last
+// ones. Retries make at most a few, but every resend makes one more.
+const MaxAttemptsListed = 20
 
 // Delivery is one message for one target, with every attempt.
 type Delivery struct {
@@ -22,7 +30,8 @@ type Delivery struct {
 	AlertID       *uint
 	NoticeID      *uint
 	Status        string
-	Attempts      []*Attempt `gorm:"-"`
+	Attempts      []*Attempt `gorm:"-"` // the last MaxAttemptsListed
+	AttemptCount  int        `gorm:"column:attempts"`
 	NextAttemptAt *time.Time
 	DeliveredAt   *time.Time
 	LastError     *string
@@ -52,7 +61,7 @@ type Filter struct {
 	From, To *time.Time
 }
 
-const deliveryColumns = "id, channel, target_id, partner_id, alert_id, notice_id, status, next_attempt_at, delivered_at, last_error, created_at"
+const deliveryColumns = "id, channel, target_id, partner_id, alert_id, notice_id, status, attempts, next_attempt_at, delivered_at, last_error, created_at"
 
 // List lists deliveries, newest first, with their attempts (oldest first).
 func (s *Service) List(ctx context.Context, f Filter, args page.Args) (page.Result[*Delivery], error) {
@@ -92,25 +101,34 @@ func (s *Service) List(ctx context.Context, f Filter, args page.Args) (page.Resu
 	return res, s.attachAttempts(s.db.WithContext(ctx), res.Items)
 }
 
-// attachAttempts reads the attempts of deliveries in one statement.
+// attemptRow is an attempt as stored, with its delivery.
+type attemptRow struct {
+	ID, DeliveryID uint
+	Attempt
+}
+
+// attachAttempts reads the last MaxAttemptsListed attempts of each of
+// deliveries, in one statement that reads no more than those by index
+// (however many resends made), and lists them oldest first.
 func (s *Service) attachAttempts(db *gorm.DB, ds []*Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	ids := make([]uint, len(ds))
 	byID := map[uint]*Delivery{}
+	parts := make([]string, len(ds))
+	args := make([]any, len(ds))
 	for i, d := range ds {
-		ids[i], byID[d.ID] = d.ID, d
+		byID[d.ID] = d
 		d.Attempts = []*Attempt{}
+		parts[i] = fmt.Sprintf("SELECT * FROM (SELECT id, delivery_id, attempted_at, code, latency_ms, response, error FROM alert_delivery_attempts"+
+			" WHERE delivery_id = ? ORDER BY id DESC LIMIT %d) a%d", MaxAttemptsListed, i)
+		args[i] = d.ID
 	}
-	var attempts []struct {
-		DeliveryID uint
-		Attempt
-	}
-	if err := db.Table("alert_delivery_attempts").Where("delivery_id IN ?", ids).Order("id").
-		Select("delivery_id, attempted_at, code, latency_ms, response, error").Find(&attempts).Error; err != nil {
+	var attempts []attemptRow
+	if err := db.Raw(strings.Join(parts, " UNION ALL "), args...).Scan(&attempts).Error; err != nil {
 		return err
 	}
+	slices.SortFunc(attempts, func(a, b attemptRow) int { return cmp.Compare(a.ID, b.ID) })
 	for i := range attempts {
 		a := attempts[i].Attempt
 		byID[attempts[i].DeliveryID].Attempts = append(byID[attempts[i].DeliveryID].Attempts, &a)
