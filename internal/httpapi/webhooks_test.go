@@ -1017,3 +1017,59 @@ func TestDeliveryLogListsTheLastAttempts(t *testing.T) {
 		}
 	})
 }
+
+// A redirect is not followed (a receiver answers where it was registered,
+// and a redirect could lead anywhere): the attempt fails with the status,
+// the log says where the endpoint pointed, and the target of the redirect
+// receives nothing.
+func TestWebhookRedirectIsNotFollowed(t *testing.T) {
+	s, partner, billing, _ := usageSetup(t, testenv.SQLite(t), "100", false)
+	var mu sync.Mutex
+	reached := 0
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached++
+		mu.Unlock()
+	}))
+	defer elsewhere.Close()
+	moved := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/new", http.StatusPermanentRedirect))
+	defer moved.Close()
+	var created struct {
+		CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+	}
+	s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
+		map[string]any{"u": moved.URL}, &created)
+	usageAlerts(t, s, partner, billing, "moved", 1)
+	var log struct {
+		WebhookDeliveries struct {
+			Nodes []struct {
+				Status   string
+				Attempts []struct {
+					HTTPStatus *int `json:"httpStatus"`
+					Error      *string
+				}
+			}
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { nodes { status attempts { httpStatus error } } } }`,
+			map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}, &log)
+		if n := log.WebhookDeliveries.Nodes; len(n) == 1 && len(n[0].Attempts) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no attempt logged: %+v", log)
+		}
+	}
+	d := log.WebhookDeliveries.Nodes[0]
+	want := "HTTP 308: redirects are not followed; if that is the endpoint, register " + elsewhere.URL + "/new"
+	if d.Status != "PENDING" || d.Attempts[0].HTTPStatus == nil || *d.Attempts[0].HTTPStatus != 308 || deref(d.Attempts[0].Error) != want {
+		t.Fatalf("delivery %+v, attempt error %q; want %q", d, deref(d.Attempts[0].Error), want)
+	}
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if reached != 0 {
+		t.Fatalf("the redirect's target received %d requests", reached)
+	}
+}

@@ -220,6 +220,14 @@ func (s *Service) post(ctx context.Context, e *endpointRow, a *models.Alert) del
 		o.Delivered = true
 	case status == http.StatusGone:
 		o.Error, o.Final = "410 Gone: the endpoint is disabled", true
+	case status >= 300 && status < 400 && res.Header.Get("Location") != "":
+		// Where it points, resolved against the endpoint's URL; the
+		// recorder cuts the error at 500 bytes, so the URL comes last.
+		to := res.Header.Get("Location")
+		if u, err := res.Location(); err == nil {
+			to = u.String()
+		}
+		o.Error = fmt.Sprintf("HTTP %d: redirects are not followed; if that is the endpoint, register %s", status, to)
 	default:
 		o.Error = fmt.Sprintf("HTTP %d", status)
 	}
