@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
@@ -1072,4 +1074,118 @@ func TestWebhookRedirectIsNotFollowed(t *testing.T) {
 	if reached != 0 {
 		t.Fatalf("the redirect's target received %d requests", reached)
 	}
+}
+
+// verifier is a receiver that checks each webhook with the official library
+// against each of the secrets it knows, and keeps which verified, by
+// webhook-id; it answers with a body of answerSize bytes.
+type verifier struct {
+	mu         sync.Mutex
+	secrets    map[string]string          // name → secret
+	verified   map[string]map[string]bool // webhook-id → name → verified
+	answerSize int
+}
+
+func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	v.mu.Lock()
+	id := r.Header.Get("webhook-id")
+	v.verified[id] = map[string]bool{}
+	for name, secret := range v.secrets {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		v.verified[id][name] = err == nil && wh.Verify(body, r.Header) == nil
+	}
+	v.mu.Unlock()
+	w.Write([]byte(strings.Repeat("é", v.answerSize/2)))
+}
+
+// waitFor waits until the webhook id arrived and returns which secrets
+// verified it.
+func (v *verifier) waitFor(t *testing.T, id string) map[string]bool {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		v.mu.Lock()
+		got, ok := v.verified[id]
+		v.mu.Unlock()
+		if ok {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhook %s never arrived", id)
+		}
+	}
+}
+
+// A rotated secret keeps signing beside the new one for 24 hours, so that
+// receivers can switch without losing a webhook; then only the new one
+// signs. Verified with the official library, on both stores. ADMIN may
+// rotate a partner's secret; another partner may not. The log keeps the
+// first 1 KB of an answer.
+func TestWebhookSecretRotation(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s, partner, billing, cust := usageSetup(t, db, "100", false)
+		v := &verifier{secrets: map[string]string{}, verified: map[string]map[string]bool{}, answerSize: 3000}
+		hook := httptest.NewServer(v)
+		defer hook.Close()
+		var created struct {
+			CreateWebhookEndpoint struct {
+				Secret   string
+				Endpoint struct{ ID string }
+			}
+		}
+		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret endpoint { id } } }`,
+			map[string]any{"u": hook.URL}, &created)
+		endpoint := created.CreateWebhookEndpoint.Endpoint.ID
+		var rotated struct {
+			RotateWebhookSecret struct {
+				Secret   string
+				Endpoint struct{ PreviousSecretValidUntil *string }
+			}
+		}
+		_, rival := s.CreatePartner(t, "Rival", "1000")
+		s.Fails(t, "NOT_FOUND", rival, `mutation($e: ID!) { rotateWebhookSecret(id: $e) { secret } }`, map[string]any{"e": endpoint})
+		s.Must(t, testenv.AdminToken, `mutation($e: ID!) { rotateWebhookSecret(id: $e) { secret endpoint { previousSecretValidUntil } } }`,
+			map[string]any{"e": endpoint}, &rotated)
+		old, fresh := created.CreateWebhookEndpoint.Secret, rotated.RotateWebhookSecret.Secret
+		until, err := time.Parse(time.RFC3339Nano, deref(rotated.RotateWebhookSecret.Endpoint.PreviousSecretValidUntil))
+		if err != nil || fresh == old || until.Sub(time.Now()) < 23*time.Hour || until.Sub(time.Now()) > 25*time.Hour {
+			t.Fatalf("rotated: new secret differs %v, old valid until %v (%v)", fresh != old, until, err)
+		}
+		v.mu.Lock()
+		v.secrets["old"], v.secrets["new"] = old, fresh
+		v.mu.Unlock()
+
+		alerts := usageOnly(record(t, s, billing, event("rot1", cust, "80")).Alerts)
+		during := v.waitFor(t, fmt.Sprintf("msg_e%s_a%s", endpoint, alerts[0].ID))
+		if !during["old"] || !during["new"] {
+			t.Fatalf("during the overlap: verified %v, want both secrets", during)
+		}
+		// The overlap over (as if a day had passed), only the new one signs.
+		if err := db.Exec("UPDATE webhook_endpoints SET previous_secret_until = ?", time.Now().UTC().Add(-time.Minute)).Error; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // senders read the endpoint again
+		s.SetCredit(t, partner, cust, "100") // 80 of 200 used: under 75 % again
+		alerts = usageOnly(record(t, s, billing, event("rot2", cust, "100")).Alerts)
+		if len(alerts) == 0 {
+			t.Fatal("no alert raised after the overlap")
+		}
+		after := v.waitFor(t, fmt.Sprintf("msg_e%s_a%s", endpoint, alerts[0].ID))
+		if after["old"] || !after["new"] {
+			t.Fatalf("after the overlap: verified %v, want the new secret only", after)
+		}
+		var log struct {
+			WebhookDeliveries struct {
+				Nodes []struct{ Attempts []struct{ Response *string } }
+			}
+		}
+		s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { nodes { attempts { response } } } }`, map[string]any{"e": endpoint}, &log)
+		for _, d := range log.WebhookDeliveries.Nodes {
+			for _, a := range d.Attempts {
+				if r := deref(a.Response); len(r) != 1024 || !utf8.ValidString(r) {
+					t.Fatalf("answer kept: %d bytes (valid UTF-8 %v), want the first 1,024 of 3,000", len(r), utf8.ValidString(r))
+				}
+			}
+		}
+	})
 }
