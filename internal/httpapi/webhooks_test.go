@@ -1164,7 +1164,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 		if err := db.Exec("UPDATE webhook_endpoints SET previous_secret_until = ?", time.Now().UTC().Add(-time.Minute)).Error; err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1100 * time.Millisecond) // senders read the endpoint again
+		time.Sleep(1100 * time.Millisecond)  // senders read the endpoint again
 		s.SetCredit(t, partner, cust, "100") // 80 of 200 used: under 75 % again
 		alerts = usageOnly(record(t, s, billing, event("rot2", cust, "100")).Alerts)
 		if len(alerts) == 0 {
