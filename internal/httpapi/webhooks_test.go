@@ -1189,3 +1189,54 @@ func TestWebhookSecretRotation(t *testing.T) {
 		}
 	})
 }
+
+// ADMIN manages any partner's endpoints (list one partner's, update,
+// disable, delete); a partner cannot touch another's, and is told only
+// that there is no such endpoint.
+func TestAdminManagesAnyPartnersEndpoints(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s := testenv.NewServer(t, db)
+		ownerID, owner := s.CreatePartner(t, "Owner", "1000")
+		otherID, other := s.CreatePartner(t, "Other", "1000")
+		var created struct {
+			CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+		}
+		s.Must(t, owner, `mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/a"}) { endpoint { id } } }`, nil, &created)
+		s.Must(t, other, `mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/b"}) { endpoint { id } } }`, nil, nil)
+		e := map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}
+		for _, m := range []string{
+			`mutation($e: ID!) { updateWebhookEndpoint(id: $e, input: {description: "mine now"}) { id } }`,
+			`mutation($e: ID!) { setWebhookEndpointEnabled(id: $e, enabled: false) { id } }`,
+			`mutation($e: ID!) { rotateWebhookSecret(id: $e) { secret } }`,
+			`mutation($e: ID!) { deleteWebhookEndpoint(id: $e) { id } }`,
+		} {
+			s.Fails(t, "NOT_FOUND", other, m, e)
+		}
+		var listed struct {
+			WebhookEndpoints []struct {
+				ID, PartnerID, URL string
+				Description        *string
+				DisabledAt         *string
+			}
+		}
+		s.Must(t, testenv.AdminToken, `query($p: ID) { webhookEndpoints(partnerId: $p) { id partnerId url description disabledAt } }`, map[string]any{"p": ownerID}, &listed)
+		if l := listed.WebhookEndpoints; len(l) != 1 || l[0].PartnerID != ownerID || l[0].Description != nil || l[0].DisabledAt != nil {
+			t.Fatalf("ADMIN lists the owner's endpoints (untouched by the other partner): %+v", l)
+		}
+		s.Must(t, testenv.AdminToken, `mutation($e: ID!) { updateWebhookEndpoint(id: $e, input: {description: "by the platform"}) { id } }`, e, nil)
+		s.Must(t, testenv.AdminToken, `mutation($e: ID!) { setWebhookEndpointEnabled(id: $e, enabled: false) { id } }`, e, nil)
+		s.Must(t, owner, `{ webhookEndpoints { id partnerId url description disabledAt } }`, nil, &listed)
+		if l := listed.WebhookEndpoints; len(l) != 1 || deref(l[0].Description) != "by the platform" || l[0].DisabledAt == nil {
+			t.Fatalf("the owner sees ADMIN's changes: %+v", l)
+		}
+		s.Must(t, testenv.AdminToken, `mutation($e: ID!) { deleteWebhookEndpoint(id: $e) { id } }`, e, nil)
+		s.Must(t, owner, `{ webhookEndpoints { id partnerId url description disabledAt } }`, nil, &listed)
+		if len(listed.WebhookEndpoints) != 0 {
+			t.Fatalf("deleted by ADMIN, still listed: %+v", listed)
+		}
+		s.Must(t, testenv.AdminToken, `query($p: ID) { webhookEndpoints(partnerId: $p) { id partnerId url description disabledAt } }`, map[string]any{"p": otherID}, &listed)
+		if len(listed.WebhookEndpoints) != 1 || listed.WebhookEndpoints[0].PartnerID != otherID {
+			t.Fatalf("the other partner's endpoint: %+v", listed)
+		}
+	})
+}
