@@ -1240,3 +1240,37 @@ func TestAdminManagesAnyPartnersEndpoints(t *testing.T) {
 		}
 	})
 }
+
+// Without WEBHOOK_ALLOW_INSECURE and WEBHOOK_ALLOW_PRIVATE, registration
+// (and a change of URL) refuses plain http and every address inside the
+// platform's network, saying why; nothing is stored. (The attempt-time
+// check, for names that resolve elsewhere later, is TestEndpointSafety.)
+func TestWebhookRegistrationRefusesUnsafeURLs(t *testing.T) {
+	s := testenv.NewServerWith(t, testenv.SQLite(t), httpapi.Services{}, testenv.Options{StrictWebhooks: true})
+	_, partner := s.CreatePartner(t, "Reseller", "1000")
+	for url, want := range map[string]string{
+		"http://hooks.example.com/credit":           "url must use https (http only with WEBHOOK_ALLOW_INSECURE=true)",
+		"https://127.0.0.1/hook":                    "a loopback, private, link-local or metadata address",
+		"https://localhost:8443/hook":               "a loopback, private, link-local or metadata address",
+		"https://169.254.169.254/latest/meta-data/": "a loopback, private, link-local or metadata address",
+		"https://10.0.0.7/hook":                     "a loopback, private, link-local or metadata address",
+		"https://[fd00::1]/hook":                    "a loopback, private, link-local or metadata address",
+		"https://user:pw@203.0.113.9/hook":          "url must not carry credentials or a fragment",
+	} {
+		r := s.Fails(t, "BAD_USER_INPUT", partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { secret } }`, map[string]any{"u": url})
+		if msg := r.Errors[0].Message; !strings.Contains(msg, want) {
+			t.Errorf("%s refused with %q, want it to say %q", url, msg, want)
+		}
+	}
+	var out struct {
+		CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+	}
+	s.Must(t, partner, `mutation { createWebhookEndpoint(input: {url: "https://203.0.113.9/hook"}) { endpoint { id } } }`, nil, &out)
+	s.Fails(t, "BAD_USER_INPUT", partner, `mutation($e: ID!) { updateWebhookEndpoint(id: $e, input: {url: "https://192.168.1.1/hook"}) { id } }`,
+		map[string]any{"e": out.CreateWebhookEndpoint.Endpoint.ID})
+	var listed struct{ WebhookEndpoints []struct{ URL string } }
+	s.Must(t, partner, `{ webhookEndpoints { url } }`, nil, &listed)
+	if len(listed.WebhookEndpoints) != 1 || listed.WebhookEndpoints[0].URL != "https://203.0.113.9/hook" {
+		t.Fatalf("stored endpoints: %+v", listed)
+	}
+}

@@ -135,6 +135,10 @@ type Options struct {
 	// NoDelivery makes a process that serves the API only
 	// (DELIVERY_WORKER=false).
 	NoDelivery bool
+	// StrictWebhooks keeps webhook endpoints to https and public addresses,
+	// as without WEBHOOK_ALLOW_INSECURE and WEBHOOK_ALLOW_PRIVATE; test
+	// servers otherwise allow both, since tests receive on loopback.
+	StrictWebhooks bool
 }
 
 // NewServerWith is NewServer with settings of httpapi.Services (its services
@@ -153,7 +157,9 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 	ko.AdminToken = AdminToken
 	s.Keys = keys.New(db, ko)
 	wo := o.Webhooks
-	wo.AllowInsecure, wo.AllowPrivate = true, true // tests receive on loopback
+	if !o.StrictWebhooks {
+		wo.AllowInsecure, wo.AllowPrivate = true, true // tests receive on loopback
+	}
 	s.Deliveries = delivery.New(db, o.Deliveries, nil)
 	s.Webhooks = webhook.New(db, s.Deliveries, wo)
 	s.Deliveries.Add(s.Webhooks)
