@@ -329,7 +329,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	deliveries, hooks, mail := deliveryChannels(db, cfg, log)
 	ao := alerts.Options{ForecastWindow: cfg.ForecastWindow}
 	if cfg.DeliveryWorker {
-		ao.AfterNumbered, ao.AfterPublished = deliveries.Numbered, deliveries.Published
+		ao.Deliveries = deliveries
 	} else {
 		log.Info("deliveries are off in this process (DELIVERY_WORKER=false): another process must queue and attempt them")
 	}

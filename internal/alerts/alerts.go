@@ -65,15 +65,21 @@ type Options struct {
 	// ForecastWindow is the trailing window of usage the burn rate is taken
 	// over (rules.DefaultWindow).
 	ForecastWindow time.Duration
-	// AfterNumbered, if set, is told of the alerts a numbering pass numbered,
-	// in id order, once it committed (their deliveries are queued then). It
-	// must not change them: they are the ones published.
-	AfterNumbered func([]*models.Alert)
-	// AfterPublished, if set, is told of alerts other processes numbered,
-	// once the tail has read and published them (a process that delivers
-	// queues the deliveries of a process that does not). It must not change
-	// them.
-	AfterPublished func([]*models.Alert)
+	// Deliveries, if set, queues the deliveries of alerts (a process that
+	// delivers; delivery.Service).
+	Deliveries Deliveries
+}
+
+// Deliveries is told of alerts, in id order, to queue their deliveries. It
+// must not change them: they are the ones published.
+type Deliveries interface {
+	// Numbered is told of the alerts a numbering pass of this process
+	// numbered, once it committed.
+	Numbered([]*models.Alert)
+	// Published is told of alerts other processes numbered, once the tail
+	// has read and published them (a process that delivers queues the
+	// deliveries of one that does not).
+	Published([]*models.Alert)
 }
 
 // Service lists alerts and delivers them live.
@@ -412,8 +418,8 @@ func (s *Service) numberPending(ctx context.Context, waiting bool) ([]*models.Al
 	for {
 		moved, err := outbox.Sequence(ctx, s.db)
 		all = append(all, moved...)
-		if err == nil && len(moved) > 0 && s.opts.AfterNumbered != nil {
-			s.opts.AfterNumbered(moved)
+		if err == nil && len(moved) > 0 && s.opts.Deliveries != nil {
+			s.opts.Deliveries.Numbered(moved)
 		}
 		if err != nil || len(moved) < outbox.PassSize {
 			return all, err
@@ -435,8 +441,8 @@ func (s *Service) publishAfter(ctx context.Context, last uint) (uint, error) {
 			s.broker.Publish(a)
 			last = a.ID
 		}
-		if len(rows) > 0 && s.opts.AfterPublished != nil {
-			s.opts.AfterPublished(rows)
+		if len(rows) > 0 && s.opts.Deliveries != nil {
+			s.opts.Deliveries.Published(rows)
 		}
 		if len(rows) < batch {
 			return last, nil

@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/cloudreseller/credit/internal/alerts/delivery"
 )
 
 // stormEndpoints is how many endpoints the storm section registers: 25 for
@@ -75,8 +77,7 @@ func (e *env) deliveryStorm(ctx context.Context, cfg Config) (storm, error) {
 		queued, attempted, elapsed = queued+float64(q1-q0), attempted+float64(a1-a0), elapsed+r.Elapsed.Seconds()
 		var pending, outbox, unqueued int64
 		if err := e.serverDB().QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM alert_deliveries WHERE status = 'PENDING'), (SELECT COUNT(*) FROM raised_alerts),"+
-			" (SELECT q.last_id - f.last_id FROM alert_sequences q, alert_fanout f WHERE q.id = 1 AND f.id = 1)").
-			Scan(&pending, &outbox, &unqueued); err != nil {
+			" ("+delivery.UnqueuedQuery+")").Scan(&pending, &outbox, &unqueued); err != nil {
 			return s, err
 		}
 		pendings, outboxes, unqueueds = append(pendings, pending), append(outboxes, outbox), append(unqueueds, unqueued)

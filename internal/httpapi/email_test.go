@@ -291,8 +291,7 @@ func TestDisabledEndpointNoticesThePartner(t *testing.T) {
 		s.Must(t, partner, `mutation { setNotificationAddresses(input: {addresses: ["ops@reseller.test"]}) { id } }`, nil, nil)
 		gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusGone) }))
 		defer gone.Close()
-		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
-			map[string]any{"u": gone.URL}, nil)
+		usageHook(t, s, partner, gone.URL)
 		alerts := record(t, s, billing, event("n1", cust, "80")).Alerts
 
 		var notices struct {

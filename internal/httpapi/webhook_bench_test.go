@@ -30,8 +30,7 @@ func benchWebhookLatency(b *testing.B, db *gorm.DB) {
 	arrived := make(chan time.Time, 16)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { arrived <- time.Now() }))
 	defer hook.Close()
-	s.Must(b, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
-		map[string]any{"u": hook.URL}, nil)
+	usageHook(b, s, partner, hook.URL)
 	latencies := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {

@@ -78,16 +78,9 @@ func TestWebhookDelivery(t *testing.T) {
 		rc := &receiver{failures: 2, accepted: map[string]json.RawMessage{}}
 		hook := httptest.NewServer(rc)
 		defer hook.Close()
-		var created struct {
-			CreateWebhookEndpoint struct {
-				Secret   string
-				Endpoint struct{ ID string }
-			}
-		}
-		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret endpoint { id } } }`,
-			map[string]any{"u": hook.URL}, &created)
+		endpoint, secret := usageHook(t, s, partner, hook.URL)
 		rc.mu.Lock()
-		rc.secret = created.CreateWebhookEndpoint.Secret
+		rc.secret = secret
 		rc.mu.Unlock()
 
 		got := usageOnly(record(t, s, billing, event("e1", cust, "80")).Alerts)
@@ -141,7 +134,7 @@ func TestWebhookDelivery(t *testing.T) {
 		}
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 			s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { totalCount nodes { id webhookId status alertId attempts { httpStatus response error } } } }`,
-				map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}, &log)
+				map[string]any{"e": endpoint}, &log)
 			if n := log.WebhookDeliveries.Nodes; len(n) == 1 && n[0].Status == "DELIVERED" {
 				break
 			}
@@ -159,7 +152,7 @@ func TestWebhookDelivery(t *testing.T) {
 			Later, Earlier struct{ TotalCount int }
 		}
 		s.Must(t, partner, `query($e: ID!, $t: Time!) { later: webhookDeliveries(endpointId: $e, from: $t) { totalCount } earlier: webhookDeliveries(endpointId: $e, to: $t) { totalCount } }`,
-			map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID, "t": time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}, &ranged)
+			map[string]any{"e": endpoint, "t": time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}, &ranged)
 		if ranged.Later.TotalCount != 0 || ranged.Earlier.TotalCount != 1 {
 			t.Fatalf("deliveries from/to a minute ahead: %+v", ranged)
 		}
@@ -179,7 +172,6 @@ func TestWebhookDelivery(t *testing.T) {
 		// A delivered delivery may be sent again, and a replay queues the
 		// partner's alerts again: the same webhook-id each time, so that the
 		// receiver, which drops repeats, still holds one.
-		endpoint := created.CreateWebhookEndpoint.Endpoint.ID
 		s.Must(t, partner, `mutation($d: ID!) { resendWebhookDelivery(id: $d) { status } }`, map[string]any{"d": d.ID}, nil)
 		var replayed struct{ ReplayWebhooks int }
 		s.Must(t, partner, `mutation($e: ID!) { replayWebhooks(endpointId: $e, afterAlertId: "0") }`, map[string]any{"e": endpoint}, &replayed)
@@ -244,6 +236,7 @@ func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
 		CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
 	}
 	s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { endpoint { id } } }`, map[string]any{"u": gone.URL}, &created)
+	endpoint := created.CreateWebhookEndpoint.Endpoint.ID
 	record(t, s, billing, event("g1", cust, "80"))
 	var out struct {
 		WebhookEndpoints []struct {
@@ -267,7 +260,7 @@ func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
 		WebhookDeliveries struct{ Nodes []struct{ Status string } }
 	}
 	s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e, status: FAILED) { nodes { status } } }`,
-		map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}, &log)
+		map[string]any{"e": endpoint}, &log)
 	if len(log.WebhookDeliveries.Nodes) == 0 {
 		t.Fatal("the delivery answered 410 is not FAILED")
 	}
@@ -279,7 +272,7 @@ func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
 		}
 	}
 	s.Must(t, partner, `{ webhookDeliveries(status: FAILED) { totalCount nodes { endpointId } } }`, nil, &dead)
-	if dead.WebhookDeliveries.TotalCount != len(log.WebhookDeliveries.Nodes) || dead.WebhookDeliveries.Nodes[0].EndpointID != created.CreateWebhookEndpoint.Endpoint.ID {
+	if dead.WebhookDeliveries.TotalCount != len(log.WebhookDeliveries.Nodes) || dead.WebhookDeliveries.Nodes[0].EndpointID != endpoint {
 		t.Fatalf("dead letters: %+v", dead)
 	}
 	_, rival := s.CreatePartner(t, "Rival", "1000")
@@ -406,7 +399,7 @@ func TestSlowEndpointDelaysOnlyItself(t *testing.T) {
 			}
 		}()
 		for _, u := range []string{slowSrv.URL, fastSrv.URL} {
-			s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`, map[string]any{"u": u}, nil)
+			usageHook(t, s, partner, u)
 		}
 		const alerts = 12 // more than one lease takes of a target
 		usageAlerts(t, s, partner, billing, "first", alerts)
@@ -435,8 +428,7 @@ func TestDeliveriesQueuedBehindABusyEndpointFollowAtOnce(t *testing.T) {
 		held := &counter{got: map[string]int{}, hold: make(chan struct{})}
 		srv := httptest.NewServer(held)
 		defer srv.Close()
-		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
-			map[string]any{"u": srv.URL}, nil)
+		usageHook(t, s, partner, srv.URL)
 		usageAlerts(t, s, partner, billing, "first", 1)
 		time.Sleep(200 * time.Millisecond) // its attempt is under way, held
 		usageAlerts(t, s, partner, billing, "second", 2)
@@ -510,8 +502,7 @@ func TestAPIOnlyProcessLeavesDeliveriesToAnother(t *testing.T) {
 		rc := &counter{got: map[string]int{}}
 		srv := httptest.NewServer(rc)
 		defer srv.Close()
-		api.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
-			map[string]any{"u": srv.URL}, nil)
+		usageHook(t, api, partner, srv.URL)
 		const alerts = 5
 		usageAlerts(t, api, partner, billing, "api", alerts)
 		rc.waitDistinct(t, alerts, 3*time.Second)
@@ -535,8 +526,7 @@ func TestDeliveriesKeepToTheProcessRate(t *testing.T) {
 		srv := httptest.NewServer(rc)
 		defer srv.Close()
 		for range endpoints {
-			s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
-				map[string]any{"u": srv.URL}, nil)
+			usageHook(t, s, partner, srv.URL)
 		}
 		usageAlerts(t, s, partner, billing, "storm", alerts)
 		rc.waitDistinct(t, endpoints*alerts, 20*time.Second)
@@ -580,8 +570,7 @@ func TestTargetBehindCatchesUp(t *testing.T) {
 		defer srv.Close()
 		release := sync.OnceFunc(func() { close(held.hold) })
 		defer release()
-		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
-			map[string]any{"u": srv.URL}, nil)
+		usageHook(t, s, partner, srv.URL)
 		for i := range alerts {
 			usageAlerts(t, s, partner, billing, fmt.Sprintf("wave%d", i), 1)
 		}
@@ -684,35 +673,10 @@ func TestWebhookTimeoutIsRetried(t *testing.T) {
 			}
 		}))
 		defer hook.Close()
-		var created struct {
-			CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
-		}
-		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
-			map[string]any{"u": hook.URL}, &created)
+		endpoint, _ := usageHook(t, s, partner, hook.URL)
 		usageAlerts(t, s, partner, billing, "slowpoke", 1)
-		var log struct {
-			WebhookDeliveries struct {
-				Nodes []struct {
-					Status   string
-					Attempts []struct {
-						HTTPStatus *int `json:"httpStatus"`
-						LatencyMs  int
-						Error      *string
-					}
-				}
-			}
-		}
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { nodes { status attempts { httpStatus latencyMs error } } } }`,
-				map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}, &log)
-			if n := log.WebhookDeliveries.Nodes; len(n) == 1 && n[0].Status == "DELIVERED" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("log: %+v", log)
-			}
-		}
-		a := log.WebhookDeliveries.Nodes[0].Attempts
+		log := waitForLog(t, s, partner, endpoint, func(ds []loggedDelivery) bool { return len(ds) == 1 && ds[0].Status == "DELIVERED" })
+		a := log[0].Attempts
 		if len(a) != 2 || a[0].HTTPStatus != nil || deref(a[0].Error) != "no answer within 300ms" || a[0].LatencyMs < 250 || a[0].LatencyMs > 1500 ||
 			a[1].HTTPStatus == nil || *a[1].HTTPStatus != 200 {
 			t.Fatalf("attempts: %+v", a)
@@ -739,8 +703,7 @@ func TestSpacedAutoIncrementIDs(t *testing.T) {
 	c := &counter{got: map[string]int{}}
 	hook := httptest.NewServer(c)
 	defer hook.Close()
-	s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
-		map[string]any{"u": hook.URL}, nil)
+	usageHook(t, s, partner, hook.URL)
 	var events []map[string]any
 	want := map[string]bool{}
 	for i := range 4 {
@@ -863,36 +826,13 @@ func TestWebhookLogSaysWhyNoAnswerCame(t *testing.T) {
 	}
 	endpoints := map[string]string{} // id → URL
 	for url := range want {
-		var created struct {
-			CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
-		}
-		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
-			map[string]any{"u": url}, &created)
-		endpoints[created.CreateWebhookEndpoint.Endpoint.ID] = url
+		endpoint, _ := usageHook(t, s, partner, url)
+		endpoints[endpoint] = url
 	}
 	usageAlerts(t, s, partner, billing, "why", 1)
 	for id, url := range endpoints {
-		var log struct {
-			WebhookDeliveries struct {
-				Nodes []struct {
-					Attempts []struct {
-						HTTPStatus *int `json:"httpStatus"`
-						Error      *string
-					}
-				}
-			}
-		}
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { nodes { attempts { httpStatus error } } } }`,
-				map[string]any{"e": id}, &log)
-			if n := log.WebhookDeliveries.Nodes; len(n) == 1 && len(n[0].Attempts) > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: no attempt logged: %+v", url, log)
-			}
-		}
-		a := log.WebhookDeliveries.Nodes[0].Attempts[0]
+		log := waitForLog(t, s, partner, id, func(ds []loggedDelivery) bool { return len(ds) == 1 && len(ds[0].Attempts) > 0 })
+		a := log[0].Attempts[0]
 		if a.HTTPStatus != nil || deref(a.Error) != want[url] {
 			t.Errorf("%s: attempt logged with status %v, error %q; want %q", url, a.HTTPStatus, deref(a.Error), want[url])
 		}
@@ -912,8 +852,7 @@ func TestWebhookEndpointShowsSinceWhenItFails(t *testing.T) {
 		w.WriteHeader(answer)
 	}))
 	defer hook.Close()
-	s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
-		map[string]any{"u": hook.URL}, nil)
+	usageHook(t, s, partner, hook.URL)
 	type endpoints struct {
 		WebhookEndpoints []struct{ FailingSince *string }
 	}
@@ -960,8 +899,7 @@ func TestDeliveryLogListsTheLastAttempts(t *testing.T) {
 		rc := &counter{got: map[string]int{}}
 		hook := httptest.NewServer(rc)
 		defer hook.Close()
-		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
-			map[string]any{"u": hook.URL}, nil)
+		usageHook(t, s, partner, hook.URL)
 		record(t, s, billing, event("many", cust, "80"))
 		type attempt struct{ AttemptedAt string }
 		var log struct {
@@ -1036,34 +974,9 @@ func TestWebhookRedirectIsNotFollowed(t *testing.T) {
 	defer elsewhere.Close()
 	moved := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/new", http.StatusPermanentRedirect))
 	defer moved.Close()
-	var created struct {
-		CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
-	}
-	s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { endpoint { id } } }`,
-		map[string]any{"u": moved.URL}, &created)
+	endpoint, _ := usageHook(t, s, partner, moved.URL)
 	usageAlerts(t, s, partner, billing, "moved", 1)
-	var log struct {
-		WebhookDeliveries struct {
-			Nodes []struct {
-				Status   string
-				Attempts []struct {
-					HTTPStatus *int `json:"httpStatus"`
-					Error      *string
-				}
-			}
-		}
-	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { nodes { status attempts { httpStatus error } } } }`,
-			map[string]any{"e": created.CreateWebhookEndpoint.Endpoint.ID}, &log)
-		if n := log.WebhookDeliveries.Nodes; len(n) == 1 && len(n[0].Attempts) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no attempt logged: %+v", log)
-		}
-	}
-	d := log.WebhookDeliveries.Nodes[0]
+	d := waitForLog(t, s, partner, endpoint, func(ds []loggedDelivery) bool { return len(ds) == 1 && len(ds[0].Attempts) > 0 })[0]
 	want := "HTTP 308: redirects are not followed; if that is the endpoint, register " + elsewhere.URL + "/new"
 	if d.Status != "PENDING" || d.Attempts[0].HTTPStatus == nil || *d.Attempts[0].HTTPStatus != 308 || deref(d.Attempts[0].Error) != want {
 		t.Fatalf("delivery %+v, attempt error %q; want %q", d, deref(d.Attempts[0].Error), want)
@@ -1127,15 +1040,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 		v := &verifier{secrets: map[string]string{}, verified: map[string]map[string]bool{}, answerSize: 3000}
 		hook := httptest.NewServer(v)
 		defer hook.Close()
-		var created struct {
-			CreateWebhookEndpoint struct {
-				Secret   string
-				Endpoint struct{ ID string }
-			}
-		}
-		s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret endpoint { id } } }`,
-			map[string]any{"u": hook.URL}, &created)
-		endpoint := created.CreateWebhookEndpoint.Endpoint.ID
+		endpoint, secret := usageHook(t, s, partner, hook.URL)
 		var rotated struct {
 			RotateWebhookSecret struct {
 				Secret   string
@@ -1146,7 +1051,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 		s.Fails(t, "NOT_FOUND", rival, `mutation($e: ID!) { rotateWebhookSecret(id: $e) { secret } }`, map[string]any{"e": endpoint})
 		s.Must(t, testenv.AdminToken, `mutation($e: ID!) { rotateWebhookSecret(id: $e) { secret endpoint { previousSecretValidUntil } } }`,
 			map[string]any{"e": endpoint}, &rotated)
-		old, fresh := created.CreateWebhookEndpoint.Secret, rotated.RotateWebhookSecret.Secret
+		old, fresh := secret, rotated.RotateWebhookSecret.Secret
 		until, err := time.Parse(time.RFC3339Nano, deref(rotated.RotateWebhookSecret.Endpoint.PreviousSecretValidUntil))
 		if err != nil || fresh == old || until.Sub(time.Now()) < 23*time.Hour || until.Sub(time.Now()) > 25*time.Hour {
 			t.Fatalf("rotated: new secret differs %v, old valid until %v (%v)", fresh != old, until, err)
@@ -1272,5 +1177,49 @@ func TestWebhookRegistrationRefusesUnsafeURLs(t *testing.T) {
 	s.Must(t, partner, `{ webhookEndpoints { url } }`, nil, &listed)
 	if len(listed.WebhookEndpoints) != 1 || listed.WebhookEndpoints[0].URL != "https://203.0.113.9/hook" {
 		t.Fatalf("stored endpoints: %+v", listed)
+	}
+}
+
+// usageHook registers, with the partner's key, an endpoint at url taking
+// the partner's USAGE_THRESHOLD alerts, and returns its id and secret.
+func usageHook(t testing.TB, s *testenv.Server, partner, url string) (id, secret string) {
+	t.Helper()
+	var out struct {
+		CreateWebhookEndpoint struct {
+			Secret   string
+			Endpoint struct{ ID string }
+		}
+	}
+	s.Must(t, partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret endpoint { id } } }`,
+		map[string]any{"u": url}, &out)
+	return out.CreateWebhookEndpoint.Endpoint.ID, out.CreateWebhookEndpoint.Secret
+}
+
+// loggedDelivery is a delivery as the log shows it, with its attempts.
+type loggedDelivery struct {
+	Status   string
+	Attempts []struct {
+		HTTPStatus *int `json:"httpStatus"`
+		LatencyMs  int
+		Error      *string
+	}
+}
+
+// waitForLog reads the endpoint's delivery log with key until done holds
+// of it, and returns it (t fails after 10 s).
+func waitForLog(t *testing.T, s *testenv.Server, key, endpoint string, done func([]loggedDelivery) bool) []loggedDelivery {
+	t.Helper()
+	var log struct {
+		WebhookDeliveries struct{ Nodes []loggedDelivery }
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.Must(t, key, `query($e: ID!) { webhookDeliveries(endpointId: $e) { nodes { status attempts { httpStatus latencyMs error } } } }`,
+			map[string]any{"e": endpoint}, &log)
+		if done(log.WebhookDeliveries.Nodes) {
+			return log.WebhookDeliveries.Nodes
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoint %s's log: %+v", endpoint, log.WebhookDeliveries.Nodes)
+		}
 	}
 }

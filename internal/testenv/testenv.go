@@ -169,7 +169,7 @@ func NewServerWith(t testing.TB, db *gorm.DB, settings httpapi.Services, opts ..
 	}
 	ao := o.Alerts
 	if !o.NoDelivery {
-		ao.AfterNumbered, ao.AfterPublished = s.Deliveries.Numbered, s.Deliveries.Published
+		ao.Deliveries = s.Deliveries
 	}
 	s.Alerts = alerts.New(db, ao, nil)
 	s.Accounts = accounts.New(db, s.Alerts)

@@ -138,14 +138,17 @@ func lockFanout(tx *gorm.DB) (uint, error) {
 	return last, err
 }
 
+// UnqueuedQuery counts the alerts numbered whose deliveries are not queued
+// yet. A cursor ahead of the sequence (alerts imported straight into the
+// tables) counts as none; compared first, since MySQL refuses an unsigned
+// subtraction below zero. The benchmark reads it too.
+const UnqueuedQuery = "SELECT CASE WHEN q.last_id > f.last_id THEN q.last_id - f.last_id ELSE 0 END" +
+	" FROM alert_sequences q, alert_fanout f WHERE q.id = 1 AND f.id = 1"
+
 // Unqueued counts the alerts numbered whose deliveries are not queued yet
-// (every process's): above a few for long, fan-out falls behind. A cursor
-// ahead of the sequence (alerts imported straight into the tables) counts
-// as none; compared first, since MySQL refuses an unsigned subtraction
-// below zero.
+// (every process's): above a few for long, fan-out falls behind.
 func (s *Service) Unqueued(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.db.WithContext(ctx).Raw("SELECT CASE WHEN q.last_id > f.last_id THEN q.last_id - f.last_id ELSE 0 END" +
-		" FROM alert_sequences q, alert_fanout f WHERE q.id = 1 AND f.id = 1").Scan(&n).Error
+	err := s.db.WithContext(ctx).Raw(UnqueuedQuery).Scan(&n).Error
 	return n, err
 }

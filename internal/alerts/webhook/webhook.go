@@ -24,6 +24,7 @@ import (
 	"github.com/cloudreseller/credit/internal/errs"
 	"github.com/cloudreseller/credit/internal/input"
 	"github.com/cloudreseller/credit/internal/page"
+	"github.com/cloudreseller/credit/models"
 )
 
 // MaxEndpoints bounds the endpoints of one partner, disabled ones
@@ -189,8 +190,8 @@ func (s *Service) Create(ctx context.Context, partnerID *uint, in NewEndpoint) (
 // turns (inserting an endpoint takes that row's shared lock for its foreign
 // key anyway).
 func roomFor(tx *gorm.DB, partnerID uint) error {
-	var locked uint
-	if err := database.QueryRow(tx, "SELECT id FROM partners WHERE id = ?"+database.ForUpdate(tx), partnerID).Scan(&locked); err != nil {
+	var p models.Partner
+	if err := database.Lock(tx, &p, partnerID, "partner"); err != nil {
 		return err
 	}
 	var n int64
