@@ -140,12 +140,15 @@ func TestDatabaseOutage(t *testing.T) {
 func databaseFault(t *testing.T, what string, d time.Duration, breakIt, mend func(*mariadb)) {
 	m := startMariaDB(t)
 	dsn := m.dsn("credit")
-	s := startServer(t, dsn)
+	hook := newDedupingReceiver()
+	defer hook.Close()
+	s := startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...)
 	h := newHarness(t, s)
 	w := h.setUp(10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	listeners := []*listener{h.listen(ctx, w.partner, 0)}
+	endpoint, after := h.hookAll(ctx, dsn, w.partner, hook.URL)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() { h.load(w, 4, stop); close(done) }()
 	time.Sleep(time.Second)
@@ -168,7 +171,9 @@ func databaseFault(t *testing.T, what string, d time.Duration, breakIt, mend fun
 		}
 	}
 	t.Logf("%s: %d probes during the fault, slowest failure %v; answering again %v after", what, probes, slowest, back)
-	h.report(what, h.verify(ctx, dsn, listeners...))
+	v := h.verify(ctx, dsn, listeners...)
+	h.report(what, v)
+	h.verifyWebhooks(hook, w.partner, endpoint, after, uint(v.alerts))
 }
 
 // SIGTERM drains: a mutation running at SIGTERM commits and gets its answer,

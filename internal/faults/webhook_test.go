@@ -1,6 +1,9 @@
 package faults_test
 
 import (
+	"context"
+	"database/sql"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -10,12 +13,16 @@ import (
 	"github.com/cloudreseller/credit/internal/testenv"
 )
 
+// deliveryEnv lets a server deliver to a receiver on loopback, with short
+// timeouts, leases and retries.
+var deliveryEnv = []string{"WEBHOOK_ALLOW_INSECURE=true", "WEBHOOK_ALLOW_PRIVATE=true", "WEBHOOK_TIMEOUT=2s", "WEBHOOK_RETRIES=500ms,500ms,500ms"}
+
 // A process killed while a webhook attempt is in flight loses nothing: the
 // delivery's lease runs out and another process delivers it, and a receiver
 // that drops repeats by webhook-id holds it once.
 func TestWebhookSurvivesAKilledProcess(t *testing.T) {
 	dsn := testenv.MySQLDSN(t)
-	env := []string{"WEBHOOK_ALLOW_INSECURE=true", "WEBHOOK_ALLOW_PRIVATE=true", "WEBHOOK_TIMEOUT=2s", "WEBHOOK_RETRIES=500ms,500ms,500ms"}
+	env := deliveryEnv
 	var mu sync.Mutex
 	requests, held := 0, map[string]int{}
 	hang := make(chan struct{})
@@ -76,4 +83,111 @@ func TestWebhookSurvivesAKilledProcess(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests: the killed process's attempt, then the survivor's", requests)
+}
+
+// dedupingReceiver is a webhook endpoint that holds each webhook-id once, as
+// the Standard Webhooks specification asks receivers to, and counts the
+// repeats it dropped.
+type dedupingReceiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	held     map[string]bool
+	requests int
+}
+
+func newDedupingReceiver() *dedupingReceiver {
+	r := &dedupingReceiver{held: map[string]bool{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.requests++
+		r.held[req.Header.Get("webhook-id")] = true
+	}))
+	return r
+}
+
+// hookAll registers an endpoint for every alert of the partner once the
+// alerts raised so far are queued for delivery (none is raised meanwhile),
+// and returns its id and the last alert before it.
+func (h *harness) hookAll(ctx context.Context, dsn, partnerKey, url string) (endpoint string, after uint) {
+	h.t.Helper()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var queued uint
+		if err := db.QueryRowContext(ctx, "SELECT q.last_id, f.last_id FROM alert_sequences q, alert_fanout f WHERE q.id = 1 AND f.id = 1").Scan(&after, &queued); err != nil {
+			h.t.Fatal(err)
+		}
+		if after == queued {
+			break
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("alerts up to %d numbered, queued for delivery up to %d", after, queued)
+		}
+	}
+	var out struct {
+		CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+	}
+	h.must(partnerKey, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { endpoint { id } } }`, map[string]any{"u": url}, &out)
+	return out.CreateWebhookEndpoint.Endpoint.ID, after
+}
+
+// verifyWebhooks checks that the endpoint received every alert after the
+// one given up to the last, once each after dropping repeats, and nothing
+// else, and that its log says each was delivered (none left pending or
+// failed).
+func (h *harness) verifyWebhooks(r *dedupingReceiver, partnerKey, endpoint string, after, last uint) {
+	h.t.Helper()
+	want := map[string]bool{}
+	for id := after + 1; id <= last; id++ {
+		want[fmt.Sprintf("msg_e%s_a%d", endpoint, id)] = true
+	}
+	missing := func() (n int) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for id := range want {
+			if !r.held[id] {
+				n++
+			}
+		}
+		return n
+	}
+	// A lease taken before the fault and not recorded runs out (6 attempt
+	// timeouts) before its delivery is sent again.
+	deadline := time.Now().Add(40 * time.Second)
+	for missing() > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	var log struct {
+		Delivered, Pending, Failed struct{ TotalCount int }
+	}
+	const q = `query($e: ID!) { delivered: webhookDeliveries(endpointId: $e, status: DELIVERED) { totalCount }
+		pending: webhookDeliveries(endpointId: $e, status: PENDING) { totalCount } failed: webhookDeliveries(endpointId: $e, status: FAILED) { totalCount } }`
+	for {
+		h.must(partnerKey, q, map[string]any{"e": endpoint}, &log)
+		if log.Pending.TotalCount == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	m := missing()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	unexpected := 0
+	for id := range r.held {
+		if !want[id] {
+			unexpected++
+		}
+	}
+	h.t.Logf("webhooks: %d alerts to deliver, %d requests received, %d distinct, %d repeats dropped by webhook-id; log: %d delivered, %d pending, %d failed",
+		len(want), r.requests, len(r.held), r.requests-len(r.held), log.Delivered.TotalCount, log.Pending.TotalCount, log.Failed.TotalCount)
+	if m > 0 || unexpected > 0 {
+		h.t.Errorf("webhooks: %d alerts never delivered, %d deliveries of nothing raised", m, unexpected)
+	}
+	if log.Delivered.TotalCount != len(want) || log.Pending.TotalCount+log.Failed.TotalCount > 0 {
+		h.t.Errorf("the delivery log says %d delivered, %d pending, %d failed; want %d delivered", log.Delivered.TotalCount, log.Pending.TotalCount, log.Failed.TotalCount, len(want))
+	}
 }
