@@ -25,15 +25,20 @@ import (
 )
 
 // Two processes on one MySQL under load; one is killed with SIGKILL and
-// restarted. Clients retry every unanswered request on either process.
+// restarted. Clients retry every unanswered request on either process; both
+// processes deliver webhooks, and the killed one's deliveries in flight are
+// made by the other or by itself once restarted.
 func TestRestartUnderLoad(t *testing.T) {
 	dsn := testenv.MySQLDSN(t)
-	a, b := startServer(t, dsn), startServer(t, dsn)
+	hook := newDedupingReceiver()
+	defer hook.Close()
+	a, b := startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...), startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...)
 	h := newHarness(t, a, b)
 	w := h.setUp(10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	listeners := []*listener{h.listen(ctx, w.partner, 0), h.listen(ctx, w.partner, 1)}
+	endpoint, after := h.hookAll(ctx, dsn, w.partner, hook.URL)
 
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() { h.load(w, 8, stop); close(done) }()
@@ -45,7 +50,9 @@ func TestRestartUnderLoad(t *testing.T) {
 	close(stop)
 	<-done
 
-	h.report("SIGKILL of one of two processes mid-load, restarted 1 s later", h.verify(ctx, dsn, listeners...))
+	v := h.verify(ctx, dsn, listeners...)
+	h.report("SIGKILL of one of two processes mid-load, restarted 1 s later", v)
+	h.verifyWebhooks(hook, w.partner, endpoint, after, uint(v.alerts))
 	for i, l := range listeners {
 		t.Logf("listener %d connected %d times", i, l.resumes)
 	}

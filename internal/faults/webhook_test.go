@@ -87,7 +87,9 @@ func TestWebhookSurvivesAKilledProcess(t *testing.T) {
 
 // dedupingReceiver is a webhook endpoint that holds each webhook-id once, as
 // the Standard Webhooks specification asks receivers to, and counts the
-// repeats it dropped.
+// repeats it dropped. It answers after receiverDelay, so that a fault
+// injected under load finds attempts in flight, and attempts made and not
+// yet recorded (the recorder writes every 100 ms).
 type dedupingReceiver struct {
 	*httptest.Server
 	mu       sync.Mutex
@@ -95,13 +97,17 @@ type dedupingReceiver struct {
 	requests int
 }
 
+// receiverDelay is how long the deduping receiver takes to answer.
+const receiverDelay = 30 * time.Millisecond
+
 func newDedupingReceiver() *dedupingReceiver {
 	r := &dedupingReceiver{held: map[string]bool{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		r.requests++
 		r.held[req.Header.Get("webhook-id")] = true
+		r.mu.Unlock()
+		time.Sleep(receiverDelay)
 	}))
 	return r
 }
