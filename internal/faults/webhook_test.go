@@ -197,3 +197,102 @@ func (h *harness) verifyWebhooks(r *dedupingReceiver, partnerKey, endpoint strin
 		h.t.Errorf("the delivery log says %d delivered, %d pending, %d failed; want %d delivered", log.Delivered.TotalCount, log.Pending.TotalCount, log.Failed.TotalCount, len(want))
 	}
 }
+
+// SIGTERM lets a webhook attempt in flight finish and records it before the
+// process exits, so that no process sends it again once its lease runs out;
+// the deliveries of the same endpoint behind it are not started (each could
+// take the attempt timeout) but handed back at once, so that the next
+// process sends them without waiting for their leases.
+func TestSIGTERMFinishesWebhooksInFlight(t *testing.T) {
+	dsn := testenv.MySQLDSN(t)
+	var mu sync.Mutex
+	var received []string
+	arrived := make(chan struct{}, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		received = append(received, r.Header.Get("webhook-id"))
+		first := len(received) == 1
+		mu.Unlock()
+		arrived <- struct{}{}
+		if first {
+			time.Sleep(1500 * time.Millisecond)
+		}
+		w.Write([]byte("taken"))
+	}))
+	defer hook.Close()
+	s := startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...)
+	h := newHarness(t, s)
+	w := h.setUp(3)
+	h.must(w.partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
+		map[string]any{"u": hook.URL}, nil)
+	var events []any
+	for i, c := range w.customers { // three alerts at once, for the one endpoint
+		events = append(events, map[string]any{"eventId": fmt.Sprint("drain-", i), "customerId": c, "amount": "800"})
+	}
+	h.must(w.billing, usageOp, map[string]any{"in": map[string]any{"events": events}}, nil)
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the webhook never came")
+	}
+	took, err := s.terminate() // mid-attempt
+	if err != nil {
+		t.Errorf("the server exited with %v:\n%s", err, s.out)
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	type row struct {
+		status, response string
+		attempts, logged int
+		leased           bool
+	}
+	deliveries := func() []row {
+		rows, err := db.Query("SELECT d.status, d.attempts, d.lease_until IS NOT NULL, COUNT(a.id), COALESCE(MAX(a.response), '') FROM alert_deliveries d" +
+			" LEFT JOIN alert_delivery_attempts a ON a.delivery_id = d.id GROUP BY d.id ORDER BY d.id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.status, &r.attempts, &r.leased, &r.logged, &r.response); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	mu.Lock()
+	sent := len(received)
+	mu.Unlock()
+	got := deliveries()
+	t.Logf("exited %v after SIGTERM; %d webhooks sent; deliveries %+v", took, sent, got)
+	if sent != 1 || took > 3*time.Second {
+		t.Errorf("after SIGTERM the process sent %d webhooks and took %v to exit; want the one in flight only, answered in 1.5 s", sent, took)
+	}
+	if len(got) != 3 || got[0] != (row{"DELIVERED", "taken", 1, 1, false}) {
+		t.Fatalf("the attempt in flight at SIGTERM is recorded as %+v; want DELIVERED after 1 attempt, answer \"taken\"", got)
+	}
+	for _, r := range got[1:] {
+		if r != (row{status: "PENDING"}) {
+			t.Errorf("a delivery not started at SIGTERM is %+v; want PENDING, not attempted, not leased", r)
+		}
+	}
+
+	startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...)
+	for deadline := time.Now().Add(5 * time.Second); len(arrived) < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the next process did not send the deliveries handed back within 5 s (their leases last 12 s)")
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(received) != 3 || received[0] == received[1] || received[1] == received[2] || received[0] == received[2] {
+		t.Errorf("the endpoint received %v; want each of the three alerts once", received)
+	}
+}

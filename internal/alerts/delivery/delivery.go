@@ -48,8 +48,10 @@ type Channel interface {
 	// RouteNotice returns the deliveries a notice to a partner needs.
 	RouteNotice(tx *gorm.DB, n *Notice) ([]Route, error)
 	// Send attempts deliveries to one target, in order, each bounded by the
-	// channel's timeout, and reports each outcome as it comes.
-	Send(ctx context.Context, target uint, ms []*Message, report func(*Message, Outcome))
+	// channel's timeout, and reports each outcome as it comes. When report
+	// returns false (the process is shutting down) Send starts no more and
+	// returns: the dispatcher hands the rest back.
+	Send(ctx context.Context, target uint, ms []*Message, report func(*Message, Outcome) bool)
 	// Settle records, in the transaction that records attempts, what their
 	// outcomes (by target, in order) mean for the targets (a streak of
 	// failures). For each target it disables it returns the notice to its

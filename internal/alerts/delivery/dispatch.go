@@ -22,7 +22,8 @@ import (
 const passGap = 10 * time.Millisecond
 
 // Run dispatches due deliveries until ctx ends, then waits for the attempts
-// in flight (each bounded by its channel's timeout) and records them.
+// in flight (each bounded by its channel's timeout), records them, and hands
+// back the deliveries its workers held and had not started.
 func (s *Service) Run(ctx context.Context) {
 	results := make(chan result, 4*recordBatch)
 	recorded := make(chan struct{})
@@ -331,7 +332,11 @@ func (s *Service) load(ctx context.Context, batch []leased) ([]*Message, error) 
 }
 
 // attempt sends a target's deliveries, in order, once the budget allows, and
-// hands each outcome to the recorder.
+// hands each outcome to the recorder. Once stop is closed (shutdown) it
+// starts no more: the attempt in flight finishes and is recorded, and the
+// deliveries not started are handed back (their leases ended), for the
+// next process to send at once. Each could take the channel's timeout:
+// sending them all made a shutdown wait up to PerTarget timeouts.
 func (s *Service) attempt(ctx context.Context, stop <-chan struct{}, channel string, target uint, ms []*Message) {
 	c := s.channels[channel]
 	var live []*Message
@@ -342,15 +347,35 @@ func (s *Service) attempt(ctx context.Context, stop <-chan struct{}, channel str
 		}
 		live = append(live, m)
 	}
-	if len(live) > 0 {
-		s.pace(stop, len(live))
-		c.Send(ctx, target, live, func(m *Message, o Outcome) { s.results <- s.outcome(channel, m, o) })
+	if len(live) == 0 {
+		return
+	}
+	s.pace(stop, len(live))
+	sent := 0
+	if !stopped(stop) {
+		c.Send(ctx, target, live, func(m *Message, o Outcome) bool {
+			s.results <- s.outcome(channel, m, o)
+			sent++
+			return !stopped(stop)
+		})
+	}
+	for _, m := range live[sent:] {
+		s.results <- result{channel: channel, m: m, handBack: true}
+	}
+}
+
+// stopped tells whether stop is closed.
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
 	}
 }
 
 // pace waits until the budget allows n more attempts. Once stop is closed
-// (shutdown) it waits no longer: what is in hand is attempted, not left to
-// its lease.
+// (shutdown) it waits no longer.
 func (s *Service) pace(stop <-chan struct{}, n int) {
 	r := s.budget.ReserveN(time.Now(), n)
 	if !r.OK() {

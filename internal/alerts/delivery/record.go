@@ -11,14 +11,17 @@ import (
 	"github.com/cloudreseller/credit/internal/database"
 )
 
-// result is an attempt to record, with the delivery's next state.
+// result is an attempt to record, with the delivery's next state; or,
+// handBack, a delivery leased and not attempted (the process is shutting
+// down), whose lease is to end.
 type result struct {
-	channel string
-	m       *Message
-	o       Outcome
-	state   string
-	next    *time.Time // PENDING: when it is due again
-	at      time.Time  // when the attempt began
+	channel  string
+	m        *Message
+	o        Outcome
+	state    string
+	next     *time.Time // PENDING: when it is due again
+	at       time.Time  // when the attempt began
+	handBack bool
 }
 
 // Recording: attempts are written in batches, one transaction for up to
@@ -62,10 +65,28 @@ func (s *Service) recorder(results <-chan result, done chan<- struct{}) {
 }
 
 // write records a batch of attempts and their deliveries' next states in
-// one transaction, with what they mean for their targets; a target disabled
-// by them raises a notice to its partner.
-func (s *Service) write(ctx context.Context, batch []result) error {
+// one transaction, with what they mean for their targets (a target disabled
+// by them raises a notice to its partner), and ends the leases of the
+// deliveries handed back.
+func (s *Service) write(ctx context.Context, results []result) error {
+	var batch []result
+	var handBack []uint
+	for _, r := range results {
+		if r.handBack {
+			handBack = append(handBack, r.m.DeliveryID)
+		} else {
+			batch = append(batch, r)
+		}
+	}
 	return database.Transact(ctx, s.db, func(tx *gorm.DB) error {
+		if len(handBack) > 0 {
+			if err := tx.Exec("UPDATE alert_deliveries SET lease_until = NULL WHERE id IN ? AND status = ?", handBack, StatusPending).Error; err != nil {
+				return err
+			}
+		}
+		if len(batch) == 0 {
+			return nil
+		}
 		now := tx.NowFunc()
 		if _, err := database.InsertRows(tx, "alert_delivery_attempts", []string{"delivery_id", "attempted_at", "code", "latency_ms", "response", "error"},
 			len(batch), func(i int) []any {

@@ -65,17 +65,21 @@ func (s *Service) Settle(*gorm.DB, map[uint][]delivery.Outcome, time.Time) ([]*d
 
 // Send e-mails alerts and notices to one address, in order: one read of the
 // address for all of them.
-func (s *Service) Send(ctx context.Context, target uint, ms []*delivery.Message, report func(*delivery.Message, delivery.Outcome)) {
+func (s *Service) Send(ctx context.Context, target uint, ms []*delivery.Message, report func(*delivery.Message, delivery.Outcome) bool) {
 	var to []Address
 	err := s.db.WithContext(ctx).Table("notification_addresses").Where("id = ?", target).Find(&to).Error
 	for _, m := range ms {
+		var o delivery.Outcome
 		switch {
 		case err != nil:
-			report(m, delivery.Outcome{Error: "the address could not be read; retrying"})
+			o = delivery.Outcome{Error: "the address could not be read; retrying"}
 		case len(to) == 0:
-			report(m, delivery.Outcome{Error: "the address was removed", Final: true})
+			o = delivery.Outcome{Error: "the address was removed", Final: true}
 		default:
-			report(m, s.send(ctx, to[0].Address, m))
+			o = s.send(ctx, to[0].Address, m)
+		}
+		if !report(m, o) {
+			return
 		}
 	}
 }

@@ -165,21 +165,24 @@ const maxResponse = 1024
 
 // Send posts alerts to one endpoint, signed, in order: one read of the
 // endpoint for all of them.
-func (s *Service) Send(ctx context.Context, target uint, ms []*delivery.Message, report func(*delivery.Message, delivery.Outcome)) {
+func (s *Service) Send(ctx context.Context, target uint, ms []*delivery.Message, report func(*delivery.Message, delivery.Outcome) bool) {
 	e, err := s.cache.get(ctx, s.db, target)
 	for _, m := range ms {
+		var o delivery.Outcome
 		switch {
 		case err != nil:
-			report(m, delivery.Outcome{Error: "the endpoint could not be read; retrying"})
+			o = delivery.Outcome{Error: "the endpoint could not be read; retrying"}
 		case e == nil || e.DisabledAt != nil || m.Alert == nil:
-			report(m, delivery.Outcome{Error: "the endpoint was deleted or disabled", Final: true})
+			o = delivery.Outcome{Error: "the endpoint was deleted or disabled", Final: true}
 		default:
-			o := s.post(ctx, e, m.Alert)
-			report(m, o)
+			o = s.post(ctx, e, m.Alert)
 			if o.Code != nil && *o.Code == http.StatusGone {
 				s.cache.forget(target)
 				e = nil // disabled: what follows fails without being sent
 			}
+		}
+		if !report(m, o) {
+			return
 		}
 	}
 }
