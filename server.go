@@ -293,7 +293,11 @@ func deliveryChannels(db *gorm.DB, cfg config.Config, log *slog.Logger) (*delive
 	hooks := webhook.New(db, deliveries, webhook.Options{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate,
 		Timeout: cfg.WebhookTimeout})
 	deliveries.Add(hooks)
-	mail := email.New(db, deliveries, email.Options{Server: cfg.SMTPURL, From: cfg.SMTPFrom, Link: cfg.AlertLink, Timeout: mailTimeout})
+	public := cfg.PublicURL
+	if public == "" {
+		public = fmt.Sprintf("http://localhost:%d", cfg.Port)
+	}
+	mail := email.New(db, deliveries, email.Options{Server: cfg.SMTPURL, From: cfg.SMTPFrom, Link: cfg.AlertLink, Playground: public, Timeout: mailTimeout})
 	if !mail.Enabled() {
 		log.Info("e-mail is off: alerts are not e-mailed until SMTP_URL is set")
 		return deliveries, hooks, mail

@@ -68,6 +68,9 @@ type Config struct {
 	// AlertLink is the link e-mails give to see a customer ({id} is its id);
 	// empty: the playground.
 	AlertLink string
+	// PublicURL is where people reach this server (its playground), for the
+	// links of alert e-mails; empty: http://localhost:Port.
+	PublicURL string
 }
 
 // setting is one configuration item: its variable, flag, default and how it
@@ -204,6 +207,15 @@ var settings = []setting{
 			}
 		}
 		c.AlertLink = v
+		return nil
+	}},
+	{"PUBLIC_URL", "public-url", "", "where people reach this server, e.g. https://credit.example.com: alert e-mails without ALERT_LINK link to its playground; unset: http://localhost:PORT", func(c *Config, v string) error {
+		if v != "" {
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return errors.New("must be an http or https URL")
+			}
+		}
+		c.PublicURL = strings.TrimSuffix(v, "/")
 		return nil
 	}},
 	{"PLAYGROUND_CDN", "playground-cdn", "false", "serve the playground from GraphiQL's public CDN instead of the files built into the binary: true or false", boolean(func(c *Config) *bool { return &c.PlaygroundCDN })},

@@ -61,6 +61,7 @@ func TestInvalidValuesAreNamed(t *testing.T) {
 		{map[string]string{"DELIVERY_WORKER": "api"}, nil, `DELIVERY_WORKER (--delivery-worker) must be true or false`},
 		{map[string]string{"DELIVERY_MAX_RATE": "5"}, nil, `DELIVERY_MAX_RATE (--delivery-max-rate) must be a number of attempts a second from 10 to 100000`},
 		{map[string]string{"WEBHOOK_ALLOW_PRIVATE": "sure"}, nil, `WEBHOOK_ALLOW_PRIVATE (--webhook-allow-private) must be true or false`},
+		{map[string]string{"PUBLIC_URL": "credit.example.com"}, nil, `PUBLIC_URL (--public-url) must be an http or https URL`},
 		{map[string]string{"MYSQL_DSN": "root:s3cret@db:3306/credit"}, nil, `MYSQL_DSN (--mysql-dsn) is not a MySQL DSN`},
 		{map[string]string{"ADMIN_TOKEN": "short-secret"}, nil, `ADMIN_TOKEN (--admin-token) must be at least 32 characters`},
 		{nil, []string{"serve"}, `unexpected argument "serve"`},

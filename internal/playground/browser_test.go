@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/cloudreseller/credit/internal/alerts/email"
 	"github.com/cloudreseller/credit/internal/playground"
 	"github.com/cloudreseller/credit/internal/testenv"
 )
@@ -198,5 +200,35 @@ func waitListeners(t *testing.T, s *testenv.Server, n int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d listeners, want %d", s.Alerts.Listeners(), n)
 		}
+	}
+}
+
+// The link of an alert e-mail opens the playground on the query that shows
+// its customer: with the key pasted into the headers, running it shows the
+// customer.
+func TestPlaygroundOpensTheLinkOfAnAlertEmail(t *testing.T) {
+	need(t)
+	s := testenv.NewServer(t, testenv.SQLite(t))
+	_, partner := s.CreatePartner(t, "Reseller", "1000")
+	cust := s.CreateCustomer(t, partner, "Linked Customer", false)
+	s.SetCredit(t, partner, cust, "100")
+	id, err := strconv.ParseUint(cust, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := browse(t, s.URL)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(email.PlaygroundLink(s.URL, uint(id))),
+		chromedp.WaitVisible(queryEditor),
+		chromedp.WaitVisible(headersEditor),
+		replaceText(headersEditor, `{"Authorization": "Bearer `+partner+`"}`),
+		chromedp.Click(runButton),
+		responseContains(`"customer": {`, `"name": "Linked Customer"`, `"available": "100.00"`, `"status": "ACTIVE"`),
+	)
+	if err != nil {
+		t.Fatalf("the e-mail's link in the playground: %v", err)
 	}
 }

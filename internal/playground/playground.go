@@ -165,6 +165,7 @@ createRoot(document.getElementById('graphiql')).render(React.createElement(Graph
   fetcher: createGraphiQLFetcher({ url, subscriptionUrl: url.replace(/^http/, 'ws') }),
   defaultHeaders: headers,
   initialHeaders: headers,
+  initialQuery: new URLSearchParams(location.search).get('query') ?? undefined,
   isHeadersEditorEnabled: true,
 }));
 </script>

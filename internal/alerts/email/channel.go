@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -194,11 +195,30 @@ func (s *Service) letter(db *gorm.DB, m *delivery.Message) (Letter, string, erro
 	if len(names) > 0 {
 		name = names[0]
 	}
-	link := ""
-	if s.opts.Link != "" {
-		link = strings.ReplaceAll(s.opts.Link, "{id}", strconv.FormatUint(uint64(m.Alert.CustomerID), 10))
+	return AlertLetter(m.Alert, name, s.opts.see(m.Alert.CustomerID)), fmt.Sprintf("a%d", m.Alert.ID), nil
+}
+
+// see says where a person sees a customer: the dashboard (Link), or the
+// playground opened on the query that shows it.
+func (o Options) see(customer uint) string {
+	switch {
+	case o.Link != "":
+		return "See the customer: " + strings.ReplaceAll(o.Link, "{id}", strconv.FormatUint(uint64(customer), 10))
+	case o.Playground != "":
+		return "See the customer in the playground (your PARTNER key goes in its Headers tab): " + PlaygroundLink(o.Playground, customer)
 	}
-	return AlertLetter(m.Alert, name, link), fmt.Sprintf("a%d", m.Alert.ID), nil
+	return "See the customer in the playground: " + strings.ReplaceAll(customerQuery(customer), "\n", " ")
+}
+
+// PlaygroundLink is the address of the playground at base opened on the
+// query that shows a customer (the playground reads ?query=).
+func PlaygroundLink(base string, customer uint) string {
+	return base + "/?query=" + url.QueryEscape(customerQuery(customer))
+}
+
+// customerQuery is the GraphQL query that shows a customer.
+func customerQuery(customer uint) string {
+	return fmt.Sprintf("query Customer {\n  customer(id: \"%d\") { name credit used available usagePercent status }\n}", customer)
 }
 
 // domainOf is the domain of an address ("localhost" when it has none).

@@ -36,8 +36,12 @@ type Options struct {
 	// From is the sender's address.
 	From string
 	// Link is where a customer can be seen, with {id} for its id (a
-	// dashboard); empty: no link.
+	// dashboard); empty: the playground, at Playground.
 	Link string
+	// Playground is the address of this server's playground (PUBLIC_URL):
+	// without Link, e-mails link to it, opened on the query that shows the
+	// customer. Empty: they name that query.
+	Playground string
 	// Timeout bounds one attempt (30 s).
 	Timeout time.Duration
 	// TLS, if set, is used for STARTTLS and smtps (the tests trust their own

@@ -17,10 +17,9 @@ type Letter struct {
 }
 
 // AlertLetter writes the e-mail for an alert about customer, for a person who
-// has to act on it: what happened, the figures, what it means, where to look.
-// link is where the customer can be seen (ALERT_LINK); without one, the
-// letter names the playground query that shows it.
-func AlertLetter(a *models.Alert, customer string, link string) Letter {
+// has to act on it: what happened, the figures, what it means, and see,
+// where to look.
+func AlertLetter(a *models.Alert, customer string, see string) Letter {
 	who := fmt.Sprintf("%s (customer %d)", customer, a.CustomerID)
 	headline, meaning := explain(a, who)
 	var b strings.Builder
@@ -36,10 +35,8 @@ func AlertLetter(a *models.Alert, customer string, link string) Letter {
 		}
 	}
 	b.WriteString("\n" + meaning + "\n\n")
-	if link != "" {
-		fmt.Fprintf(&b, "See the customer: %s\n\n", link)
-	} else {
-		fmt.Fprintf(&b, "See the customer in the playground: query { customer(id: \"%d\") { name credit used available status } }\n\n", a.CustomerID)
+	if see != "" {
+		b.WriteString(see + "\n\n")
 	}
 	fmt.Fprintf(&b, "Alert %d (%s, caused by %s), raised %s.\n", a.ID, a.Kind, a.Cause, a.CreatedAt.UTC().Format(time.RFC1123))
 	return Letter{Subject: headline, Body: b.String()}

@@ -1,6 +1,7 @@
 package email
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -27,37 +28,38 @@ func TestAlertLetter(t *testing.T) {
 	cases := []struct {
 		name     string
 		alert    *models.Alert
-		link     string
+		opts     Options
 		subject  string
 		contains []string
 	}{
 		{"75 %", with(func(a *models.Alert) {
 			a.Kind, a.Threshold, a.Used, a.Available, a.UsageBasisPoints = rules.UsageThreshold, 75, units(80), units(20), 8000
-		}), "", "Acme (customer 12) has used 75 % of its credit",
+		}), Options{}, "Acme (customer 12) has used 75 % of its credit",
 			[]string{"Credit:     100.00", "Used:       80.00 (80.00 %)", "Available:  20.00", "Watch its usage", `customer(id: "12")`, "Alert 7 (USAGE_THRESHOLD, caused by USAGE)"}},
 		{"100 %", with(func(a *models.Alert) {
 			a.Kind, a.Threshold, a.Used, a.UsageBasisPoints = rules.UsageThreshold, 100, units(100), 10000
 			a.Status = ptr(credit.StatusSuspended)
-		}), "https://dash.example.com/customers/12", "Acme (customer 12) has used 100 % of its credit",
+		}), Options{Link: "https://dash.example.com/customers/{id}", Playground: "https://credit.example.com"}, "Acme (customer 12) has used 100 % of its credit",
 			[]string{"no credit left", "suspended", "Status:     SUSPENDED", "See the customer: https://dash.example.com/customers/12"}},
 		{"available below", with(func(a *models.Alert) {
 			a.Kind, a.Level = rules.AvailableBelow, ptr(units(50))
-		}), "", "Acme (customer 12): available credit fell below 50.00", []string{"Allocate credit"}},
+		}), Options{Playground: "https://credit.example.com"}, "Acme (customer 12): available credit fell below 50.00",
+			[]string{"Allocate credit", "See the customer in the playground (your PARTNER key goes in its Headers tab): https://credit.example.com/?query=query+Customer"}},
 		{"status changed", with(func(a *models.Alert) {
 			a.Kind, a.Status, a.PreviousStatus = rules.StatusChanged, ptr(credit.StatusSuspended), ptr(credit.StatusActive)
-		}), "", "Acme (customer 12) is now SUSPENDED (was ACTIVE)", []string{"suspended until it has available credit"}},
+		}), Options{}, "Acme (customer 12) is now SUSPENDED (was ACTIVE)", []string{"suspended until it has available credit"}},
 		{"recovered", with(func(a *models.Alert) {
 			a.Kind, a.Threshold, a.RecoveredKind = rules.Recovered, 90, ptr(rules.UsageThreshold)
-		}), "", "Acme (customer 12) recovered: no longer 90 % of credit used", []string{"No action is needed"}},
+		}), Options{}, "Acme (customer 12) recovered: no longer 90 % of credit used", []string{"No action is needed"}},
 		{"forecast", with(func(a *models.Alert) {
 			a.Kind, a.DaysLeft, a.BurnRatePerDay, a.BasedOnHours = rules.DepletionForecast, ptr(int64(250)), ptr(units(8)), ptr(48)
 			a.DepletesAt = ptr(at.Add(60 * time.Hour))
-		}), "", "Acme (customer 12) will run out of credit in 2.5 days at its current usage",
+		}), Options{}, "Acme (customer 12) will run out of credit in 2.5 days at its current usage",
 			[]string{"Burn rate:  8.00 a day (over the last 48 hours)", "Runs out:   2026-12-05 21:00 UTC (in 2.50 days)"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			l := AlertLetter(c.alert, "Acme", c.link)
+			l := AlertLetter(c.alert, "Acme", c.opts.see(c.alert.CustomerID))
 			if l.Subject != c.subject {
 				t.Errorf("subject %q, want %q", l.Subject, c.subject)
 			}
@@ -67,6 +69,19 @@ func TestAlertLetter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The playground link opens the playground on the query that shows the
+// customer, as it reads ?query=.
+func TestPlaygroundLink(t *testing.T) {
+	link, err := url.Parse(PlaygroundLink("https://credit.example.com", 12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "query Customer {\n  customer(id: \"12\") { name credit used available usagePercent status }\n}"
+	if link.Host != "credit.example.com" || link.Path != "/" || link.Query().Get("query") != want {
+		t.Errorf("link %s: host %q, path %q, query %q", link, link.Host, link.Path, link.Query().Get("query"))
 	}
 }
 

@@ -61,12 +61,18 @@ function withoutHeaders(value) {
   }
 }
 
+// A link may open the playground on a query (?query=…): alert e-mails link
+// to the one that shows their customer. GraphiQL opens it in a tab of its
+// own, next to those kept from before.
+const linkedQuery = new URLSearchParams(location.search).get('query') ?? undefined;
+
 createRoot(document.getElementById('graphiql')).render(
   createElement(GraphiQL, {
     fetcher: createGraphiQLFetcher({ url, subscriptionUrl }),
     defaultHeaders,
     initialHeaders: defaultHeaders,
     defaultQuery,
+    initialQuery: linkedQuery,
     isHeadersEditorEnabled: true,
     // Keys are not kept in the browser's storage: the settings dialog has a
     // "Persist headers" switch for whoever wants them kept.
