@@ -114,6 +114,30 @@ type row struct {
 	server, raw  Result
 	target       float64 // minimum ratio, 0: none
 	latencyLimit time.Duration
+	// paired, when set, are the ratios of runs measured back to back (each
+	// against its own baseline): the ratio shown is their median, with their
+	// range. Runs far apart differ by more than what is measured (the store
+	// grows, the machine wanders), which a ratio of medians mixes in.
+	paired []float64
+}
+
+// ratio is the row's ratio: the median of its paired ratios, or of its
+// medians.
+func (r row) ratio() float64 {
+	if len(r.paired) == 0 {
+		return r.server.Rate() / r.raw.Rate()
+	}
+	p := slices.Clone(r.paired)
+	slices.Sort(p)
+	return p[len(p)/2]
+}
+
+// spread says the range of the paired ratios, if any.
+func (r row) spread() string {
+	if len(r.paired) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (%.2f–%.2f, %d pairs)", slices.Min(r.paired), slices.Max(r.paired), len(r.paired))
 }
 
 func printTable(w io.Writer, title string, rows []row) {
@@ -126,7 +150,7 @@ func printColumns(w io.Writer, title, a, b string, rows []row) {
 	fmt.Fprintf(w, "| workload | %[1]s | %[1]s p50 / p99 | %[2]s | %[2]s p50 / p99 | ratio | target |\n", a, b)
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		ratio := r.server.Rate() / r.raw.Rate()
+		ratio := r.ratio()
 		target := "—"
 		if r.target > 0 {
 			verdict := "met"
@@ -139,9 +163,9 @@ func printColumns(w io.Writer, title, a, b string, rows []row) {
 		if r.server.Errors+r.raw.Errors > 0 {
 			errs = fmt.Sprintf(" (%d/%d errors)", r.server.Errors, r.raw.Errors)
 		}
-		fmt.Fprintf(w, "| %s | %.0f %s/s | %s / %s | %.0f %s/s | %s / %s | %.2f%s | %s |\n",
+		fmt.Fprintf(w, "| %s | %.0f %s/s | %s / %s | %.0f %s/s | %s / %s | %.2f%s%s | %s |\n",
 			r.name, r.server.Rate(), r.unit, ms(r.server.P50), ms(r.server.P99),
-			r.raw.Rate(), r.unit, ms(r.raw.P50), ms(r.raw.P99), ratio, errs, target)
+			r.raw.Rate(), r.unit, ms(r.raw.P50), ms(r.raw.P99), ratio, r.spread(), errs, target)
 	}
 }
 

@@ -159,23 +159,34 @@ func (e *env) delivery(ctx context.Context, cfg Config) ([]row, latencyRow, erro
 		e.swing = (e.swing/(2*len(hot)) + 1) * 2 * len(hot)
 	}
 	var rows []row
+	perRound := len(endpointCounts) // runs without endpoints in a round
 	for i, w := range work {
-		// The noise: runs without endpoints, alternate ones against each other.
+		// The noise: runs without endpoints, alternate ones against each
+		// other; paired, each against the one before it in its round (one
+		// run with endpoints between them).
 		var odd, even []Result
+		var noise []float64
 		for k, r := range results[i][0] {
 			if k%2 == 0 {
 				even = append(even, r)
 			} else {
 				odd = append(odd, r)
 			}
+			if k%perRound > 0 {
+				noise = append(noise, r.Rate()/results[i][0][k-1].Rate())
+			}
 		}
 		if len(odd) > 0 {
-			rows = append(rows, row{name: w.name + ", no endpoints (every other run vs the rest: the noise)", unit: w.unit,
-				server: median(odd), raw: median(even)})
+			rows = append(rows, row{name: w.name + ", no endpoints (each run vs the one before it: the noise)", unit: w.unit,
+				server: median(odd), raw: median(even), paired: noise})
 		}
 		for _, n := range endpointCounts {
+			var paired []float64
+			for k, r := range results[i][n] {
+				paired = append(paired, r.Rate()/before[i][n][k].Rate())
+			}
 			rows = append(rows, row{name: fmt.Sprintf("%s, %d endpoint%s", w.name, n, plural(n)), unit: w.unit, target: 0.95,
-				server: median(results[i][n]), raw: median(before[i][n])})
+				server: median(results[i][n]), raw: median(before[i][n]), paired: paired})
 		}
 	}
 	lat := latencyRow{name: fmt.Sprintf("alert raised → received at an endpoint that answers at once: %d of the %d deliveries due arrived within 200 ms of the measurement's end",

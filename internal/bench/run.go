@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		if err != nil {
 			return fmt.Errorf("delivery: %w", err)
 		}
-		printColumns(cfg.Out, fmt.Sprintf("Writes while alerts are delivered to webhook endpoints (half answer at once, a quarter fail, a quarter take 2 s; %d alert-raising changes a second beside each workload): with endpoints vs with none, same run", env.alertRate),
+		printColumns(cfg.Out, fmt.Sprintf("Writes while alerts are delivered to webhook endpoints (half answer at once, a quarter fail, a quarter take 2 s; %d alert-raising changes a second beside each workload): with endpoints vs with none, same run; rates are medians, the ratio is the median of each run against the run just before it, with their range", env.alertRate),
 			"with endpoints", "none", rows)
 		printLatencies(cfg.Out, "From an alert to its webhook, during those measurements", []latencyRow{lat})
 	}
