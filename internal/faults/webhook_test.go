@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,9 +184,13 @@ func (h *harness) verifyWebhooks(r *dedupingReceiver, partnerKey, endpoint strin
 	m := missing()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Alerts after the last one verify read (numbered since) may arrive too;
+	// anything else is a delivery of nothing this endpoint should get.
 	unexpected := 0
 	for id := range r.held {
-		if !want[id] {
+		rest, ok := strings.CutPrefix(id, "msg_e"+endpoint+"_a")
+		alert, err := strconv.ParseUint(rest, 10, 64)
+		if !ok || err != nil || uint(alert) <= after {
 			unexpected++
 		}
 	}
@@ -193,8 +199,8 @@ func (h *harness) verifyWebhooks(r *dedupingReceiver, partnerKey, endpoint strin
 	if m > 0 || unexpected > 0 {
 		h.t.Errorf("webhooks: %d alerts never delivered, %d deliveries of nothing raised", m, unexpected)
 	}
-	if log.Delivered.TotalCount != len(want) || log.Pending.TotalCount+log.Failed.TotalCount > 0 {
-		h.t.Errorf("the delivery log says %d delivered, %d pending, %d failed; want %d delivered", log.Delivered.TotalCount, log.Pending.TotalCount, log.Failed.TotalCount, len(want))
+	if log.Delivered.TotalCount != len(r.held) || log.Pending.TotalCount+log.Failed.TotalCount > 0 {
+		h.t.Errorf("the delivery log says %d delivered, %d pending, %d failed; the endpoint holds %d", log.Delivered.TotalCount, log.Pending.TotalCount, log.Failed.TotalCount, len(r.held))
 	}
 }
 
