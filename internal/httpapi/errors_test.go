@@ -87,6 +87,17 @@ func TestErrorsCarryCodesAndNoInternals(t *testing.T) {
 	s.Fails(t, "GRAPHQL_PARSE_FAILED", key, `{ customers { `, nil)
 	s.Fails(t, "GRAPHQL_VALIDATION_FAILED", key, `{ customers { nope } }`, nil)
 	s.Fails(t, "BAD_USER_INPUT", key, `{ customer(id: "abc") { id } }`, nil)
+	// A document of several operations needs operationName, and one that
+	// names none of them says so (gqlgen's own text read "operation  not found").
+	for body, want := range map[string]string{
+		`{"query": "query A { viewer { role } } query B { viewer { role } }"}`:                       "the document holds several operations (or none): name the one to run in operationName",
+		`{"query": "query A { viewer { role } } query B { viewer { role } }", "operationName": "C"}`: `the document holds no operation named "C"`,
+	} {
+		r := s.PostRaw(t, key, []byte(body))
+		if len(r.Errors) != 1 || r.Errors[0].Code() != "GRAPHQL_VALIDATION_FAILED" || r.Errors[0].Message != want {
+			t.Errorf("%s: %+v, want %q", body, r.Errors, want)
+		}
+	}
 	r := s.PostRaw(t, key, []byte(`{"query": "{ viewer { role } }", "variables": {"a": SELECT * FROM api_keys`))
 	if len(r.Errors) != 1 || r.Errors[0].Code() != "GRAPHQL_PARSE_FAILED" || strings.Contains(r.Errors[0].Message, "api_keys") {
 		t.Fatalf("bad JSON body: %+v", r.Errors)

@@ -246,6 +246,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return gqlErr
 		}
 		if _, ok := gqlErr.Extensions["code"]; ok {
+			explainMissingOperation(gqlErr)
 			return gqlErr
 		}
 		if gqlErr.Err == nil && strings.Contains(gqlErr.Message, "request body too large") {
@@ -276,6 +277,21 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		gqlErr.Err = nil
 		setCode(gqlErr, string(errs.Internal))
 		return gqlErr
+	}
+}
+
+// explainMissingOperation rewrites gqlgen's "operation X not found", which
+// reads "operation  not found" when a document of several operations comes
+// without operationName (a client sending a file of them).
+func explainMissingOperation(e *gqlerror.Error) {
+	rest, ok := strings.CutPrefix(e.Message, "operation ")
+	name, found := strings.CutSuffix(rest, " not found")
+	switch {
+	case !ok || !found || e.Err != nil:
+	case name == "":
+		e.Message = "the document holds several operations (or none): name the one to run in operationName"
+	default:
+		e.Message = fmt.Sprintf("the document holds no operation named %q", name)
 	}
 }
 
