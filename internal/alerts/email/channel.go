@@ -207,7 +207,7 @@ func (o Options) see(customer uint) string {
 	case o.Playground != "":
 		return "See the customer in the playground (your PARTNER key goes in its Headers tab): " + PlaygroundLink(o.Playground, customer)
 	}
-	return "See the customer in the playground: " + strings.ReplaceAll(customerQuery(customer), "\n", " ")
+	return "See the customer in the playground: " + strings.Join(strings.Fields(customerQuery(customer)), " ")
 }
 
 // PlaygroundLink is the address of the playground at base opened on the
@@ -218,7 +218,7 @@ func PlaygroundLink(base string, customer uint) string {
 
 // customerQuery is the GraphQL query that shows a customer.
 func customerQuery(customer uint) string {
-	return fmt.Sprintf("query Customer {\n  customer(id: \"%d\") { name credit used available usagePercent status }\n}", customer)
+	return fmt.Sprintf("query Customer {\n  customer(id: \"%d\") {\n    name credit used available usagePercent status\n  }\n}", customer)
 }
 
 // domainOf is the domain of an address ("localhost" when it has none).

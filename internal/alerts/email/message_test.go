@@ -79,7 +79,7 @@ func TestPlaygroundLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "query Customer {\n  customer(id: \"12\") { name credit used available usagePercent status }\n}"
+	want := "query Customer {\n  customer(id: \"12\") {\n    name credit used available usagePercent status\n  }\n}"
 	if link.Host != "credit.example.com" || link.Path != "/" || link.Query().Get("query") != want {
 		t.Errorf("link %s: host %q, path %q, query %q", link, link.Host, link.Path, link.Query().Get("query"))
 	}
