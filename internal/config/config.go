@@ -211,8 +211,8 @@ var settings = []setting{
 	}},
 	{"PUBLIC_URL", "public-url", "", "where people reach this server, e.g. https://credit.example.com: alert e-mails without ALERT_LINK link to its playground; unset: http://localhost:PORT", func(c *Config, v string) error {
 		if v != "" {
-			if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				return errors.New("must be an http or https URL")
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+				return errors.New("must be an http or https URL without a query")
 			}
 		}
 		c.PublicURL = strings.TrimSuffix(v, "/")
