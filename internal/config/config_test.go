@@ -26,10 +26,11 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestVariablesAndFlags(t *testing.T) {
-	vars := env(map[string]string{"PORT": "9999", "DEMO": "false", "MIGRATE": "manual", "LOG_FORMAT": "json", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "30s"})
+	vars := env(map[string]string{"PORT": "9999", "DEMO": "false", "MIGRATE": "manual", "LOG_FORMAT": "json", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "30s",
+		"PUBLIC_URL": "https://credit.example.com/"})
 	c, err := Load("credit", nil, vars, &bytes.Buffer{})
 	if err != nil || c.Port != 9999 || c.Demo == nil || *c.Demo || !c.MigrateManually || c.LogFormat != "json" ||
-		c.LogLevel != slog.LevelDebug || c.ShutdownTimeout != 30*time.Second {
+		c.LogLevel != slog.LevelDebug || c.ShutdownTimeout != 30*time.Second || c.PublicURL != "https://credit.example.com" {
 		t.Fatalf("from variables: %+v, %v", c, err)
 	}
 	// A flag wins over its variable.
