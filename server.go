@@ -293,11 +293,7 @@ func deliveryChannels(db *gorm.DB, cfg config.Config, log *slog.Logger) (*delive
 	hooks := webhook.New(db, deliveries, webhook.Options{AllowInsecure: cfg.WebhookAllowInsecure, AllowPrivate: cfg.WebhookAllowPrivate,
 		Timeout: cfg.WebhookTimeout})
 	deliveries.Add(hooks)
-	public := cfg.PublicURL
-	if public == "" {
-		public = fmt.Sprintf("http://localhost:%d", cfg.Port)
-	}
-	mail := email.New(db, deliveries, email.Options{Server: cfg.SMTPURL, From: cfg.SMTPFrom, Link: cfg.AlertLink, Playground: public, Timeout: mailTimeout})
+	mail := email.New(db, deliveries, email.Options{Server: cfg.SMTPURL, From: cfg.SMTPFrom, Link: cfg.AlertLink, Playground: cfg.PublicURL, Timeout: mailTimeout})
 	if !mail.Enabled() {
 		log.Info("e-mail is off: alerts are not e-mailed until SMTP_URL is set")
 		return deliveries, hooks, mail

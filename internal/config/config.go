@@ -69,7 +69,7 @@ type Config struct {
 	// empty: the playground.
 	AlertLink string
 	// PublicURL is where people reach this server (its playground), for the
-	// links of alert e-mails; empty: http://localhost:Port.
+	// links of alert e-mails: http://localhost:Port unless set.
 	PublicURL string
 }
 
@@ -275,6 +275,9 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer)
 		if err := s.set(&c, *values[s.env]); err != nil {
 			return c, fmt.Errorf("%s (--%s) %s, not %q", s.env, s.flag, err, redact(s.env, *values[s.env]))
 		}
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = fmt.Sprintf("http://localhost:%d", c.Port)
 	}
 	return c, nil
 }

@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Port != 8080 || c.SQLitePath != "credit.db" || c.MySQLDSN != "" || c.Demo != nil || c.MigrateManually ||
 		c.LogFormat != "text" || c.LogLevel != slog.LevelInfo || c.ShutdownTimeout != 8*time.Second || c.PlaygroundCDN ||
-		c.ForecastWindow != 7*24*time.Hour {
+		c.ForecastWindow != 7*24*time.Hour || c.PublicURL != "http://localhost:8080" {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
