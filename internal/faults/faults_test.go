@@ -30,7 +30,7 @@ import (
 // made by the other or by itself once restarted.
 func TestRestartUnderLoad(t *testing.T) {
 	dsn := testenv.MySQLDSN(t)
-	hook := newDedupingReceiver()
+	hook := newDelayingReceiver()
 	defer hook.Close()
 	a, b := startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...), startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...)
 	h := newHarness(t, a, b)
@@ -147,7 +147,7 @@ func TestDatabaseOutage(t *testing.T) {
 func databaseFault(t *testing.T, what string, d time.Duration, breakIt, mend func(*mariadb)) {
 	m := startMariaDB(t)
 	dsn := m.dsn("credit")
-	hook := newDedupingReceiver()
+	hook := newDelayingReceiver()
 	defer hook.Close()
 	s := startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...)
 	h := newHarness(t, s)

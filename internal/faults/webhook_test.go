@@ -25,94 +25,97 @@ var deliveryEnv = []string{"WEBHOOK_ALLOW_INSECURE=true", "WEBHOOK_ALLOW_PRIVATE
 // that drops repeats by webhook-id holds it once.
 func TestWebhookSurvivesAKilledProcess(t *testing.T) {
 	dsn := testenv.MySQLDSN(t)
-	env := deliveryEnv
-	var mu sync.Mutex
-	requests, held := 0, map[string]int{}
 	hang := make(chan struct{})
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		requests++
-		first := requests == 1
-		mu.Unlock()
-		if first {
+	hook := newReceiver(func(n int) {
+		if n == 1 {
 			<-hang // the first attempt never answers: its sender is killed meanwhile
-			return
 		}
-		mu.Lock()
-		held[r.Header.Get("webhook-id")]++
-		mu.Unlock()
-	}))
+	})
 	defer hook.Close()
 	defer close(hang) // first: Close waits for the hanging handler
 
-	a := startServerOn(t, "MYSQL_DSN="+dsn, env...)
+	a := startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...)
 	h := newHarness(t, a)
 	w := h.setUp(1)
 	h.must(w.partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u, filter: {kinds: [USAGE_THRESHOLD]}}) { secret } }`,
 		map[string]any{"u": hook.URL}, nil)
 	h.must(w.billing, `mutation($in: RecordUsageInput!) { recordUsage(input: $in) { accepted } }`,
 		map[string]any{"in": map[string]any{"events": []any{map[string]any{"eventId": "kill-1", "customerId": w.customers[0], "amount": "800"}}}}, nil)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		mu.Lock()
-		n := requests
-		mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first attempt never came")
-		}
-	}
+	hook.waitFor(t, 10*time.Second, "the first attempt never came", func(ids []string) bool { return len(ids) == 1 })
 	a.kill() // mid-attempt
 
-	startServerOn(t, "MYSQL_DSN="+dsn, env...)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		mu.Lock()
-		n := len(held)
-		mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the delivery was not retried by the other process (%d requests)", requests)
-		}
-	}
+	startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...)
+	hook.waitFor(t, 20*time.Second, "the delivery was not retried by the other process",
+		func(ids []string) bool { return len(held(ids[1:])) == 1 })
 	time.Sleep(time.Second) // nothing more arrives
-	mu.Lock()
-	defer mu.Unlock()
-	for id, n := range held {
+	ids := hook.received()
+	for id, n := range held(ids[1:]) {
 		if n != 1 {
 			t.Errorf("webhook %s received %d times after the first", id, n)
 		}
 	}
-	t.Logf("%d requests: the killed process's attempt, then the survivor's", requests)
+	t.Logf("%d requests: the killed process's attempt, then the survivor's", len(ids))
 }
 
-// dedupingReceiver is a webhook endpoint that holds each webhook-id once, as
-// the Standard Webhooks specification asks receivers to, and counts the
-// repeats it dropped. It answers after receiverDelay, so that a fault
-// injected under load finds attempts in flight, and attempts made and not
-// yet recorded (the recorder writes every 100 ms).
-type dedupingReceiver struct {
+// receiver is a webhook endpoint that keeps the webhook-id of every request,
+// in the order they came, and answers "taken" once answer (told the
+// request's number, from 1) returns.
+type receiver struct {
 	*httptest.Server
-	mu       sync.Mutex
-	held     map[string]bool
-	requests int
+	mu  sync.Mutex
+	ids []string
 }
 
-// receiverDelay is how long the deduping receiver takes to answer.
-const receiverDelay = 30 * time.Millisecond
-
-func newDedupingReceiver() *dedupingReceiver {
-	r := &dedupingReceiver{held: map[string]bool{}}
+func newReceiver(answer func(n int)) *receiver {
+	r := &receiver{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
-		r.requests++
-		r.held[req.Header.Get("webhook-id")] = true
+		r.ids = append(r.ids, req.Header.Get("webhook-id"))
+		n := len(r.ids)
 		r.mu.Unlock()
-		time.Sleep(receiverDelay)
+		answer(n)
+		w.Write([]byte("taken"))
 	}))
 	return r
+}
+
+// received returns the webhook-ids received so far, in order.
+func (r *receiver) received() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.ids)
+}
+
+// waitFor waits until what was received meets done, or fails the test
+// after d, saying why and what came.
+func (r *receiver) waitFor(t *testing.T, d time.Duration, why string, done func(ids []string) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !done(r.received()); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (received %v)", why, r.received())
+		}
+	}
+}
+
+// held is what a receiver that drops repeats by webhook-id (as the Standard
+// Webhooks specification asks receivers to) holds of ids: each id, with how
+// often it came.
+func held(ids []string) map[string]int {
+	n := map[string]int{}
+	for _, id := range ids {
+		n[id]++
+	}
+	return n
+}
+
+// receiverDelay is how long the receiver of the fault tests takes to
+// answer, so that a fault injected under load finds attempts in flight, and
+// attempts made and not yet recorded (the recorder writes every 100 ms).
+const receiverDelay = 30 * time.Millisecond
+
+// newDelayingReceiver is the receiver of the fault tests.
+func newDelayingReceiver() *receiver {
+	return newReceiver(func(int) { time.Sleep(receiverDelay) })
 }
 
 // hookAll registers an endpoint for every alert of the partner once the
@@ -151,17 +154,16 @@ func (h *harness) hookAll(ctx context.Context, dsn, partnerKey, url string) (end
 // one given up to the last, once each after dropping repeats, and nothing
 // else, and that its log says each was delivered (none left pending or
 // failed).
-func (h *harness) verifyWebhooks(r *dedupingReceiver, partnerKey, endpoint string, after, last uint) {
+func (h *harness) verifyWebhooks(r *receiver, partnerKey, endpoint string, after, last uint) {
 	h.t.Helper()
 	want := map[string]bool{}
 	for id := after + 1; id <= last; id++ {
 		want[fmt.Sprintf("msg_e%s_a%d", endpoint, id)] = true
 	}
 	missing := func() (ids []string) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
+		got := held(r.received())
 		for id := range want {
-			if !r.held[id] {
+			if got[id] == 0 {
 				ids = append(ids, id)
 			}
 		}
@@ -187,12 +189,12 @@ func (h *harness) verifyWebhooks(r *dedupingReceiver, partnerKey, endpoint strin
 		time.Sleep(100 * time.Millisecond)
 	}
 	m := missing()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	ids := r.received()
+	got := held(ids)
 	// Alerts after the last one verify read (numbered since) may arrive too;
 	// anything else is a delivery of nothing this endpoint should get.
 	unexpected := 0
-	for id := range r.held {
+	for id := range got {
 		rest, ok := strings.CutPrefix(id, "msg_e"+endpoint+"_a")
 		alert, err := strconv.ParseUint(rest, 10, 64)
 		if !ok || err != nil || uint(alert) <= after {
@@ -200,12 +202,12 @@ func (h *harness) verifyWebhooks(r *dedupingReceiver, partnerKey, endpoint strin
 		}
 	}
 	h.t.Logf("webhooks: %d alerts to deliver, %d requests received, %d distinct, %d repeats dropped by webhook-id; log: %d delivered, %d pending, %d failed",
-		len(want), r.requests, len(r.held), r.requests-len(r.held), log.Delivered.TotalCount, log.Pending.TotalCount, log.Failed.TotalCount)
+		len(want), len(ids), len(got), len(ids)-len(got), log.Delivered.TotalCount, log.Pending.TotalCount, log.Failed.TotalCount)
 	if len(m) > 0 || unexpected > 0 {
 		h.t.Errorf("webhooks: %d alerts never delivered %v, %d deliveries of nothing raised", len(m), m, unexpected)
 	}
-	if log.Delivered.TotalCount != len(r.held) || log.Pending.TotalCount+log.Failed.TotalCount > 0 {
-		h.t.Errorf("the delivery log says %d delivered, %d pending, %d failed; the endpoint holds %d", log.Delivered.TotalCount, log.Pending.TotalCount, log.Failed.TotalCount, len(r.held))
+	if log.Delivered.TotalCount != len(got) || log.Pending.TotalCount+log.Failed.TotalCount > 0 {
+		h.t.Errorf("the delivery log says %d delivered, %d pending, %d failed; the endpoint holds %d", log.Delivered.TotalCount, log.Pending.TotalCount, log.Failed.TotalCount, len(got))
 	}
 }
 
@@ -216,20 +218,11 @@ func (h *harness) verifyWebhooks(r *dedupingReceiver, partnerKey, endpoint strin
 // process sends them without waiting for their leases.
 func TestSIGTERMFinishesWebhooksInFlight(t *testing.T) {
 	dsn := testenv.MySQLDSN(t)
-	var mu sync.Mutex
-	var received []string
-	arrived := make(chan struct{}, 10)
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		received = append(received, r.Header.Get("webhook-id"))
-		first := len(received) == 1
-		mu.Unlock()
-		arrived <- struct{}{}
-		if first {
+	hook := newReceiver(func(n int) {
+		if n == 1 {
 			time.Sleep(1500 * time.Millisecond)
 		}
-		w.Write([]byte("taken"))
-	}))
+	})
 	defer hook.Close()
 	s := startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...)
 	h := newHarness(t, s)
@@ -241,11 +234,7 @@ func TestSIGTERMFinishesWebhooksInFlight(t *testing.T) {
 		events = append(events, map[string]any{"eventId": fmt.Sprint("drain-", i), "customerId": c, "amount": "800"})
 	}
 	h.must(w.billing, usageOp, map[string]any{"in": map[string]any{"events": events}}, nil)
-	select {
-	case <-arrived:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the webhook never came")
-	}
+	hook.waitFor(t, 10*time.Second, "the webhook never came", func(ids []string) bool { return len(ids) > 0 })
 	took, err := s.terminate() // mid-attempt
 	if err != nil {
 		t.Errorf("the server exited with %v:\n%s", err, s.out)
@@ -277,9 +266,7 @@ func TestSIGTERMFinishesWebhooksInFlight(t *testing.T) {
 		}
 		return out
 	}
-	mu.Lock()
-	sent := len(received)
-	mu.Unlock()
+	sent := len(hook.received())
 	got := deliveries()
 	t.Logf("exited %v after SIGTERM; %d webhooks sent; deliveries %+v", took, sent, got)
 	if sent != 1 || took > 3*time.Second {
@@ -295,15 +282,10 @@ func TestSIGTERMFinishesWebhooksInFlight(t *testing.T) {
 	}
 
 	startServerOn(t, "MYSQL_DSN="+dsn, deliveryEnv...)
-	for deadline := time.Now().Add(5 * time.Second); len(arrived) < 2; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the next process did not send the deliveries handed back within 5 s (their leases last 12 s)")
-		}
-	}
+	hook.waitFor(t, 5*time.Second, "the next process did not send the deliveries handed back within 5 s (their leases last 12 s)",
+		func(ids []string) bool { return len(ids) >= 3 })
 	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(received) != 3 || received[0] == received[1] || received[1] == received[2] || received[0] == received[2] {
-		t.Errorf("the endpoint received %v; want each of the three alerts once", received)
+	if ids := hook.received(); len(ids) != 3 || len(held(ids)) != 3 {
+		t.Errorf("the endpoint received %v; want each of the three alerts once", ids)
 	}
 }
