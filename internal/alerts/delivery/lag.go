@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -42,7 +43,10 @@ type lag struct {
 // bound keeps, of a fan-out's routes of a channel (in alert order for each
 // target), those that leave each target within MaxPending deliveries due
 // and not yet made, and marks behind, in tx, the targets it kept some from.
-// Targets already behind get none. Notices are always kept.
+// Targets already behind get none, and their deliveries due are not
+// counted: an endpoint slower than its alerts sits at the bound, and
+// counting its backlog at every pass read MaxPending rows of each such
+// endpoint for nothing. Notices are always kept.
 func (s *Service) bound(tx *gorm.DB, channel string, routes []Route) ([]Route, error) {
 	var targets []uint
 	seen := map[uint]bool{}
@@ -55,7 +59,12 @@ func (s *Service) bound(tx *gorm.DB, channel string, routes []Route) ([]Route, e
 	if len(targets) == 0 {
 		return routes, nil
 	}
-	due, behind, err := dueAndBehind(tx, channel, targets)
+	behind, err := behindOf(tx, channel, targets)
+	if err != nil {
+		return nil, err
+	}
+	targets = slices.DeleteFunc(targets, func(t uint) bool { return behind[t] })
+	due, err := dueOf(tx, channel, targets)
 	if err != nil {
 		return nil, err
 	}
@@ -95,26 +104,33 @@ func keepWithin(routes []Route, due map[uint]int, behind map[uint]bool, most int
 	return kept, from
 }
 
-// dueAndBehind counts the deliveries of a channel's targets due and not yet
-// made, and tells which are behind, in one statement (it runs at every
-// fan-out pass).
-func dueAndBehind(tx *gorm.DB, channel string, targets []uint) (due map[uint]int, behind map[uint]bool, err error) {
+// behindOf tells which of a channel's targets are behind.
+func behindOf(tx *gorm.DB, channel string, targets []uint) (map[uint]bool, error) {
+	var ids []uint
+	err := tx.Raw("SELECT target_id FROM delivery_lags WHERE channel = ? AND target_id IN ?", channel, targets).Scan(&ids).Error
+	behind := make(map[uint]bool, len(ids))
+	for _, id := range ids {
+		behind[id] = true
+	}
+	return behind, err
+}
+
+// dueOf counts the deliveries of a channel's targets due and not yet made.
+func dueOf(tx *gorm.DB, channel string, targets []uint) (map[uint]int, error) {
+	due := map[uint]int{}
+	if len(targets) == 0 {
+		return due, nil
+	}
 	var rows []struct {
 		TargetID uint
 		N        int
-		Behind   bool
 	}
-	err = tx.Raw("SELECT target_id, COUNT(*) AS n, 0 AS behind FROM alert_deliveries WHERE status = ? AND channel = ? AND target_id IN ? AND next_attempt_at <= ? GROUP BY target_id"+
-		" UNION ALL SELECT target_id, 0, 1 FROM delivery_lags WHERE channel = ? AND target_id IN ?",
-		StatusPending, channel, targets, tx.NowFunc(), channel, targets).Scan(&rows).Error
-	due, behind = make(map[uint]int, len(rows)), map[uint]bool{}
+	err := tx.Raw("SELECT target_id, COUNT(*) AS n FROM alert_deliveries WHERE status = ? AND channel = ? AND target_id IN ? AND next_attempt_at <= ? GROUP BY target_id",
+		StatusPending, channel, targets, tx.NowFunc()).Scan(&rows).Error
 	for _, r := range rows {
-		due[r.TargetID] += r.N
-		if r.Behind {
-			behind[r.TargetID] = true
-		}
+		due[r.TargetID] = r.N
 	}
-	return due, behind, err
+	return due, err
 }
 
 // catchUpTargets bounds the targets one catch-up takes.
@@ -166,7 +182,7 @@ func (s *Service) dueOfLagging(tx *gorm.DB, lags []lag) (map[targetKey]int, erro
 	}
 	out := map[targetKey]int{}
 	for channel, targets := range byChannel {
-		due, _, err := dueAndBehind(tx, channel, targets)
+		due, err := dueOf(tx, channel, targets)
 		if err != nil {
 			return nil, err
 		}
