@@ -47,11 +47,11 @@ type Channel interface {
 	Route(tx *gorm.DB, alerts []*models.Alert) ([]Route, error)
 	// RouteNotice returns the deliveries a notice to a partner needs.
 	RouteNotice(tx *gorm.DB, n *Notice) ([]Route, error)
-	// Send attempts deliveries to one target, in order, each bounded by the
-	// channel's timeout, and reports each outcome as it comes. When report
-	// returns false (the process is shutting down) Send starts no more and
-	// returns: the dispatcher hands the rest back.
-	Send(ctx context.Context, target uint, ms []*Message, report func(*Message, Outcome) bool)
+	// Sender reads one target, once for the deliveries a worker holds for
+	// it, and returns what attempts one of them, bounded by the channel's
+	// timeout. The worker calls it for each in order, and stops when the
+	// process does.
+	Sender(ctx context.Context, target uint) func(*Message) Outcome
 	// Settle records, in the transaction that records attempts, what their
 	// outcomes (by target, in order) mean for the targets (a streak of
 	// failures). For each target it disables it returns the notice to its

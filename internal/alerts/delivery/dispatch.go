@@ -353,11 +353,14 @@ func (s *Service) attempt(ctx context.Context, stop <-chan struct{}, channel str
 	s.pace(stop, len(live))
 	sent := 0
 	if !stopped(stop) {
-		c.Send(ctx, target, live, func(m *Message, o Outcome) bool {
-			s.results <- s.outcome(channel, m, o)
+		send := c.Sender(ctx, target)
+		for _, m := range live {
+			s.results <- s.outcome(channel, m, send(m))
 			sent++
-			return !stopped(stop)
-		})
+			if stopped(stop) {
+				break
+			}
+		}
 	}
 	for _, m := range live[sent:] {
 		s.results <- result{channel: channel, m: m, handBack: true}

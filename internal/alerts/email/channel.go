@@ -64,24 +64,19 @@ func (s *Service) Settle(*gorm.DB, map[uint][]delivery.Outcome, time.Time) ([]*d
 	return nil, nil
 }
 
-// Send e-mails alerts and notices to one address, in order: one read of the
-// address for all of them.
-func (s *Service) Send(ctx context.Context, target uint, ms []*delivery.Message, report func(*delivery.Message, delivery.Outcome) bool) {
+// Sender reads one address and returns what e-mails an alert or notice to
+// it: one read of the address for those a worker holds for it.
+func (s *Service) Sender(ctx context.Context, target uint) func(*delivery.Message) delivery.Outcome {
 	var to []Address
 	err := s.db.WithContext(ctx).Table("notification_addresses").Where("id = ?", target).Find(&to).Error
-	for _, m := range ms {
-		var o delivery.Outcome
+	return func(m *delivery.Message) delivery.Outcome {
 		switch {
 		case err != nil:
-			o = delivery.Outcome{Error: "the address could not be read; retrying"}
+			return delivery.Outcome{Error: "the address could not be read; retrying"}
 		case len(to) == 0:
-			o = delivery.Outcome{Error: "the address was removed", Final: true}
-		default:
-			o = s.send(ctx, to[0].Address, m)
+			return delivery.Outcome{Error: "the address was removed", Final: true}
 		}
-		if !report(m, o) {
-			return
-		}
+		return s.send(ctx, to[0].Address, m)
 	}
 }
 

@@ -163,27 +163,23 @@ func sign(e *endpointRow, id string, at time.Time, body []byte) (string, error) 
 // maxResponse bounds what is read and kept of a response.
 const maxResponse = 1024
 
-// Send posts alerts to one endpoint, signed, in order: one read of the
-// endpoint for all of them.
-func (s *Service) Send(ctx context.Context, target uint, ms []*delivery.Message, report func(*delivery.Message, delivery.Outcome) bool) {
+// Sender reads one endpoint and returns what posts an alert to it, signed:
+// one read of the endpoint for the alerts a worker holds for it.
+func (s *Service) Sender(ctx context.Context, target uint) func(*delivery.Message) delivery.Outcome {
 	e, err := s.cache.get(ctx, s.db, target)
-	for _, m := range ms {
-		var o delivery.Outcome
+	return func(m *delivery.Message) delivery.Outcome {
 		switch {
 		case err != nil:
-			o = delivery.Outcome{Error: "the endpoint could not be read; retrying"}
+			return delivery.Outcome{Error: "the endpoint could not be read; retrying"}
 		case e == nil || e.DisabledAt != nil || m.Alert == nil:
-			o = delivery.Outcome{Error: "the endpoint was deleted or disabled", Final: true}
-		default:
-			o = s.post(ctx, e, m.Alert)
-			if o.Code != nil && *o.Code == http.StatusGone {
-				s.cache.forget(target)
-				e = nil // disabled: what follows fails without being sent
-			}
+			return delivery.Outcome{Error: "the endpoint was deleted or disabled", Final: true}
 		}
-		if !report(m, o) {
-			return
+		o := s.post(ctx, e, m.Alert)
+		if o.Code != nil && *o.Code == http.StatusGone {
+			s.cache.forget(target)
+			e = nil // disabled: what follows fails without being sent
 		}
+		return o
 	}
 }
 
