@@ -356,6 +356,19 @@ func (c *counter) eachOnce(t *testing.T) {
 	}
 }
 
+// repeated lists the webhook-ids c got more than once.
+func (c *counter) repeated() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	for id, n := range c.got {
+		if n > 1 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // waitDistinct waits until c got n distinct webhooks.
 func (c *counter) waitDistinct(t *testing.T, n int, within time.Duration) {
 	t.Helper()
@@ -645,7 +658,28 @@ func deliverEachOnce(t *testing.T, db *gorm.DB, prefix string, opts delivery.Opt
 	if n := rc.distinct(); n != want {
 		t.Fatalf("%d distinct webhooks, want %d", n, want)
 	}
+	logRepeats(t, db, rc.repeated())
 	rc.eachOnce(t)
+}
+
+// logRepeats logs, for webhooks that arrived more than once, their delivery
+// rows and attempts: a repeat seen once in CI could not be reproduced, and
+// the rows say whether it was queued twice or sent twice.
+func logRepeats(t *testing.T, db *gorm.DB, ids []string) {
+	t.Helper()
+	for _, id := range ids {
+		var endpoint, alert uint
+		if _, err := fmt.Sscanf(id, "msg_e%d_a%d", &endpoint, &alert); err != nil {
+			continue
+		}
+		var rows []map[string]any
+		db.Raw("SELECT d.id, d.status, d.attempts, d.created_at, d.lease_until, a.attempted_at, a.code FROM alert_deliveries d"+
+			" LEFT JOIN alert_delivery_attempts a ON a.delivery_id = d.id WHERE d.channel = 'webhook' AND d.target_id = ? AND d.alert_id = ? ORDER BY d.id, a.id",
+			endpoint, alert).Scan(&rows)
+		var lags []map[string]any
+		db.Raw("SELECT * FROM delivery_lags").Scan(&lags)
+		t.Logf("%s: deliveries and attempts %v; targets behind now %v", id, rows, lags)
+	}
 }
 
 // An endpoint that does not answer within the timeout is retried; the log
