@@ -153,7 +153,11 @@ func (s *Service) catchUp(ctx context.Context) (bool, error) {
 		if err != nil {
 			return err
 		}
-		// Read again under the lock: another process may have moved them.
+		// Read again under the lock: another process may have moved them,
+		// or dropped them all. Into an empty slice: gorm's Scan leaves a
+		// slice as it was when no row comes back, and the marks of the read
+		// before the lock had the missed deliveries queued a second time.
+		lags = nil
 		if err := tx.Raw(marks, catchUpTargets).Scan(&lags).Error; err != nil {
 			return err
 		}
