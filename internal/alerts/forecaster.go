@@ -15,7 +15,7 @@ import (
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/failing"
-	"github.com/cloudreseller/credit/internal/money"
+	"github.com/cloudreseller/credit/internal/ledger"
 	"github.com/cloudreseller/credit/models"
 )
 
@@ -237,7 +237,7 @@ func usageOf(db *gorm.DB, customerID uint, now time.Time, window time.Duration) 
 
 // usageOfCustomers reads what the forecast needs of each customer's usage,
 // in two statements: its first usage, and its usage within the window up to
-// now.
+// now (by hour: ledger.UsageBetween).
 func usageOfCustomers(db *gorm.DB, ids []uint, now time.Time, window time.Duration) (map[uint]rules.Usage, error) {
 	out := make(map[uint]rules.Usage, len(ids))
 	rows, err := db.Raw("SELECT customer_id, MIN(occurred_at) FROM usage_events WHERE customer_id IN ? GROUP BY customer_id", ids).Rows()
@@ -260,18 +260,14 @@ func usageOfCustomers(db *gorm.DB, ids []uint, now time.Time, window time.Durati
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	var sums []struct {
-		CustomerID uint
-		Sum        int64
-	}
-	if err := db.Raw("SELECT customer_id, SUM(amount) AS sum FROM usage_events WHERE customer_id IN ? AND occurred_at >= ? AND occurred_at <= ? GROUP BY customer_id",
-		ids, now.Add(-window), now).Scan(&sums).Error; err != nil {
+	sums, err := ledger.UsageBetween(db, ids, now.Add(-window), now)
+	if err != nil {
 		return nil, err
 	}
-	for _, s := range sums {
-		u := out[s.CustomerID]
-		u.InWindow = money.Amount(s.Sum)
-		out[s.CustomerID] = u
+	for id, sum := range sums {
+		u := out[id]
+		u.InWindow = sum
+		out[id] = u
 	}
 	return out, nil
 }

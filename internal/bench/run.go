@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			printListeners(cfg.Out, rows)
 		}
 	}()
-	if !cfg.wants("dashboard") && !cfg.wants("records") {
+	if !cfg.wants("dashboard") && !cfg.wants("records") && !cfg.wants("forecast") {
 		return nil
 	}
 	key, partnerID, err := env.seedBig(ctx)
@@ -116,6 +116,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			return fmt.Errorf("records: %w", err)
 		}
 		printLatencies(cfg.Out, fmt.Sprintf("Records of that partner: %d allocation records and %d alerts, first: 50, one request at a time", bigAllocations, bigAlerts), latencies)
+	}
+	if cfg.wants("forecast") {
+		latencies, err := env.forecast(ctx, key, partnerID)
+		if err != nil {
+			return fmt.Errorf("forecast: %w", err)
+		}
+		printLatencies(cfg.Out, "The depletion forecast of a customer of that partner, one request at a time, and the same week summed over its events in the same run", latencies)
 	}
 	return nil
 }

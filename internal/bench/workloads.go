@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -299,10 +300,34 @@ func (e *env) rawUsage(ctx context.Context, client, i int) (int, error) {
 		}
 		updateArgs = append(append(updateArgs, availArgs...), now)
 		updateArgs = append(updateArgs, args...)
-		_, err = tx.ExecContext(ctx, "UPDATE customers SET used = CASE id"+used.String()+" END, available = CASE id"+avail.String()+
-			" END, updated_at = ? WHERE id IN ("+in+")", updateArgs...)
-		return err
+		if _, err = tx.ExecContext(ctx, "UPDATE customers SET used = CASE id"+used.String()+" END, available = CASE id"+avail.String()+
+			" END, updated_at = ? WHERE id IN ("+in+")", updateArgs...); err != nil {
+			return err
+		}
+		return e.addUsageHours(ctx, tx, distinct, now)
 	})
+}
+
+// addUsageHours adds each customer's usage to its hour, as the server keeps
+// usage by hour for the depletion forecast (internal/ledger/usagehours.go).
+func (e *env) addUsageHours(ctx context.Context, tx *sql.Tx, usage map[int64]int64, at time.Time) error {
+	ids := slices.Sorted(maps.Keys(usage))
+	hour := at.Unix() / 3600
+	var values strings.Builder
+	args := make([]any, 0, 3*len(ids))
+	for j, id := range ids {
+		if j > 0 {
+			values.WriteString(", ")
+		}
+		values.WriteString("(?, ?, ?)")
+		args = append(args, id, hour, usage[id])
+	}
+	upsert := " ON DUPLICATE KEY UPDATE amount = amount + VALUES(amount)"
+	if e.sqlite {
+		upsert = " ON CONFLICT (customer_id, hour) DO UPDATE SET amount = amount + excluded.amount"
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO usage_hours (customer_id, hour, amount) VALUES "+values.String()+upsert, args...)
+	return err
 }
 
 func inList(ids map[int64]int64) (string, []any) {

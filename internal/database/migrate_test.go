@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/glebarez/go-sqlite"
 	"gorm.io/gorm"
@@ -86,6 +87,12 @@ func checkAdopted(t *testing.T, db *gorm.DB) {
 	if err := db.Raw("SELECT allocation_records, withdraw_records FROM partners WHERE id = 1").Scan(&counters).Error; err != nil ||
 		counters.AllocationRecords != 1 || counters.WithdrawRecords != 0 {
 		t.Fatalf("the partner's record counters after migration: %+v %v", counters, err)
+	}
+	// Usage kept by hour starts with the usage recorded before.
+	var hours []struct{ CustomerID, Hour, Amount int64 }
+	if err := db.Raw("SELECT customer_id, hour, amount FROM usage_hours").Scan(&hours).Error; err != nil || len(hours) != 1 ||
+		hours[0].CustomerID != 1 || hours[0].Hour != time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC).Unix()/3600 || hours[0].Amount != 4000 {
+		t.Fatalf("usage by hour after migration: %+v %v", hours, err)
 	}
 	var key string
 	if err := db.Raw("SELECT idempotency_key FROM credit_allocations WHERE id = 1").Scan(&key).Error; err != nil || key != "Az3" {

@@ -38,17 +38,50 @@ func QueryRow(tx *gorm.DB, query string, args ...any) *sql.Row {
 // first row's auto-increment id on MySQL, the last row's on SQLite. Mind the
 // stores' limits on parameters (MySQL 65,535, SQLite 32,766).
 func InsertRows(tx *gorm.DB, table string, columns []string, n int, row func(i int) []any) (sql.Result, error) {
+	return Exec(tx, insertRows(table, columns, n), rowArgs(len(columns), n, row)...)
+}
+
+// AddRows adds, in one statement, n rows of values to table: a row whose
+// key (the first keyed columns, the table's primary key) is new is
+// inserted; one that is there gets the values of the other columns added to
+// its own. row(i) gives row i's values in the order of columns.
+func AddRows(tx *gorm.DB, table string, columns []string, keyed, n int, row func(i int) []any) error {
+	var add []string
+	for _, c := range columns[keyed:] {
+		if IsMySQL(tx) {
+			add = append(add, c+" = "+c+" + VALUES("+c+")")
+		} else {
+			add = append(add, c+" = "+c+" + excluded."+c)
+		}
+	}
+	upsert := " ON CONFLICT (" + strings.Join(columns[:keyed], ", ") + ") DO UPDATE SET "
+	if IsMySQL(tx) {
+		upsert = " ON DUPLICATE KEY UPDATE "
+	}
+	_, err := Exec(tx, insertRows(table, columns, n)+upsert+strings.Join(add, ", "), rowArgs(len(columns), n, row)...)
+	return err
+}
+
+// insertRows is the statement that inserts n rows of columns into table.
+func insertRows(table string, columns []string, n int) string {
 	placeholders := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
 	var b strings.Builder
-	args := make([]any, 0, n*len(columns))
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString(placeholders)
+	}
+	return "INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ") VALUES " + b.String()
+}
+
+// rowArgs are the values of n rows of width columns, in order.
+func rowArgs(width, n int, row func(i int) []any) []any {
+	args := make([]any, 0, n*width)
+	for i := range n {
 		args = append(args, row(i)...)
 	}
-	return Exec(tx, "INSERT INTO "+table+" ("+strings.Join(columns, ", ")+") VALUES "+b.String(), args...)
+	return args
 }
 
 // InsertedIDs are the ids of the n rows a multi-row INSERT … VALUES

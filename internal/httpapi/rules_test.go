@@ -408,6 +408,46 @@ func TestDepletionForecast(t *testing.T) {
 	})
 }
 
+// The forecast's window is summed by hour, and exactly at its ends: usage a
+// minute inside either end counts, a minute outside does not, nor does usage
+// dated after now (in the current hour or later); sent again in a later batch,
+// an event in the window's first hour is added to the hours kept.
+func TestForecastWindowEnds(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
+		s, partner, billing, cust := usageSetup(t, db, "100000", false)
+		now := time.Now().UTC()
+		week := 7 * 24 * time.Hour
+		ev := func(id, amount string, ago time.Duration) map[string]any {
+			e := event(id, cust, amount)
+			e["occurredAt"] = now.Add(-ago).Format(time.RFC3339Nano)
+			return e
+		}
+		record(t, s, billing,
+			ev("out-1", "1000.00", week+time.Minute), ev("out-2", "2000.00", week+90*time.Minute),
+			ev("in-1", "7.00", week-time.Minute), ev("in-2", "14.00", week-40*time.Minute),
+			ev("in-3", "21.00", 3*24*time.Hour), ev("in-4", "21.00", time.Minute),
+			ev("late-1", "100.00", -time.Minute), ev("late-2", "300.00", -3*time.Hour))
+		record(t, s, billing, ev("in-5", "7.00", week-2*time.Minute))
+		var out struct {
+			Customer struct {
+				Forecast struct {
+					BurnRatePerDay *string
+					BasedOnHours   int
+				}
+			}
+		}
+		s.Must(t, partner, `query($c: ID!) { customer(id: $c) { forecast { burnRatePerDay basedOnHours } } }`, map[string]any{"c": cust}, &out)
+		// 70.00 within the week: 10.00 a day.
+		if f := out.Customer.Forecast; f.BasedOnHours != 168 || deref(f.BurnRatePerDay) != "10.00" {
+			t.Fatalf("forecast %+v, burn rate %s; want 10.00 a day over 168 hours", f, deref(f.BurnRatePerDay))
+		}
+		r, err := reconcile.Run(context.Background(), db)
+		if err != nil || !r.Clean() {
+			t.Fatalf("reconcile: %v %v", err, r.Drifts)
+		}
+	})
+}
+
 // DEPLETION_FORECAST is raised once when the days left fall within the
 // horizon, re-armed by new credit, and not raised by a change of horizon.
 func TestDepletionForecastAlert(t *testing.T) {

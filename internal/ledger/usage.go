@@ -146,6 +146,9 @@ func (b *usageBatch) run(tx *gorm.DB) error {
 	if err := insertEvents(tx, rows); err != nil {
 		return err
 	}
+	if err := addUsageHours(tx, rows); err != nil {
+		return err
+	}
 	return outbox.Insert(tx, b.res.Alerts)
 }
 

@@ -12,13 +12,15 @@
 // customer's records in the order they were written gives exactly the
 // alerts stored, numbered or still in the outbox (threshold, used and credit
 // of each), and alert ids run from 1 to the sequence's last id without a gap.
-// Day counts kept for time-range totals match the records of their day.
+// Day counts kept for time-range totals match the records of their day, and
+// usage kept by hour adds up to each customer's usage events.
 package reconcile
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"time"
 
@@ -117,13 +119,33 @@ func (r *Report) checkDayCounts(db *gorm.DB) error {
 	return nil
 }
 
-// sums returns SUM(amount) per customer of a table.
+// checkUsageHours checks that each customer's usage kept by hour (for
+// forecasts over a window) adds up to its usage events.
+func (r *Report) checkUsageHours(events, hours map[uint]money.Amount) {
+	for _, id := range slices.Sorted(maps.Keys(hours)) {
+		if hours[id] != events[id] {
+			r.drift("customer %d: usage kept by hour sums to %s, but its usage events sum to %s", id, hours[id], events[id])
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(events)) {
+		if _, ok := hours[id]; !ok && events[id] != 0 {
+			r.drift("customer %d: usage events sum to %s, but none is kept by hour", id, events[id])
+		}
+	}
+}
+
+// sums returns SUM(amount) per customer of a table (a model, or db's table
+// when model is nil).
 func sums(db *gorm.DB, model any) (map[uint]money.Amount, error) {
 	var rows []struct {
 		CustomerID uint
 		Total      money.Amount
 	}
-	err := db.Model(model).Select("customer_id, SUM(amount) AS total").Group("customer_id").Scan(&rows).Error
+	q := db
+	if model != nil {
+		q = db.Model(model)
+	}
+	err := q.Select("customer_id, SUM(amount) AS total").Group("customer_id").Scan(&rows).Error
 	out := make(map[uint]money.Amount, len(rows))
 	for _, row := range rows {
 		out[row.CustomerID] = row.Total
@@ -142,6 +164,11 @@ func (r *Report) checkCustomers(db *gorm.DB) (map[uint]money.Amount, error) {
 	if err != nil {
 		return nil, err
 	}
+	byHour, err := sums(db.Table("usage_hours"), nil)
+	if err != nil {
+		return nil, err
+	}
+	r.checkUsageHours(used, byHour)
 	perPartner := map[uint]money.Amount{}
 	var batch []*models.Customer
 	err = db.Order("id").FindInBatches(&batch, 1000, func(*gorm.DB, int) error {
