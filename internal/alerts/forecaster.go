@@ -237,28 +237,15 @@ func usageOf(db *gorm.DB, customerID uint, now time.Time, window time.Duration) 
 
 // usageOfCustomers reads what the forecast needs of each customer's usage,
 // in two statements: its first usage, and its usage within the window up to
-// now (by hour: ledger.UsageBetween).
+// now (by hour), neither of which reads more events the more a customer has.
 func usageOfCustomers(db *gorm.DB, ids []uint, now time.Time, window time.Duration) (map[uint]rules.Usage, error) {
-	out := make(map[uint]rules.Usage, len(ids))
-	rows, err := db.Raw("SELECT customer_id, MIN(occurred_at) FROM usage_events WHERE customer_id IN ? GROUP BY customer_id", ids).Rows()
+	firsts, err := ledger.FirstUsage(db, ids)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id uint
-		var first any // a time on MySQL, text on SQLite
-		if err := rows.Scan(&id, &first); err != nil {
-			return nil, err
-		}
-		t, err := database.ScanTime(first)
-		if err != nil {
-			return nil, err
-		}
-		out[id] = rules.Usage{First: t}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	out := make(map[uint]rules.Usage, len(ids))
+	for id, first := range firsts {
+		out[id] = rules.Usage{First: first}
 	}
 	sums, err := ledger.UsageBetween(db, ids, now.Add(-window), now)
 	if err != nil {
