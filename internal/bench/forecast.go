@@ -31,7 +31,7 @@ func (e *env) forecast(ctx context.Context, key string, partnerID int64) ([]late
 	hours := map[int64]int64{}
 	var order []int64
 	for i := range forecastEvents {
-		h := at(i).Unix() / 3600
+		h := usageHour(at(i))
 		if _, ok := hours[h]; !ok {
 			order = append(order, h)
 		}

@@ -308,11 +308,15 @@ func (e *env) rawUsage(ctx context.Context, client, i int) (int, error) {
 	})
 }
 
+// usageHour is the hour t falls in, as the server keeps usage by hour: hours
+// since 1970-01-01 UTC.
+func usageHour(t time.Time) int64 { return t.Unix() / 3600 }
+
 // addUsageHours adds each customer's usage to its hour, as the server keeps
 // usage by hour for the depletion forecast (internal/ledger/usagehours.go).
 func (e *env) addUsageHours(ctx context.Context, tx *sql.Tx, usage map[int64]int64, at time.Time) error {
 	ids := slices.Sorted(maps.Keys(usage))
-	hour := at.Unix() / 3600
+	hour := usageHour(at)
 	var values strings.Builder
 	args := make([]any, 0, 3*len(ids))
 	for j, id := range ids {

@@ -2,6 +2,7 @@ package database
 
 import (
 	"database/sql"
+	"fmt"
 	"strings"
 
 	"gorm.io/gorm"
@@ -46,17 +47,13 @@ func InsertRows(tx *gorm.DB, table string, columns []string, n int, row func(i i
 // inserted; one that is there gets the values of the other columns added to
 // its own. row(i) gives row i's values in the order of columns.
 func AddRows(tx *gorm.DB, table string, columns []string, keyed, n int, row func(i int) []any) error {
-	var add []string
-	for _, c := range columns[keyed:] {
-		if IsMySQL(tx) {
-			add = append(add, c+" = "+c+" + VALUES("+c+")")
-		} else {
-			add = append(add, c+" = "+c+" + excluded."+c)
-		}
-	}
-	upsert := " ON CONFLICT (" + strings.Join(columns[:keyed], ", ") + ") DO UPDATE SET "
+	upsert, added := " ON CONFLICT ("+strings.Join(columns[:keyed], ", ")+") DO UPDATE SET ", "excluded.%s"
 	if IsMySQL(tx) {
-		upsert = " ON DUPLICATE KEY UPDATE "
+		upsert, added = " ON DUPLICATE KEY UPDATE ", "VALUES(%s)"
+	}
+	add := make([]string, 0, len(columns)-keyed)
+	for _, c := range columns[keyed:] {
+		add = append(add, c+" = "+c+" + "+fmt.Sprintf(added, c))
 	}
 	_, err := Exec(tx, insertRows(table, columns, n)+upsert+strings.Join(add, ", "), rowArgs(len(columns), n, row)...)
 	return err

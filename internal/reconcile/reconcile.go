@@ -134,16 +134,11 @@ func (r *Report) checkUsageHours(events, hours map[uint]money.Amount) {
 	}
 }
 
-// sums returns SUM(amount) per customer of a table (a model, or db's table
-// when model is nil).
-func sums(db *gorm.DB, model any) (map[uint]money.Amount, error) {
+// sums returns SUM(amount) per customer of the table q reads.
+func sums(q *gorm.DB) (map[uint]money.Amount, error) {
 	var rows []struct {
 		CustomerID uint
 		Total      money.Amount
-	}
-	q := db
-	if model != nil {
-		q = db.Model(model)
 	}
 	err := q.Select("customer_id, SUM(amount) AS total").Group("customer_id").Scan(&rows).Error
 	out := make(map[uint]money.Amount, len(rows))
@@ -156,15 +151,15 @@ func sums(db *gorm.DB, model any) (map[uint]money.Amount, error) {
 // checkCustomers checks each customer's balance against its records and the
 // rules, and returns the sum of credit per partner.
 func (r *Report) checkCustomers(db *gorm.DB) (map[uint]money.Amount, error) {
-	allocated, err := sums(db, &models.CreditAllocation{})
+	allocated, err := sums(db.Model(&models.CreditAllocation{}))
 	if err != nil {
 		return nil, err
 	}
-	used, err := sums(db, &models.UsageEvent{})
+	used, err := sums(db.Model(&models.UsageEvent{}))
 	if err != nil {
 		return nil, err
 	}
-	byHour, err := sums(db.Table("usage_hours"), nil)
+	byHour, err := sums(db.Table("usage_hours"))
 	if err != nil {
 		return nil, err
 	}
