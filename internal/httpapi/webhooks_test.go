@@ -520,7 +520,13 @@ func TestAPIOnlyProcessLeavesDeliveriesToAnother(t *testing.T) {
 		usageAlerts(t, api, partner, billing, "api", alerts)
 		rc.waitDistinct(t, alerts, 3*time.Second)
 		rc.eachOnce(t)
-		if got := worker.Deliveries.Attempts()["webhook"].Delivered; got != alerts {
+		// An attempt is counted once the receiver's answer is read, which
+		// comes after the receiver has counted the webhook.
+		delivered := func() int64 { return worker.Deliveries.Attempts()["webhook"].Delivered }
+		for deadline := time.Now().Add(2 * time.Second); delivered() < alerts && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := delivered(); got != alerts {
 			t.Errorf("the delivering process made %d attempts, want %d", got, alerts)
 		}
 	})
@@ -612,6 +618,7 @@ func TestTargetBehindCatchesUp(t *testing.T) {
 		held.waitDistinct(t, alerts, 10*time.Second)
 		time.Sleep(300 * time.Millisecond) // more polls: nothing is queued twice
 		held.eachOnce(t)
+		queuedOnce(t, db)
 		if v := value(t, scrape(t, s), "credit_delivery_targets_behind", nil); v != 0 {
 			t.Errorf("credit_delivery_targets_behind = %v once caught up", v)
 		}
@@ -660,6 +667,27 @@ func deliverEachOnce(t *testing.T, db *gorm.DB, prefix string, opts delivery.Opt
 	}
 	logRepeats(t, db, rc.repeated())
 	rc.eachOnce(t)
+	queuedOnce(t, db)
+}
+
+// queuedOnce fails t for each alert whose delivery to a target was queued
+// more than once: a receiver that dedupes by webhook-id would take each
+// once, but the fan-out and catch-up promise one delivery row per alert and
+// target (only replay adds another).
+func queuedOnce(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	var twice []struct {
+		Channel           string
+		TargetID, AlertID uint
+		N                 int
+	}
+	if err := db.Raw("SELECT channel, target_id, alert_id, COUNT(*) AS n FROM alert_deliveries WHERE alert_id IS NOT NULL" +
+		" GROUP BY channel, target_id, alert_id HAVING COUNT(*) > 1").Scan(&twice).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range twice {
+		t.Errorf("alert %d was queued %d times for %s target %d", d.AlertID, d.N, d.Channel, d.TargetID)
+	}
 }
 
 // logRepeats logs, for webhooks that arrived more than once, their delivery

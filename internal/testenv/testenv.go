@@ -300,11 +300,19 @@ func (s *Server) Fails(t testing.TB, code, key, query string, vars map[string]an
 	return r
 }
 
+// StatementTimeout bounds each MySQL round trip of a test store. It is
+// longer than the server's default (database.DefaultStatementTimeout): test
+// binaries run side by side, each creating and migrating databases, and on
+// a loaded machine round trips have been seen to take more than 1.5 s,
+// which failed tests that are not about outages (those start a database
+// server of their own and keep the default).
+const StatementTimeout = 10 * time.Second
+
 // OpenMySQL opens another connection pool on a MySQL database made by MySQLDSN,
 // as a second server process would.
 func OpenMySQL(t testing.TB, dsn string) *gorm.DB {
 	t.Helper()
-	db, err := database.Open(context.Background(), database.Config{MySQLDSN: dsn})
+	db, err := database.Open(context.Background(), database.Config{MySQLDSN: dsn, StatementTimeout: StatementTimeout})
 	if err != nil {
 		t.Fatalf("open MySQL: %v", err)
 	}
