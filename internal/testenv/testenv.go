@@ -302,11 +302,12 @@ func (s *Server) Fails(t testing.TB, code, key, query string, vars map[string]an
 
 // StatementTimeout bounds each MySQL round trip of a test store. It is
 // longer than the server's default (database.DefaultStatementTimeout): test
-// binaries run side by side, each creating and migrating databases, and on
-// a loaded machine round trips have been seen to take more than 1.5 s,
+// binaries run side by side, each creating, migrating and dropping
+// databases, and on a loaded machine round trips have been seen to take more
+// than 1.5 s (a migration's read of the schema version once more than 10 s),
 // which failed tests that are not about outages (those start a database
 // server of their own and keep the default).
-const StatementTimeout = 10 * time.Second
+const StatementTimeout = 30 * time.Second
 
 // OpenMySQL opens another connection pool on a MySQL database made by MySQLDSN,
 // as a second server process would.
