@@ -230,11 +230,21 @@ func TestHalfOpenConnectionsAreClosed(t *testing.T) {
 	healthy.Quiet(t, 10*time.Millisecond)
 }
 
+// waitFor fails t unless cond holds within 5 s.
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+	if !eventually(5*time.Second, cond) {
+		t.Fatal("condition not met within 5s")
+	}
+}
+
+// eventually tells whether cond holds, asked every 20 ms, before d has passed:
+// for a test that says itself what was not met.
+func eventually(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
+			return false
 		}
 	}
+	return true
 }

@@ -523,9 +523,7 @@ func TestAPIOnlyProcessLeavesDeliveriesToAnother(t *testing.T) {
 		// An attempt is counted once the receiver's answer is read, which
 		// comes after the receiver has counted the webhook.
 		delivered := func() int64 { return worker.Deliveries.Attempts()["webhook"].Delivered }
-		for deadline := time.Now().Add(2 * time.Second); delivered() < alerts && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
+		eventually(2*time.Second, func() bool { return delivered() >= alerts })
 		if got := delivered(); got != alerts {
 			t.Errorf("the delivering process made %d attempts, want %d", got, alerts)
 		}
