@@ -90,10 +90,8 @@ func (r *receiver) received() []string {
 // after d, saying why and what came.
 func (r *receiver) waitFor(t *testing.T, d time.Duration, why string, done func(ids []string) bool) {
 	t.Helper()
-	for deadline := time.Now().Add(d); !done(r.received()); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (received %v)", why, r.received())
-		}
+	if !testenv.Eventually(d, func() bool { return done(r.received()) }) {
+		t.Fatalf("%s (received %v)", why, r.received())
 	}
 }
 
@@ -130,18 +128,15 @@ func (h *harness) hookAll(ctx context.Context, dsn, partnerKey, url string) (end
 		h.t.Fatal(err)
 	}
 	defer db.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var queued, unnumbered uint
+	var queued, unnumbered uint
+	if !testenv.Eventually(10*time.Second, func() bool {
 		if err := db.QueryRowContext(ctx, "SELECT q.last_id, f.last_id, (SELECT COUNT(*) FROM raised_alerts) FROM alert_sequences q, alert_fanout f WHERE q.id = 1 AND f.id = 1").
 			Scan(&after, &queued, &unnumbered); err != nil {
 			h.t.Fatal(err)
 		}
-		if after == queued && unnumbered == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("alerts up to %d numbered, queued for delivery up to %d, %d not numbered yet", after, queued, unnumbered)
-		}
+		return after == queued && unnumbered == 0
+	}) {
+		h.t.Fatalf("alerts up to %d numbered, queued for delivery up to %d, %d not numbered yet", after, queued, unnumbered)
 	}
 	var out struct {
 		CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }

@@ -44,22 +44,15 @@ func emailLog(t *testing.T, s *testenv.Server, key string, n int) []emailDeliver
 	var out struct {
 		EmailDeliveries struct{ Nodes []emailDelivery }
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	settled := func() bool {
 		s.Must(t, key, `{ emailDeliveries(first: 100) { nodes { id status addressId alertId noticeId attempts { smtpCode error } } } }`, nil, &out)
-		settled := len(out.EmailDeliveries.Nodes)
-		for _, d := range out.EmailDeliveries.Nodes {
-			if d.Status == "PENDING" {
-				settled = -1
-				break
-			}
-		}
-		if settled >= n {
-			return out.EmailDeliveries.Nodes
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d e-mail deliveries settled, want %d: %+v", settled, n, out.EmailDeliveries.Nodes)
-		}
+		nodes := out.EmailDeliveries.Nodes
+		return len(nodes) >= n && !slices.ContainsFunc(nodes, func(d emailDelivery) bool { return d.Status == "PENDING" })
 	}
+	if !testenv.Eventually(10*time.Second, settled) {
+		t.Fatalf("want %d e-mail deliveries settled, none PENDING: %+v", n, out.EmailDeliveries.Nodes)
+	}
+	return out.EmailDeliveries.Nodes
 }
 
 // A partner's own addresses get every alert of its customers, a customer's
@@ -300,14 +293,11 @@ func TestDisabledEndpointNoticesThePartner(t *testing.T) {
 				Nodes      []struct{ Kind, Message string }
 			}
 		}
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if !testenv.Eventually(10*time.Second, func() bool {
 			s.Must(t, partner, `{ partnerNotices { totalCount nodes { kind message } } }`, nil, &notices)
-			if notices.PartnerNotices.TotalCount > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("no notice of the disabled endpoint")
-			}
+			return notices.PartnerNotices.TotalCount > 0
+		}) {
+			t.Fatal("no notice of the disabled endpoint")
 		}
 		n := notices.PartnerNotices.Nodes[0]
 		if notices.PartnerNotices.TotalCount != 1 || n.Kind != "WEBHOOK_ENDPOINT_DISABLED" || !strings.Contains(n.Message, gone.URL) ||
@@ -315,13 +305,13 @@ func TestDisabledEndpointNoticesThePartner(t *testing.T) {
 			t.Fatalf("notices: %+v", notices.PartnerNotices)
 		}
 		got := mail.WaitFor(t, len(alerts))
-		for deadline := time.Now().Add(10 * time.Second); !slices.ContainsFunc(got, func(m testenv.Mail) bool {
-			return m.Header("Subject") == "A webhook endpoint was disabled" && strings.Contains(m.Body(), gone.URL)
-		}); got = mail.Received() {
-			if time.Now().After(deadline) {
-				t.Fatalf("no notice e-mail among %d", len(got))
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !testenv.Eventually(10*time.Second, func() bool {
+			got = mail.Received()
+			return slices.ContainsFunc(got, func(m testenv.Mail) bool {
+				return m.Header("Subject") == "A webhook endpoint was disabled" && strings.Contains(m.Body(), gone.URL)
+			})
+		}) {
+			t.Fatalf("no notice e-mail among %d", len(got))
 		}
 		s.Must(t, other, `{ partnerNotices { totalCount nodes { kind message } } }`, nil, &notices)
 		if notices.PartnerNotices.TotalCount != 0 {

@@ -460,10 +460,8 @@ func TestDepletionForecastAlert(t *testing.T) {
 		}
 		settled := func(want string) {
 			t.Helper()
-			for deadline := time.Now().Add(5 * time.Second); state() != want; time.Sleep(20 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("forecast state %q, want %q", state(), want)
-				}
+			if !testenv.Eventually(5*time.Second, func() bool { return state() == want }) {
+				t.Fatalf("forecast state %q, want %q", state(), want)
 			}
 		}
 		ago := time.Now().UTC().Add(-48 * time.Hour).Format(time.RFC3339Nano)

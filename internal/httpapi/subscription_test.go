@@ -233,18 +233,7 @@ func TestHalfOpenConnectionsAreClosed(t *testing.T) {
 // waitFor fails t unless cond holds within 5 s.
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
-	if !eventually(5*time.Second, cond) {
+	if !testenv.Eventually(5*time.Second, cond) {
 		t.Fatal("condition not met within 5s")
 	}
-}
-
-// eventually tells whether cond holds, asked every 20 ms, before d has passed:
-// for a test that says itself what was not met.
-func eventually(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-	return true
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,16 +85,14 @@ func TestWebhookDelivery(t *testing.T) {
 		rc.mu.Unlock()
 
 		got := usageOnly(record(t, s, billing, event("e1", cust, "80")).Alerts)
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if !testenv.Eventually(10*time.Second, func() bool {
 			rc.mu.Lock()
-			n := len(rc.accepted)
-			rc.mu.Unlock()
-			if n == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no delivery accepted; bad signatures: %v", rc.bad)
-			}
+			defer rc.mu.Unlock()
+			return len(rc.accepted) == 1
+		}) {
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			t.Fatalf("no delivery accepted; bad signatures: %v", rc.bad)
 		}
 		rc.mu.Lock()
 		var payload struct {
@@ -132,15 +131,13 @@ func TestWebhookDelivery(t *testing.T) {
 				}
 			}
 		}
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if !testenv.Eventually(5*time.Second, func() bool {
 			s.Must(t, partner, `query($e: ID!) { webhookDeliveries(endpointId: $e) { totalCount nodes { id webhookId status alertId attempts { httpStatus response error } } } }`,
 				map[string]any{"e": endpoint}, &log)
-			if n := log.WebhookDeliveries.Nodes; len(n) == 1 && n[0].Status == "DELIVERED" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("delivery log: %+v", log)
-			}
+			n := log.WebhookDeliveries.Nodes
+			return len(n) == 1 && n[0].Status == "DELIVERED"
+		}) {
+			t.Fatalf("delivery log: %+v", log)
 		}
 		d := log.WebhookDeliveries.Nodes[0]
 		if d.AlertID != got[0].ID || len(d.Attempts) != 3 || *d.Attempts[0].HTTPStatus != 503 || *d.Attempts[2].HTTPStatus != 200 ||
@@ -178,19 +175,18 @@ func TestWebhookDelivery(t *testing.T) {
 		if replayed.ReplayWebhooks != 1 {
 			t.Fatalf("replay queued %d", replayed.ReplayWebhooks)
 		}
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var requests, held int
+		var last string
+		if !testenv.Eventually(5*time.Second, func() bool {
 			rc.mu.Lock()
-			seen, held, last := rc.seen, len(rc.accepted), rc.lastID
-			rc.mu.Unlock()
-			if seen == 5 {
-				if held != 1 || last != d.WebhookID {
-					t.Fatalf("after resend and replay: %d held, last webhook-id %q, want %q", held, last, d.WebhookID)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d requests after resend and replay, want 5", seen)
-			}
+			defer rc.mu.Unlock()
+			requests, held, last = rc.seen, len(rc.accepted), rc.lastID
+			return requests == 5
+		}) {
+			t.Fatalf("%d requests after resend and replay, want 5", requests)
+		}
+		if held != 1 || last != d.WebhookID {
+			t.Fatalf("after resend and replay: %d held, last webhook-id %q, want %q", held, last, d.WebhookID)
 		}
 		// Its filter can change: customers other than this one only.
 		var updated struct {
@@ -244,14 +240,11 @@ func TestWebhookGoneDisablesTheEndpoint(t *testing.T) {
 			DisabledReason *string
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	if !testenv.Eventually(5*time.Second, func() bool {
 		s.Must(t, partner, `{ webhookEndpoints { disabledAt disabledReason } }`, nil, &out)
-		if len(out.WebhookEndpoints) == 1 && out.WebhookEndpoints[0].DisabledAt != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("endpoint answering 410: %+v", out)
-		}
+		return len(out.WebhookEndpoints) == 1 && out.WebhookEndpoints[0].DisabledAt != nil
+	}) {
+		t.Fatalf("endpoint answering 410: %+v", out)
 	}
 	if r := deref(out.WebhookEndpoints[0].DisabledReason); r != "the endpoint answered 410 Gone" {
 		t.Fatalf("reason %q", r)
@@ -300,14 +293,11 @@ func TestWebhookFailingForDaysIsDisabled(t *testing.T) {
 	var out struct {
 		WebhookEndpoints []struct{ DisabledReason *string }
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	if !testenv.Eventually(5*time.Second, func() bool {
 		s.Must(t, partner, `{ webhookEndpoints { disabledReason } }`, nil, &out)
-		if len(out.WebhookEndpoints) == 1 && out.WebhookEndpoints[0].DisabledReason != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("an endpoint failing for six days is still enabled: %+v", out)
-		}
+		return len(out.WebhookEndpoints) == 1 && out.WebhookEndpoints[0].DisabledReason != nil
+	}) {
+		t.Fatalf("an endpoint failing for six days is still enabled: %+v", out)
 	}
 	if r := *out.WebhookEndpoints[0].DisabledReason; r != "every attempt failed for 5 days" {
 		t.Fatalf("reason %q", r)
@@ -372,10 +362,8 @@ func (c *counter) repeated() []string {
 // waitDistinct waits until c got n distinct webhooks.
 func (c *counter) waitDistinct(t *testing.T, n int, within time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(within); c.distinct() < n; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d webhooks arrived within %v", c.distinct(), n, within)
-		}
+	if !testenv.Eventually(within, func() bool { return c.distinct() >= n }) {
+		t.Fatalf("%d of %d webhooks arrived within %v", c.distinct(), n, within)
 	}
 }
 
@@ -523,7 +511,7 @@ func TestAPIOnlyProcessLeavesDeliveriesToAnother(t *testing.T) {
 		// An attempt is counted once the receiver's answer is read, which
 		// comes after the receiver has counted the webhook.
 		delivered := func() int64 { return worker.Deliveries.Attempts()["webhook"].Delivered }
-		eventually(2*time.Second, func() bool { return delivered() >= alerts })
+		testenv.Eventually(2*time.Second, func() bool { return delivered() >= alerts })
 		if got := delivered(); got != alerts {
 			t.Errorf("the delivering process made %d attempts, want %d", got, alerts)
 		}
@@ -601,9 +589,7 @@ func TestTargetBehindCatchesUp(t *testing.T) {
 			}
 		}
 		count()
-		for deadline := time.Now().Add(5 * time.Second); behind == 0 && time.Now().Before(deadline); count() {
-			time.Sleep(20 * time.Millisecond)
-		}
+		testenv.Eventually(5*time.Second, func() bool { count(); return behind > 0 })
 		time.Sleep(300 * time.Millisecond)
 		count()
 		if pending != most || behind != 1 {
@@ -786,20 +772,12 @@ func TestSpacedAutoIncrementIDs(t *testing.T) {
 	var log struct {
 		WebhookDeliveries struct{ Nodes []struct{ Status string } }
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	if !testenv.Eventually(10*time.Second, func() bool {
 		s.Must(t, partner, `{ webhookDeliveries { nodes { status } } }`, nil, &log)
-		delivered := 0
-		for _, n := range log.WebhookDeliveries.Nodes {
-			if n.Status == "DELIVERED" {
-				delivered++
-			}
-		}
-		if len(log.WebhookDeliveries.Nodes) == 4 && delivered == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivery log: %+v", log)
-		}
+		nodes := log.WebhookDeliveries.Nodes
+		return len(nodes) == 4 && !slices.ContainsFunc(nodes, func(n struct{ Status string }) bool { return n.Status != "DELIVERED" })
+	}) {
+		t.Fatalf("delivery log: %+v", log)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -927,10 +905,8 @@ func TestWebhookEndpointShowsSinceWhenItFails(t *testing.T) {
 	before := time.Now().UTC().Add(-time.Second)
 	record(t, s, billing, event("fs1", cust, "80"))
 	var since *string
-	for deadline := time.Now().Add(5 * time.Second); since == nil; time.Sleep(20 * time.Millisecond) {
-		if since = failingSince(); since == nil && time.Now().After(deadline) {
-			t.Fatal("an endpoint answering 502 shows no failingSince")
-		}
+	if !testenv.Eventually(5*time.Second, func() bool { since = failingSince(); return since != nil }) {
+		t.Fatal("an endpoint answering 502 shows no failingSince")
 	}
 	if at, err := time.Parse(time.RFC3339Nano, *since); err != nil || at.Before(before) || at.After(time.Now().Add(time.Second)) {
 		t.Fatalf("failingSince %s, want about now (%v)", *since, err)
@@ -943,10 +919,8 @@ func TestWebhookEndpointShowsSinceWhenItFails(t *testing.T) {
 	}
 	s.Must(t, partner, `{ webhookDeliveries { nodes { id } } }`, nil, &log)
 	s.Must(t, partner, `mutation($d: ID!) { resendWebhookDelivery(id: $d) { id } }`, map[string]any{"d": log.WebhookDeliveries.Nodes[0].ID}, nil)
-	for deadline := time.Now().Add(5 * time.Second); failingSince() != nil; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("failingSince stays after a success")
-		}
+	if !testenv.Eventually(5*time.Second, func() bool { return failingSince() == nil }) {
+		t.Fatal("failingSince stays after a success")
 	}
 }
 
@@ -978,14 +952,12 @@ func TestDeliveryLogListsTheLastAttempts(t *testing.T) {
 		sends := delivery.MaxAttemptsListed + 5
 		var lastSend time.Time
 		for n := 1; n <= sends; n++ {
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if !testenv.Eventually(5*time.Second, func() bool {
 				read()
-				if d := log.WebhookDeliveries.Nodes; len(d) == 1 && d[0].Status == "DELIVERED" && d[0].AttemptCount == n {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("send %d: %+v", n, log)
-				}
+				d := log.WebhookDeliveries.Nodes
+				return len(d) == 1 && d[0].Status == "DELIVERED" && d[0].AttemptCount == n
+			}) {
+				t.Fatalf("send %d: %+v", n, log)
 			}
 			if n < sends {
 				lastSend = time.Now().Add(-time.Millisecond)
@@ -1076,17 +1048,17 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // verified it.
 func (v *verifier) waitFor(t *testing.T, id string) map[string]bool {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	var got map[string]bool
+	if !testenv.Eventually(5*time.Second, func() bool {
 		v.mu.Lock()
-		got, ok := v.verified[id]
-		v.mu.Unlock()
-		if ok {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhook %s never arrived", id)
-		}
+		defer v.mu.Unlock()
+		var ok bool
+		got, ok = v.verified[id]
+		return ok
+	}) {
+		t.Fatalf("webhook %s never arrived", id)
 	}
+	return got
 }
 
 // A rotated secret keeps signing beside the new one for 24 hours, so that
@@ -1272,14 +1244,12 @@ func waitForLog(t *testing.T, s *testenv.Server, key, endpoint string, done func
 	var log struct {
 		WebhookDeliveries struct{ Nodes []loggedDelivery }
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	if !testenv.Eventually(10*time.Second, func() bool {
 		s.Must(t, key, `query($e: ID!) { webhookDeliveries(endpointId: $e) { nodes { status attempts { httpStatus latencyMs error } } } }`,
 			map[string]any{"e": endpoint}, &log)
-		if done(log.WebhookDeliveries.Nodes) {
-			return log.WebhookDeliveries.Nodes
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("endpoint %s's log: %+v", endpoint, log.WebhookDeliveries.Nodes)
-		}
+		return done(log.WebhookDeliveries.Nodes)
+	}) {
+		t.Fatalf("endpoint %s's log: %+v", endpoint, log.WebhookDeliveries.Nodes)
 	}
+	return log.WebhookDeliveries.Nodes
 }

@@ -196,10 +196,8 @@ func TestPlaygroundOffline(t *testing.T) {
 
 func waitListeners(t *testing.T, s *testenv.Server, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); s.Alerts.Listeners() != n; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d listeners, want %d", s.Alerts.Listeners(), n)
-		}
+	if !testenv.Eventually(10*time.Second, func() bool { return s.Alerts.Listeners() == n }) {
+		t.Fatalf("%d listeners, want %d", s.Alerts.Listeners(), n)
 	}
 }
 

@@ -102,14 +102,11 @@ func (s *SMTPServer) Received() []Mail {
 // WaitFor waits until n messages were accepted and returns them.
 func (s *SMTPServer) WaitFor(t testing.TB, n int) []Mail {
 	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if got := s.Received(); len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d e-mails arrived, want %d", len(s.Received()), n)
-		}
+	var got []Mail
+	if !Eventually(15*time.Second, func() bool { got = s.Received(); return len(got) >= n }) {
+		t.Fatalf("%d e-mails arrived, want %d", len(got), n)
 	}
+	return got
 }
 
 type backend struct{ s *SMTPServer }
