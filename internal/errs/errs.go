@@ -24,8 +24,13 @@ const (
 	PartnerCreditExceeded       Code = "PARTNER_CREDIT_EXCEEDED"
 	IdempotencyConflict         Code = "IDEMPOTENCY_CONFLICT"
 	Internal                    Code = "INTERNAL_SERVER_ERROR"
-	// BadRequest: the HTTP request is not one the API takes (method, content type).
+	// BadRequest: the HTTP request is not one the API takes (method, content
+	// type, a malformed persisted query).
 	BadRequest Code = "BAD_REQUEST"
+	// PersistedQueryNotFound: a persisted query's hash came without its text,
+	// and this process does not know it for this key; send the text with it
+	// (Apollo's and urql's persisted-query links do).
+	PersistedQueryNotFound Code = "PERSISTED_QUERY_NOT_FOUND"
 	// ServiceUnavailable: the store does not answer (or not in time); retry.
 	ServiceUnavailable Code = "SERVICE_UNAVAILABLE"
 	// SlowConsumer: a subscription fell too far behind and was ended; resume

@@ -151,6 +151,7 @@ func newGraphQL(s Services, obs observer) *handler.Server {
 	gql.AddTransport(overHTTP{transport.POST{}})
 	gql.AddTransport(unsupportedTransport{})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	gql.Use(newPersistedQueries())
 	gql.Use(extension.Introspection{})
 	gql.Use(shapeLimit{})
 	gql.Use(extension.FixedComplexityLimit(ComplexityLimit))
