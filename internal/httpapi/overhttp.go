@@ -1,12 +1,16 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"mime"
 	"net/http"
 
 	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/cloudreseller/credit/internal/errs"
 )
 
 // overHTTP adjusts a plain HTTP transport's answers to a request error (a
@@ -22,6 +26,11 @@ import (
 type overHTTP struct{ graphql.Transport }
 
 func (t overHTTP) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if isBatch(r) {
+		writeError(r.Context(), w, http.StatusBadRequest, errs.E(errs.BadRequest,
+			"batched requests (a JSON array of operations) are not supported: send each operation in a request of its own"))
+		return
+	}
 	bw := &bufferedAnswer{ResponseWriter: w}
 	t.Transport.Do(bw, r, exec)
 	bw.send()
@@ -72,4 +81,30 @@ func (w *bufferedAnswer) send() {
 	}
 	w.ResponseWriter.WriteHeader(w.code)
 	w.ResponseWriter.Write(body)
+}
+
+// isBatch tells whether a POST body is a JSON array, as Apollo's
+// BatchHttpLink sends: without this the client got a parse error about its
+// body, not what to change. The body is left for the transport to read.
+func isBatch(r *http.Request) bool {
+	if r.Method != http.MethodPost || r.Body == nil {
+		return false
+	}
+	br := bufio.NewReader(r.Body)
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	for {
+		c, err := br.Peek(1)
+		if err != nil {
+			return false
+		}
+		switch c[0] {
+		case ' ', '\t', '\r', '\n':
+			br.Discard(1)
+		default:
+			return c[0] == '['
+		}
+	}
 }

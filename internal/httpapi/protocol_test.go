@@ -60,6 +60,8 @@ func TestRequestErrorsCarryCodes(t *testing.T) {
 		{"text body", http.MethodPost, "text/plain", `{"query":"{ viewer { role } }"}`, 415, "BAD_REQUEST"},
 		{"PUT", http.MethodPut, "application/json", `{"query":"{ viewer { role } }"}`, 405, "BAD_REQUEST"},
 		{"DELETE", http.MethodDelete, "", "", 405, "BAD_REQUEST"},
+		// Apollo's BatchHttpLink: told that batching is not offered.
+		{"batch", http.MethodPost, "application/json", ` [{"query":"{ viewer { role } }"}, {"query":"{ viewer { role } }"}]`, 400, "BAD_REQUEST"},
 		// A subscription over plain POST would wait for the next alert: refused at once.
 		{"subscription over POST", http.MethodPost, "application/json", `{"query":"subscription { alerts { id } }"}`, 200, "STREAMING_TRANSPORT_REQUIRED"},
 	} {
