@@ -144,8 +144,8 @@ func newGraphQL(s Services, obs observer) *handler.Server {
 		Complexity: complexity(),
 	}))
 	gql.AddTransport(websocketTransport(s.Keys, s.PingInterval, s.InitTimeout))
-	// SSE before POST: both take POST requests, SSE those that accept text/event-stream.
-	gql.AddTransport(transport.SSE{KeepAlivePingInterval: s.PingInterval})
+	// SSE before POST: both take POST requests, SSE those that prefer text/event-stream.
+	gql.AddTransport(eventStreams{transport.SSE{KeepAlivePingInterval: s.PingInterval}})
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(overHTTP{getTransport{}})
 	gql.AddTransport(overHTTP{transport.POST{}})

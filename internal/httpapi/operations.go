@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,11 +52,56 @@ func (k transportKind) String() string {
 	return [...]string{oneResponse: "http", webSocket: "websocket", eventStream: "sse"}[k]
 }
 
+// isEventStream tells whether a request is to be answered as an event stream
+// (eventStreams takes these, the POST transport the rest).
 func isEventStream(r *http.Request) bool {
 	media, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return r.Method == http.MethodPost && media == "application/json" &&
-		strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	return r.Method == http.MethodPost && media == "application/json" && prefersEventStream(r.Header.Get("Accept"))
 }
+
+// prefersEventStream tells whether an Accept header ranks text/event-stream
+// above every JSON type the API answers in (application/json,
+// application/graphql-response+json, or a wildcard): by q-value, then by
+// order. urql accepts JSON first and text/event-stream after it for every
+// operation: answered as a stream, its queries and mutations came back as
+// events, and the client crashed on its next operation. A client that wants
+// a stream (graphql-sse, urql's subscriptions) lists it first or alone.
+func prefersEventStream(accept string) bool {
+	var stream, asJSON struct {
+		q     float64
+		order int
+	}
+	for i, part := range strings.Split(accept, ",") {
+		media, params, err := mime.ParseMediaType(part)
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(v, 64); err != nil {
+				continue
+			}
+		}
+		best := &asJSON
+		switch media {
+		case "text/event-stream":
+			best = &stream
+		case "application/json", "application/graphql-response+json", "application/*", "*/*":
+		default:
+			continue
+		}
+		if q > best.q { // the first of equals stays
+			best.q, best.order = q, i
+		}
+	}
+	return stream.q > 0 && (stream.q > asJSON.q || stream.q == asJSON.q && stream.order < asJSON.order)
+}
+
+// eventStreams is gqlgen's SSE transport, taking only the requests that
+// prefer a stream (isEventStream).
+type eventStreams struct{ transport.SSE }
+
+func (t eventStreams) Supports(r *http.Request) bool { return isEventStream(r) }
 
 func transportOf(ctx context.Context) transportKind {
 	k, _ := ctx.Value(transportKey{}).(transportKind)

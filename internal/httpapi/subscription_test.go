@@ -2,7 +2,11 @@ package httpapi_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"testing"
@@ -235,5 +239,43 @@ func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	if !testenv.Eventually(5*time.Second, cond) {
 		t.Fatal("condition not met within 5s")
+	}
+}
+
+// A POST is answered as an event stream only when the client prefers one.
+// urql sends every operation accepting JSON first and text/event-stream after
+// it; answered as a stream, its queries and mutations came back as events,
+// and the client (urql 6 on Node) crashed on the next operation.
+func TestEventStreamOnlyWhenPreferred(t *testing.T) {
+	s, partner, _, _ := usageSetup(t, testenv.SQLite(t), "100", false)
+	const urql = "application/graphql-response+json, application/graphql-response+json, application/json, text/event-stream, multipart/mixed"
+	for _, c := range []struct {
+		accept, query, want string
+	}{
+		{urql, `{ customers(first: 1) { nodes { name } } }`, "application/graphql-response+json"},
+		{urql, `mutation { createCustomer(input: {name: "urql"}) { name } }`, "application/graphql-response+json"},
+		{"application/json, text/event-stream", `{ viewer { role } }`, "application/json"},
+		{"text/event-stream;q=0.5, application/json", `{ viewer { role } }`, "application/json"},
+		// urql's subscriptions, graphql-sse's client, and whoever ranks it first.
+		{"text/event-stream, multipart/mixed", `{ viewer { role } }`, "text/event-stream"},
+		{"text/event-stream", `{ viewer { role } }`, "text/event-stream"},
+		{"text/event-stream, application/json", `{ viewer { role } }`, "text/event-stream"},
+		{"application/json;q=0.5, text/event-stream", `{ viewer { role } }`, "text/event-stream"},
+	} {
+		b, _ := json.Marshal(map[string]any{"query": c.query})
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/graphql", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", c.accept)
+		req.Header.Set("Authorization", "Bearer "+partner)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		media, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
+		if media != c.want || res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"data"`)) {
+			t.Errorf("Accept: %s, %s: %d %s %s; want %s", c.accept, c.query, res.StatusCode, media, body, c.want)
+		}
 	}
 }
