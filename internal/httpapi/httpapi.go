@@ -3,12 +3,15 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -64,7 +67,16 @@ type Services struct {
 	PingInterval time.Duration
 	// InitTimeout overrides DefaultInitTimeout.
 	InitTimeout time.Duration
+	// BodyTimeout overrides DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout is how long a request's body may take to arrive once its
+// headers have (which http.Server bounds itself). Without it, a client that
+// sent the headers of a POST and then nothing, or a byte a minute, held its
+// connection and a goroutine for ever. 4 MiB (MaxBodyBytes) in 30 s asks
+// 140 KB/s of the client.
+const DefaultBodyTimeout = 30 * time.Second
 
 // DefaultInitTimeout is how long a WebSocket client has to send
 // connection_init (graphql-transport-ws closes with 4408 after it).
@@ -88,6 +100,9 @@ func New(s Services) http.Handler {
 	if s.InitTimeout <= 0 {
 		s.InitTimeout = DefaultInitTimeout
 	}
+	if s.BodyTimeout <= 0 {
+		s.BodyTimeout = DefaultBodyTimeout
+	}
 	if s.Metrics == nil {
 		src := metrics.Sources{Alerts: s.Alerts, Ledger: s.Ledger, Deliveries: s.Deliveries, Logger: s.Logger, Version: "unknown"}
 		if s.DB != nil {
@@ -96,7 +111,7 @@ func New(s Services) http.Handler {
 		s.Metrics = metrics.New(src)
 	}
 	obs := observer{log: s.Logger, metrics: s.Metrics}
-	api := obs.requests(allowCrossOrigin(limitBody(markTransport(auth.Middleware(s.Keys, streamSessions(s.Keys, newGraphQL(s, obs)))))))
+	api := obs.requests(allowCrossOrigin(limitBody(s.BodyTimeout, markTransport(auth.Middleware(s.Keys, streamSessions(s.Keys, newGraphQL(s, obs)))))))
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api)
 	mux.Handle("GET /metrics", requireToken(s.MetricsToken, s.Metrics.Handler()))
@@ -176,12 +191,41 @@ func newGraphQL(s Services, obs observer) *handler.Server {
 const MaxBodyBytes = 4 << 20
 
 // limitBody refuses bodies larger than MaxBodyBytes instead of reading them
-// into memory whole.
-func limitBody(next http.Handler) http.Handler {
+// into memory whole, and answers 408 to one that does not arrive within
+// timeout. The body is read here, under a read deadline that is cleared once
+// it has come, so that an event stream (a POST answered for as long as it
+// listens) is not cut by it; the transports read it from memory, and a read
+// that failed otherwise fails for them as it did here.
+func limitBody(timeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Now().Add(timeout))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+		rc.SetReadDeadline(time.Time{})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.Header().Set("Connection", "close")
+			writeError(r.Context(), w, http.StatusRequestTimeout, errs.E(errs.BadRequest,
+				"the request body did not arrive within %s of its headers", timeout))
+			return
+		}
+		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), failedRead{err}))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// failedRead ends a body read from memory as reading it from the client
+// ended: nothing more (io.EOF), or the error (too large, connection lost).
+type failedRead struct{ err error }
+
+func (f failedRead) Read([]byte) (int, error) {
+	if f.err == nil {
+		return 0, io.EOF
+	}
+	return 0, f.err
 }
 
 // allowCrossOrigin lets browser frontends on other origins call the API. It is

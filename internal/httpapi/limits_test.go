@@ -1,12 +1,17 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -153,3 +158,78 @@ fragment FullType on __Type {
 }
 fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
 fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }`
+
+// A request whose body does not arrive within the body timeout is answered
+// 408 and its connection closed; a slow body that arrives in time is served,
+// and an event stream, a POST that stays open, is not cut by the timeout.
+func TestBodyTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	s := testenv.NewServerWith(t, testenv.SQLite(t), httpapi.Services{BodyTimeout: timeout, PingInterval: time.Hour})
+	_, partner := s.CreatePartner(t, "Reseller", "1000")
+	billing := s.CreateKey(t, "feed", "BILLING", "")
+	cust := s.CreateCustomer(t, partner, "Acme", false)
+	s.SetCredit(t, partner, cust, "100")
+
+	send := func(parts ...string) (*bufio.Reader, net.Conn) {
+		t.Helper()
+		conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		body := `{"query": "{ viewer { role } }"}`
+		fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", partner, len(body))
+		rest := body
+		for _, p := range parts {
+			conn.Write([]byte(p))
+			rest = strings.TrimPrefix(rest, p)
+			time.Sleep(timeout / 3)
+		}
+		if len(parts) > 0 {
+			conn.Write([]byte(rest))
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * timeout))
+		return bufio.NewReader(conn), conn
+	}
+
+	// Headers, and no body.
+	r, _ := send()
+	res, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("no answer to a body that never came: %v", err)
+	}
+	answer, _ := io.ReadAll(res.Body)
+	var out testenv.Response
+	if res.StatusCode != http.StatusRequestTimeout || json.Unmarshal(answer, &out) != nil || len(out.Errors) != 1 ||
+		out.Errors[0].Code() != "BAD_REQUEST" || !strings.Contains(out.Errors[0].Message, "did not arrive within") {
+		t.Fatalf("a body that never came: %d %s", res.StatusCode, answer)
+	}
+	if !res.Close {
+		t.Error("the connection of a body that never came stays open")
+	}
+
+	// A body in three parts, each within the timeout, all of it within it.
+	r, _ = send(`{"query": `, `"{ viewer`)
+	if res, err = http.ReadResponse(r, nil); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("a slow body in time: %v %v", res, err)
+	}
+
+	// An event stream outlives the timeout.
+	lines := s.Stream(t, partner, `subscription { alerts { id threshold } }`)
+	listening(t, s, 1)
+	time.Sleep(3 * timeout)
+	record(t, s, billing, event("late", cust, "80"))
+	for deadline := time.After(5 * time.Second); ; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the event stream ended")
+			}
+			if strings.Contains(l, `"threshold":75`) {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no alert on an event stream older than the body timeout")
+		}
+	}
+}
