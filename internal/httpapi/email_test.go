@@ -137,6 +137,10 @@ func TestEmailDelivery(t *testing.T) {
 		if id := letter.Header("Message-Id"); !strings.HasPrefix(id, "<a") || !strings.HasSuffix(id, "@credit.test>") {
 			t.Fatalf("Message-ID %q", id)
 		}
+		// It names this service, as webhooks do, not the mail library's version.
+		if ua, xm := letter.Header("User-Agent"), letter.Header("X-Mailer"); ua != "credit-alerts/1" || xm != "credit-alerts/1" {
+			t.Fatalf("User-Agent %q, X-Mailer %q", ua, xm)
+		}
 
 		log := emailLog(t, s, partner, want)
 		retried := 0

@@ -90,7 +90,8 @@ func (s *Service) send(ctx context.Context, to string, m *delivery.Message) deli
 	if err != nil {
 		return delivery.Outcome{Error: "the alert could not be read; retrying"}
 	}
-	msg := mail.NewMsg()
+	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
+	msg.SetUserAgent(userAgent)
 	if err := msg.From(s.opts.From); err != nil {
 		return delivery.Outcome{Error: "SMTP_FROM is not an address", Final: true}
 	}
@@ -115,6 +116,11 @@ func (s *Service) send(ctx context.Context, to string, m *delivery.Message) deli
 	}
 	return refused(o, err)
 }
+
+// userAgent names this service in the User-Agent and X-Mailer of its
+// e-mails, as webhooks name it in theirs (the library would name itself and
+// its version).
+const userAgent = "credit-alerts/1"
 
 // refused fills an outcome from a failed send: a permanent refusal (5xx) of
 // the message or address fails the delivery; anything else is retried.
