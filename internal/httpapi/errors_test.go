@@ -105,7 +105,8 @@ func TestErrorsCarryCodesAndNoInternals(t *testing.T) {
 
 	// An oversized body is refused, not read whole.
 	huge := []byte(`{"query": "{ viewer { role } }", "pad": "` + strings.Repeat("x", 5<<20) + `"}`)
-	if r := s.PostRaw(t, key, huge); len(r.Errors) != 1 || r.Errors[0].Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "larger than 4 MiB") {
+	if r := s.PostRaw(t, key, huge); r.Status != http.StatusRequestEntityTooLarge || len(r.Errors) != 1 || r.Errors[0].Code() != "BAD_USER_INPUT" ||
+		!strings.Contains(r.Errors[0].Message, "larger than 4 MiB") {
 		t.Fatalf("oversized body: %+v", r.Errors)
 	}
 

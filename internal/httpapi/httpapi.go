@@ -190,8 +190,8 @@ func newGraphQL(s Services, obs observer) *handler.Server {
 // about 150 KB).
 const MaxBodyBytes = 4 << 20
 
-// limitBody refuses bodies larger than MaxBodyBytes instead of reading them
-// into memory whole, and answers 408 to one that does not arrive within
+// limitBody refuses bodies larger than MaxBodyBytes (413) instead of reading
+// them into memory whole, and answers 408 to one that does not arrive within
 // timeout. The body is read here, under a read deadline that is cleared once
 // it has come, so that an event stream (a POST answered for as long as it
 // listens) is not cut by it; the transports read it from memory, and a read
@@ -206,10 +206,17 @@ func limitBody(timeout time.Duration, next http.Handler) http.Handler {
 		rc.SetReadDeadline(time.Now().Add(timeout))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 		rc.SetReadDeadline(time.Time{})
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			w.Header().Set("Connection", "close")
 			writeError(r.Context(), w, http.StatusRequestTimeout, errs.E(errs.BadRequest,
 				"the request body did not arrive within %s of its headers", timeout))
+			return
+		case errors.As(err, &tooLarge):
+			w.Header().Set("Connection", "close") // the rest is not read
+			writeError(r.Context(), w, http.StatusRequestEntityTooLarge, errs.E(errs.BadUserInput,
+				"the request body is larger than %d MiB", MaxBodyBytes>>20))
 			return
 		}
 		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), failedRead{err}))
@@ -218,7 +225,7 @@ func limitBody(timeout time.Duration, next http.Handler) http.Handler {
 }
 
 // failedRead ends a body read from memory as reading it from the client
-// ended: nothing more (io.EOF), or the error (too large, connection lost).
+// ended: nothing more (io.EOF), or the error (the connection was lost).
 type failedRead struct{ err error }
 
 func (f failedRead) Read([]byte) (int, error) {
@@ -292,11 +299,6 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		if _, ok := gqlErr.Extensions["code"]; ok {
 			explainMissingOperation(gqlErr)
-			return gqlErr
-		}
-		if gqlErr.Err == nil && strings.Contains(gqlErr.Message, "request body too large") {
-			gqlErr.Message = fmt.Sprintf("the request body is larger than %d MiB", MaxBodyBytes>>20)
-			setCode(gqlErr, string(errs.BadUserInput))
 			return gqlErr
 		}
 		if database.IsUnavailable(err) && !errors.Is(err, context.Canceled) {

@@ -3,7 +3,9 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -31,7 +33,7 @@ func (t overHTTP) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 			"batched requests (a JSON array of operations) are not supported: send each operation in a request of its own"))
 		return
 	}
-	bw := &bufferedAnswer{ResponseWriter: w}
+	bw := &bufferedAnswer{ResponseWriter: w, ctx: r.Context()}
 	t.Transport.Do(bw, r, exec)
 	bw.send()
 }
@@ -41,6 +43,7 @@ func (t overHTTP) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 // straight through.
 type bufferedAnswer struct {
 	http.ResponseWriter
+	ctx  context.Context
 	held bool
 	code int
 	body bytes.Buffer
@@ -61,26 +64,55 @@ func (w *bufferedAnswer) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// send writes a held answer. gqlgen holds two kinds: a document that does
+// not parse or validate (422, or 400 to application/graphql-response+json),
+// which an application/json client gets with a 200; and a request it could
+// not decode (400 to both: a body, or a GET parameter, that is not JSON of a
+// GraphQL request's shape), which stays a 400, as the specification asks of
+// a request that is not well-formed. The errors of GET's parameters bypass
+// the error presenter, so they are given their code here.
 func (w *bufferedAnswer) send() {
 	if !w.held {
 		return
 	}
-	media, _, _ := mime.ParseMediaType(w.Header().Get("Content-Type"))
-	if media != "application/graphql-response+json" {
-		w.ResponseWriter.WriteHeader(http.StatusOK)
-		w.ResponseWriter.Write(w.body.Bytes())
-		return
-	}
 	body := w.body.Bytes()
 	var answer map[string]json.RawMessage
-	if json.Unmarshal(body, &answer) == nil {
-		delete(answer, "data")
-		if b, err := json.Marshal(answer); err == nil {
-			body = b
-		}
+	var errList []struct {
+		Message    string         `json:"message"`
+		Extensions map[string]any `json:"extensions"`
+	}
+	if json.Unmarshal(body, &answer) != nil || json.Unmarshal(answer["errors"], &errList) != nil || len(errList) == 0 {
+		writeError(w.ctx, w.ResponseWriter, http.StatusBadRequest, errs.E(errs.BadRequest, "the request could not be read"))
+		return
+	}
+	if errList[0].Extensions["code"] == nil {
+		writeError(w.ctx, w.ResponseWriter, http.StatusBadRequest, errs.E(errs.BadRequest, "%s", undecodable(errList[0].Message)))
+		return
+	}
+	media, _, _ := mime.ParseMediaType(w.Header().Get("Content-Type"))
+	if media != "application/graphql-response+json" && w.code != http.StatusBadRequest {
+		w.ResponseWriter.WriteHeader(http.StatusOK)
+		w.ResponseWriter.Write(body)
+		return
+	}
+	delete(answer, "data") // the request did not run
+	if b, err := json.Marshal(answer); err == nil {
+		body = b
 	}
 	w.ResponseWriter.WriteHeader(w.code)
 	w.ResponseWriter.Write(body)
+}
+
+// undecodable says what was wrong with a GET request's parameters, from
+// gqlgen's message.
+func undecodable(msg string) string {
+	switch msg {
+	case "variables could not be decoded":
+		return "the variables parameter is not a JSON object"
+	case "extensions could not be decoded":
+		return "the extensions parameter is not a JSON object"
+	}
+	return fmt.Sprintf("the URL's query string does not parse (%s)", msg)
 }
 
 // isBatch tells whether a POST body is a JSON array, as Apollo's

@@ -60,6 +60,11 @@ func TestRequestErrorsCarryCodes(t *testing.T) {
 		{"text body", http.MethodPost, "text/plain", `{"query":"{ viewer { role } }"}`, 415, "BAD_REQUEST"},
 		{"PUT", http.MethodPut, "application/json", `{"query":"{ viewer { role } }"}`, 405, "BAD_REQUEST"},
 		{"DELETE", http.MethodDelete, "", "", 405, "BAD_REQUEST"},
+		// A body that is not a GraphQL request in JSON: 400, as the spec asks
+		// of application/json too; a document that does not parse: 200.
+		{"body not JSON", http.MethodPost, "application/json", `{"query": `, 400, "GRAPHQL_PARSE_FAILED"},
+		{"query not a string", http.MethodPost, "application/json", `{"query": 1}`, 400, "GRAPHQL_PARSE_FAILED"},
+		{"document does not parse", http.MethodPost, "application/json", `{"query": "{ viewer { "}`, 200, "GRAPHQL_PARSE_FAILED"},
 		// Apollo's BatchHttpLink: told that batching is not offered.
 		{"batch", http.MethodPost, "application/json", ` [{"query":"{ viewer { role } }"}, {"query":"{ viewer { role } }"}]`, 400, "BAD_REQUEST"},
 		// A subscription over plain POST would wait for the next alert: refused at once.
@@ -68,6 +73,23 @@ func TestRequestErrorsCarryCodes(t *testing.T) {
 		status, r := do(t, s, c.method, c.contentType, "", partner, c.body)
 		if status != c.status || len(r.Errors) != 1 || r.Errors[0].Code() != c.code || r.Errors[0].Message == "" {
 			t.Errorf("%s: %d %+v, want %d %s", c.name, status, r.Errors, c.status, c.code)
+		}
+	}
+	// A GET whose parameters do not decode.
+	for _, params := range []string{"query=%7Bviewer%7Brole%7D%7D&variables=notjson", "query=%7Bviewer%7Brole%7D%7D&extensions=%5B",
+		"query=%zz"} {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/graphql?"+params, nil)
+		req.Header.Set("Authorization", "Bearer "+partner)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var out testenv.Response
+		if json.Unmarshal(raw, &out) != nil || res.StatusCode != 400 || len(out.Errors) != 1 || out.Errors[0].Code() != "BAD_REQUEST" ||
+			out.Errors[0].Extensions["requestId"] == nil {
+			t.Errorf("GET ?%s: %d %s", params, res.StatusCode, raw)
 		}
 	}
 	for _, q := range []string{`mutation { createCustomer(input: {name: "x"}) { id } }`, `subscription { alerts { id } }`} {
