@@ -263,15 +263,20 @@ func websocketInit(ks *keys.Service) transport.WebsocketInitFunc {
 		if err == nil {
 			err = p.Require(auth.RoleAdmin, auth.RolePartner)
 		}
+		// The close frame's reason is what the client's library shows (graphql-ws's
+		// CloseEvent): the error's message, not gqlgen's "terminated".
+		refuse := func(code int, err error) (context.Context, *transport.InitPayload, error) {
+			ctx := transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), closeReason(err))
+			return ctx, nil, err
+		}
 		switch errs.CodeOf(err) {
 		case "":
 		case errs.Unauthenticated:
-			return transport.WithWebsocketCloseCode(ctx, closeUnauthorized), nil, err
+			return refuse(closeUnauthorized, err)
 		case errs.Forbidden:
-			return transport.WithWebsocketCloseCode(ctx, closeForbidden), nil, err
+			return refuse(closeForbidden, err)
 		default:
-			return transport.WithWebsocketCloseCode(ctx, closeServiceFailed), nil,
-				errs.E(errs.ServiceUnavailable, "the service cannot check API keys right now; reconnect shortly")
+			return refuse(closeServiceFailed, errs.E(errs.ServiceUnavailable, "the service cannot check API keys right now; reconnect shortly"))
 		}
 		sock := socketFrom(ctx)
 		if sock == nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -100,11 +101,18 @@ func TestSubscriptionAuthentication(t *testing.T) {
 			if code := c.CloseCode(t, 5*time.Second); code != 4401 {
 				t.Fatalf("%s with %v: close code %d, want 4401", protocol, payload, code)
 			}
+			// The reason, which clients show, says what to do.
+			if r := closeReasonOf(c); !strings.Contains(r, "key") {
+				t.Errorf("%s with %v: close reason %q", protocol, payload, r)
+			}
 		}
 		// A key that may not read alerts: 4403.
 		c := s.Dial(t, protocol, map[string]any{"Authorization": "Bearer " + billing}, nil)
 		if code := c.CloseCode(t, 5*time.Second); code != 4403 {
 			t.Fatalf("%s BILLING: close code %d, want 4403", protocol, code)
+		}
+		if r := closeReasonOf(c); !strings.Contains(r, "BILLING key") {
+			t.Errorf("%s BILLING: close reason %q", protocol, r)
 		}
 		// The upgrade request's header works as well; the payload may spell it in lower case.
 		c = s.Dial(t, protocol, nil, http.Header{"Authorization": {"Bearer " + partner}})
@@ -278,4 +286,11 @@ func TestEventStreamOnlyWhenPreferred(t *testing.T) {
 			t.Errorf("Accept: %s, %s: %d %s %s; want %s", c.accept, c.query, res.StatusCode, media, body, c.want)
 		}
 	}
+}
+
+// closeReasonOf is the reason of the close frame that ended c.
+func closeReasonOf(c *testenv.WSClient) string {
+	var ce websocket.CloseError
+	errors.As(c.CloseErr, &ce)
+	return ce.Reason
 }
