@@ -58,19 +58,8 @@ func (p persisted) get(t *testing.T, s *testenv.Server, key string) (int, testen
 	vars, _ := json.Marshal(p.vars)
 	ext, _ := json.Marshal(p.extensions(1, p.hash()))
 	q := url.Values{"variables": {string(vars)}, "extensions": {string(ext)}}
-	req, _ := http.NewRequest(http.MethodGet, s.URL+"/graphql?"+q.Encode(), nil)
-	req.Header.Set("Accept", apolloAccept)
-	req.Header.Set("Authorization", "Bearer "+key)
-	res, err := s.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var out testenv.Response
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
-		t.Fatalf("GET: %d, not JSON: %v", res.StatusCode, err)
-	}
-	return res.StatusCode, out
+	res, raw := exchange(t, s, http.MethodGet, "?"+q.Encode(), map[string]string{"Accept": apolloAccept, "Authorization": bearer(key)}, "")
+	return res.StatusCode, decoded(t, res, raw)
 }
 
 // customerNames decodes the customers query's answer.

@@ -20,32 +20,51 @@ import (
 	"github.com/cloudreseller/credit/internal/testenv"
 )
 
-// do sends a raw HTTP request to /graphql and decodes the GraphQL errors.
-func do(t *testing.T, s *testenv.Server, method, contentType, accept, key, body string) (int, testenv.Response) {
+// exchange sends a raw request to /graphql (target: "" or "?…") with the
+// headers that are not empty, and returns the response and its body.
+func exchange(t *testing.T, s *testenv.Server, method, target string, header map[string]string, body string) (*http.Response, []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, s.URL+"/graphql", strings.NewReader(body))
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	req, _ := http.NewRequestWithContext(ctx, method, s.URL+"/graphql"+target, strings.NewReader(body))
+	for k, v := range header {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
 	}
 	res, err := s.Client().Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, contentType, err)
+		t.Fatalf("%s %s: %v", method, target, err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
+	return res, raw
+}
+
+// do sends a raw HTTP request to /graphql and decodes the GraphQL errors.
+func do(t *testing.T, s *testenv.Server, method, contentType, accept, key, body string) (int, testenv.Response) {
+	t.Helper()
+	res, raw := exchange(t, s, method, "", map[string]string{"Content-Type": contentType, "Accept": accept, "Authorization": bearer(key)}, body)
+	return res.StatusCode, decoded(t, res, raw)
+}
+
+// bearer is the Authorization header of a key ("" for none).
+func bearer(key string) string {
+	if key == "" {
+		return ""
+	}
+	return "Bearer " + key
+}
+
+// decoded is a GraphQL answer's body, which must be JSON.
+func decoded(t *testing.T, res *http.Response, raw []byte) testenv.Response {
+	t.Helper()
 	var out testenv.Response
 	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: not JSON (%d): %s", method, contentType, res.StatusCode, raw)
+		t.Fatalf("%s %s: not JSON (%d): %s", res.Request.Method, res.Request.URL, res.StatusCode, raw)
 	}
-	return res.StatusCode, out
+	out.Status = res.StatusCode
+	return out
 }
 
 // Every error has extensions.code, also those raised before execution.
@@ -78,16 +97,8 @@ func TestRequestErrorsCarryCodes(t *testing.T) {
 	// A GET whose parameters do not decode.
 	for _, params := range []string{"query=%7Bviewer%7Brole%7D%7D&variables=notjson", "query=%7Bviewer%7Brole%7D%7D&extensions=%5B",
 		"query=%zz"} {
-		req, _ := http.NewRequest(http.MethodGet, s.URL+"/graphql?"+params, nil)
-		req.Header.Set("Authorization", "Bearer "+partner)
-		res, err := s.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		var out testenv.Response
-		if json.Unmarshal(raw, &out) != nil || res.StatusCode != 400 || len(out.Errors) != 1 || out.Errors[0].Code() != "BAD_REQUEST" ||
+		res, raw := exchange(t, s, http.MethodGet, "?"+params, map[string]string{"Authorization": bearer(partner)}, "")
+		if out := decoded(t, res, raw); out.Status != 400 || len(out.Errors) != 1 || out.Errors[0].Code() != "BAD_REQUEST" ||
 			out.Errors[0].Extensions["requestId"] == nil {
 			t.Errorf("GET ?%s: %d %s", params, res.StatusCode, raw)
 		}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -271,16 +270,8 @@ func TestEventStreamOnlyWhenPreferred(t *testing.T) {
 		{"application/json;q=0.5, text/event-stream", `{ viewer { role } }`, "text/event-stream"},
 	} {
 		b, _ := json.Marshal(map[string]any{"query": c.query})
-		req, _ := http.NewRequest(http.MethodPost, s.URL+"/graphql", bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", c.accept)
-		req.Header.Set("Authorization", "Bearer "+partner)
-		res, err := s.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
+		res, body := exchange(t, s, http.MethodPost, "", map[string]string{"Content-Type": "application/json", "Accept": c.accept,
+			"Authorization": bearer(partner)}, string(b))
 		media, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
 		if media != c.want || res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"data"`)) {
 			t.Errorf("Accept: %s, %s: %d %s %s; want %s", c.accept, c.query, res.StatusCode, media, body, c.want)
