@@ -219,10 +219,21 @@ func limitBody(timeout time.Duration, next http.Handler) http.Handler {
 				"the request body is larger than %d MiB", MaxBodyBytes>>20))
 			return
 		}
-		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), failedRead{err}))
+		r.Body = &readBody{Reader: io.MultiReader(bytes.NewReader(body), failedRead{err}), data: body}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// readBody is a request body limitBody has read: the transports read it as
+// they would the client's, and isEventStream may look at it first.
+type readBody struct {
+	io.Reader
+	data []byte
+	// subscribes caches isEventStream's finding: 0 unknown, 1 yes, -1 no.
+	subscribes int8
+}
+
+func (*readBody) Close() error { return nil }
 
 // failedRead ends a body read from memory as reading it from the client
 // ended: nothing more (io.EOF), or the error (the connection was lost).

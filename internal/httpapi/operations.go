@@ -13,6 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/errs"
@@ -53,24 +54,36 @@ func (k transportKind) String() string {
 }
 
 // isEventStream tells whether a request is to be answered as an event stream
-// (eventStreams takes these, the POST transport the rest).
+// (eventStreams takes these, the POST transport the rest): a POST whose
+// client prefers a stream to JSON, or whose operation is a subscription,
+// which JSON cannot carry, and which accepts a stream at all.
 func isEventStream(r *http.Request) bool {
 	media, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return r.Method == http.MethodPost && media == "application/json" && prefersEventStream(r.Header.Get("Accept"))
+	if r.Method != http.MethodPost || media != "application/json" {
+		return false
+	}
+	stream, asJSON := acceptRanks(r.Header.Get("Accept"))
+	if stream.q == 0 {
+		return false
+	}
+	return stream.q > asJSON.q || stream.q == asJSON.q && stream.order < asJSON.order || subscribes(r)
 }
 
-// prefersEventStream tells whether an Accept header ranks text/event-stream
-// above every JSON type the API answers in (application/json,
-// application/graphql-response+json, or a wildcard): by q-value, then by
-// order. urql accepts JSON first and text/event-stream after it for every
-// operation: answered as a stream, its queries and mutations came back as
-// events, and the client crashed on its next operation. A client that wants
-// a stream (graphql-sse, urql's subscriptions) lists it first or alone.
-func prefersEventStream(accept string) bool {
-	var stream, asJSON struct {
-		q     float64
-		order int
-	}
+// rank is how an Accept header ranks a media type: its q-value (0: not
+// accepted) and the place of the clause that gave it.
+type rank struct {
+	q     float64
+	order int
+}
+
+// acceptRanks ranks text/event-stream and the best of the JSON types the API
+// answers in (application/json, application/graphql-response+json, or a
+// wildcard). A client ranks by q-value, then by order: urql accepts JSON
+// first and text/event-stream after it for every operation; answered as a
+// stream, its queries and mutations came back as events, and the client
+// crashed on its next operation. A client that wants a stream (graphql-sse,
+// urql's subscriptions) lists it first or alone.
+func acceptRanks(accept string) (stream, asJSON rank) {
 	for i, part := range strings.Split(accept, ",") {
 		media, params, err := mime.ParseMediaType(part)
 		if err != nil {
@@ -91,10 +104,32 @@ func prefersEventStream(accept string) bool {
 			continue
 		}
 		if q > best.q { // the first of equals stays
-			best.q, best.order = q, i
+			*best = rank{q, i}
 		}
 	}
-	return stream.q > 0 && (stream.q > asJSON.q || stream.q == asJSON.q && stream.order < asJSON.order)
+	return stream, asJSON
+}
+
+// subscribes tells whether a POST's operation is a subscription, from the
+// body limitBody read (no for a body it did not read, one that does not
+// parse, or a persisted query's hash without its text).
+func subscribes(r *http.Request) bool {
+	b, ok := r.Body.(*readBody)
+	if !ok {
+		return false
+	}
+	if b.subscribes == 0 {
+		b.subscribes = -1
+		var req struct{ Query, OperationName string }
+		if json.Unmarshal(b.data, &req) == nil && req.Query != "" {
+			if doc, err := parser.ParseQuery(&ast.Source{Input: req.Query}); err == nil {
+				if op := doc.Operations.ForName(req.OperationName); op != nil && op.Operation == ast.Subscription {
+					b.subscribes = 1
+				}
+			}
+		}
+	}
+	return b.subscribes == 1
 }
 
 // eventStreams is gqlgen's SSE transport, taking only the requests that

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -276,6 +277,28 @@ func TestEventStreamOnlyWhenPreferred(t *testing.T) {
 		if media != c.want || res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"data"`)) {
 			t.Errorf("Accept: %s, %s: %d %s %s; want %s", c.accept, c.query, res.StatusCode, media, body, c.want)
 		}
+	}
+	// A subscription cannot be answered in JSON: it streams wherever a stream
+	// is acceptable at all.
+	for _, c := range []struct{ accept, body string }{
+		{"application/json, text/event-stream", `{"query": "subscription { alerts { id } }"}`},
+		{urql, `{"query": "query A { viewer { role } } subscription B { alerts { id } }", "operationName": "B"}`},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/graphql", strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", c.accept)
+		req.Header.Set("Authorization", bearer(partner))
+		res, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if media, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); media != "text/event-stream" || res.StatusCode != http.StatusOK {
+			body, _ := io.ReadAll(res.Body)
+			t.Errorf("Accept: %s, %s: %d %s %s; want a stream", c.accept, c.body, res.StatusCode, media, body)
+		}
+		cancel()
+		res.Body.Close()
 	}
 }
 
