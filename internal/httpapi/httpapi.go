@@ -229,8 +229,6 @@ func limitBody(timeout time.Duration, next http.Handler) http.Handler {
 type readBody struct {
 	io.Reader
 	data []byte
-	// subscribes caches isEventStream's finding: 0 unknown, 1 yes, -1 no.
-	subscribes int8
 }
 
 func (*readBody) Close() error { return nil }

@@ -118,25 +118,23 @@ func subscribes(r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	if b.subscribes == 0 {
-		b.subscribes = -1
-		var req struct{ Query, OperationName string }
-		if json.Unmarshal(b.data, &req) == nil && req.Query != "" {
-			if doc, err := parser.ParseQuery(&ast.Source{Input: req.Query}); err == nil {
-				if op := doc.Operations.ForName(req.OperationName); op != nil && op.Operation == ast.Subscription {
-					b.subscribes = 1
-				}
-			}
-		}
+	var req struct{ Query, OperationName string }
+	if json.Unmarshal(b.data, &req) != nil || req.Query == "" {
+		return false
 	}
-	return b.subscribes == 1
+	doc, err := parser.ParseQuery(&ast.Source{Input: req.Query})
+	if err != nil {
+		return false
+	}
+	op := doc.Operations.ForName(req.OperationName)
+	return op != nil && op.Operation == ast.Subscription
 }
 
-// eventStreams is gqlgen's SSE transport, taking only the requests that
-// prefer a stream (isEventStream).
+// eventStreams is gqlgen's SSE transport, taking the requests markTransport
+// found to be event streams (isEventStream, decided once a request).
 type eventStreams struct{ transport.SSE }
 
-func (t eventStreams) Supports(r *http.Request) bool { return isEventStream(r) }
+func (t eventStreams) Supports(r *http.Request) bool { return transportOf(r.Context()) == eventStream }
 
 func transportOf(ctx context.Context) transportKind {
 	k, _ := ctx.Value(transportKey{}).(transportKind)

@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 
@@ -117,26 +115,8 @@ func undecodable(msg string) string {
 
 // isBatch tells whether a POST body is a JSON array, as Apollo's
 // BatchHttpLink sends: without this the client got a parse error about its
-// body, not what to change. The body is left for the transport to read.
+// body, not what to change.
 func isBatch(r *http.Request) bool {
-	if r.Method != http.MethodPost || r.Body == nil {
-		return false
-	}
-	br := bufio.NewReader(r.Body)
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{br, r.Body}
-	for {
-		c, err := br.Peek(1)
-		if err != nil {
-			return false
-		}
-		switch c[0] {
-		case ' ', '\t', '\r', '\n':
-			br.Discard(1)
-		default:
-			return c[0] == '['
-		}
-	}
+	b, ok := r.Body.(*readBody)
+	return ok && r.Method == http.MethodPost && bytes.HasPrefix(bytes.TrimLeft(b.data, " \t\r\n"), []byte("["))
 }
