@@ -162,7 +162,7 @@ type CreatePartnerInput struct {
 
 // A new webhook endpoint.
 type CreateWebhookEndpointInput struct {
-	// An absolute https URL (http only with WEBHOOK_ALLOW_INSECURE); loopback, private, link-local and metadata addresses are refused (BAD_USER_INPUT).
+	// An absolute https URL (http only with WEBHOOK_ALLOW_INSECURE); a host that resolves to an address that is not public (loopback, private, link-local, metadata or another special-purpose range) is refused (BAD_USER_INPUT).
 	URL string `json:"url"`
 	// A note for people: at most 500 characters.
 	Description *string `json:"description,omitempty"`

@@ -1187,12 +1187,14 @@ func TestWebhookRegistrationRefusesUnsafeURLs(t *testing.T) {
 	_, partner := s.CreatePartner(t, "Reseller", "1000")
 	for url, want := range map[string]string{
 		"http://hooks.example.com/credit":           "url must use https (http only with WEBHOOK_ALLOW_INSECURE=true)",
-		"https://127.0.0.1/hook":                    "a loopback, private, link-local or metadata address",
-		"https://localhost:8443/hook":               "a loopback, private, link-local or metadata address",
-		"https://169.254.169.254/latest/meta-data/": "a loopback, private, link-local or metadata address",
-		"https://10.0.0.7/hook":                     "a loopback, private, link-local or metadata address",
-		"https://[fd00::1]/hook":                    "a loopback, private, link-local or metadata address",
-		"https://user:pw@203.0.113.9/hook":          "url must not carry credentials or a fragment",
+		"https://127.0.0.1/hook":                    "which is not a public address",
+		"https://localhost:8443/hook":               "which is not a public address",
+		"https://169.254.169.254/latest/meta-data/": "which is not a public address",
+		"https://10.0.0.7/hook":                     "which is not a public address",
+		"https://[fd00::1]/hook":                    "which is not a public address",
+		"https://198.18.0.1/hook":                   "resolves to 198.18.0.1, which is not a public address",
+		"https://[64:ff9b::a00:7]/hook":             "which is not a public address",
+		"https://user:pw@93.184.215.14/hook":        "url must not carry credentials or a fragment",
 	} {
 		r := s.Fails(t, "BAD_USER_INPUT", partner, `mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) { secret } }`, map[string]any{"u": url})
 		if msg := r.Errors[0].Message; !strings.Contains(msg, want) {
@@ -1202,12 +1204,12 @@ func TestWebhookRegistrationRefusesUnsafeURLs(t *testing.T) {
 	var out struct {
 		CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
 	}
-	s.Must(t, partner, `mutation { createWebhookEndpoint(input: {url: "https://203.0.113.9/hook"}) { endpoint { id } } }`, nil, &out)
+	s.Must(t, partner, `mutation { createWebhookEndpoint(input: {url: "https://93.184.215.14/hook"}) { endpoint { id } } }`, nil, &out)
 	s.Fails(t, "BAD_USER_INPUT", partner, `mutation($e: ID!) { updateWebhookEndpoint(id: $e, input: {url: "https://192.168.1.1/hook"}) { id } }`,
 		map[string]any{"e": out.CreateWebhookEndpoint.Endpoint.ID})
 	var listed struct{ WebhookEndpoints []struct{ URL string } }
 	s.Must(t, partner, `{ webhookEndpoints { url } }`, nil, &listed)
-	if len(listed.WebhookEndpoints) != 1 || listed.WebhookEndpoints[0].URL != "https://203.0.113.9/hook" {
+	if len(listed.WebhookEndpoints) != 1 || listed.WebhookEndpoints[0].URL != "https://93.184.215.14/hook" {
 		t.Fatalf("stored endpoints: %+v", listed)
 	}
 }

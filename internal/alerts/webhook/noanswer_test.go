@@ -23,7 +23,7 @@ func TestNoAnswerSaysWhy(t *testing.T) {
 		err  error
 		want string
 	}{
-		{wrap(&net.OpError{Op: "dial", Err: errForbiddenAddress}), "the endpoint resolves to a loopback, private, link-local or metadata address"},
+		{wrap(&net.OpError{Op: "dial", Err: errForbiddenAddress}), "the endpoint resolves to an address that is not public (loopback, private, link-local, metadata or another special-purpose range)"},
 		{wrap(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "hooks.example.com", IsNotFound: true}}), "the host does not resolve"},
 		{wrap(context.DeadlineExceeded), "no answer within 10s"},
 		{wrap(&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}), "connection refused"},

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"code.dny.dev/ssrf"
+
 	"github.com/cloudreseller/credit/internal/errs"
 )
 
@@ -39,24 +41,28 @@ func checkURL(ctx context.Context, raw string, o Options) (*url.URL, error) {
 	}
 	for _, a := range addrs {
 		if forbidden(a) {
-			return nil, errs.E(errs.BadUserInput, "url: host %q resolves to %s, a loopback, private, link-local or metadata address", u.Hostname(), a)
+			return nil, errs.E(errs.BadUserInput, "url: host %q resolves to %s, which is not a public address (loopback, private, link-local, metadata or another special-purpose range)", u.Hostname(), a.Unmap())
 		}
 	}
 	return u, nil
 }
 
-// forbidden tells an address a webhook must not reach: loopback, private,
-// link-local (cloud metadata services live there), unspecified, multicast,
-// shared (carrier-grade NAT) and unique-local ranges.
+// guard refuses every address outside what IANA's special-purpose
+// registries leave public: loopback, private, link-local (cloud metadata
+// services live there), shared, documentation, benchmarking, reserved and
+// multicast ranges, and the IPv6 forms that reach IPv4 inside them (NAT64,
+// 6to4). code.dny.dev/ssrf keeps that list in step with the registries,
+// which a list written here would not. Endpoints may use any port.
+var guard = ssrf.New(ssrf.WithAnyPort())
+
+// forbidden tells an address a webhook must not reach. An IPv4 address the
+// resolver hands back in its IPv6-mapped form is judged, and named, as IPv4.
 func forbidden(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() ||
-		netip.MustParsePrefix("100.64.0.0/10").Contains(a) || netip.MustParsePrefix("0.0.0.0/8").Contains(a)
+	return guard.SafeAddr(a.Unmap()) != nil
 }
 
 // errForbiddenAddress is a connection refused by the dialer's check.
-var errForbiddenAddress = errors.New("the endpoint resolves to a loopback, private, link-local or metadata address")
+var errForbiddenAddress = errors.New("the endpoint resolves to an address that is not public (loopback, private, link-local, metadata or another special-purpose range)")
 
 // guardedDialer checks every address the client connects to, at connect time:
 // a host that resolved to a public address at registration and to a private

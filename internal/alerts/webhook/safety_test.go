@@ -20,16 +20,27 @@ func TestEndpointSafety(t *testing.T) {
 		want string // "" accepted
 	}{
 		{"http://example.com/hook", Options{}, "https"},
-		{"https://127.0.0.1/hook", Options{}, "loopback, private"},
-		{"https://[::1]:8443/hook", Options{}, "loopback, private"},
-		{"https://169.254.169.254/latest/meta-data", Options{}, "loopback, private"},
-		{"https://10.1.2.3/hook", Options{}, "loopback, private"},
-		{"https://192.168.0.10/hook", Options{}, "loopback, private"},
-		{"https://100.64.0.1/hook", Options{}, "loopback, private"},
-		{"https://localhost/hook", Options{}, "loopback, private"},
-		{"https://user:pw@203.0.113.9/hook", Options{}, "credentials"},
+		{"https://127.0.0.1/hook", Options{}, "not a public address"},
+		{"https://[::1]:8443/hook", Options{}, "not a public address"},
+		{"https://169.254.169.254/latest/meta-data", Options{}, "resolves to 169.254.169.254, which is not a public address"},
+		{"https://10.1.2.3/hook", Options{}, "not a public address"},
+		{"https://192.168.0.10/hook", Options{}, "not a public address"},
+		{"https://100.64.0.1/hook", Options{}, "not a public address"},
+		{"https://localhost/hook", Options{}, "not a public address"},
+		{"https://user:pw@93.184.215.14/hook", Options{}, "credentials"},
 		{"/relative", Options{}, "absolute"},
-		{"https://203.0.113.9/hook", Options{}, ""},
+		// Addresses no public endpoint has (IANA's special-purpose
+		// registries), and IPv6 forms that reach IPv4 inside: NAT64 and
+		// 6to4 of 127.0.0.1, and an IPv4-mapped one.
+		{"https://198.18.0.1/hook", Options{}, "not a public address"},
+		{"https://192.0.2.1/hook", Options{}, "not a public address"},
+		{"https://240.0.0.1/hook", Options{}, "not a public address"},
+		{"https://[64:ff9b::7f00:1]/hook", Options{}, "not a public address"},
+		{"https://[2002:7f00:1::1]/hook", Options{}, "not a public address"},
+		{"https://[::ffff:10.0.0.1]/hook", Options{}, "not a public address"},
+		{"https://[2001:db8::1]/hook", Options{}, "not a public address"},
+		{"https://93.184.215.14/hook", Options{}, ""},
+		{"https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:8443/hook", Options{}, ""},
 		{"http://127.0.0.1:8080/hook", Options{AllowInsecure: true, AllowPrivate: true}, ""},
 	} {
 		_, err := checkURL(ctx, c.url, c.opts)

@@ -36,8 +36,9 @@ const MaxEndpoints = 200
 type Options struct {
 	// AllowInsecure accepts http endpoints (WEBHOOK_ALLOW_INSECURE).
 	AllowInsecure bool
-	// AllowPrivate accepts endpoints on loopback, private and link-local
-	// addresses (WEBHOOK_ALLOW_PRIVATE; the tests receive on loopback).
+	// AllowPrivate accepts endpoints on addresses that are not public:
+	// loopback, private, link-local and the other special-purpose ranges
+	// (WEBHOOK_ALLOW_PRIVATE; the tests receive on loopback).
 	AllowPrivate bool
 	// Timeout bounds one attempt (10 s).
 	Timeout time.Duration
