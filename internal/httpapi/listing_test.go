@@ -218,6 +218,7 @@ func TestCustomerFilters(t *testing.T) {
 		many := make100()
 		s.Fails(t, "BAD_USER_INPUT", key, customersPage, map[string]any{"filter": map[string]any{"ids": many}})
 		s.Fails(t, "BAD_USER_INPUT", key, `mutation { createCustomer(input: {name: "x", email: "not an address"}) { id } }`, nil)
+		s.Fails(t, "BAD_USER_INPUT", key, `mutation { createCustomer(input: {name: "x", email: "ops@[10.0.0.1]"}) { id } }`, nil)
 		s.Fails(t, "BAD_USER_INPUT", key, `mutation { createCustomer(input: {name: "  "}) { id } }`, nil)
 	})
 }

@@ -37,10 +37,31 @@ func Email(s *string) (*string, error) {
 	if err != nil || e == nil {
 		return e, err
 	}
-	if a, perr := mail.ParseAddress(*e); perr != nil || a.Address != *e {
-		return nil, errs.E(errs.BadUserInput, "email is not a valid address")
+	if !MailAddress(*e) {
+		return nil, errs.E(errs.BadUserInput, "email is not a valid address (name@example.com)")
 	}
 	return e, nil
+}
+
+// MailAddress tells whether s is an address mail can go to on the Internet:
+// bare (no display name, no list), at most 254 bytes, its domain a name with
+// a dot. Domain literals (name@[192.0.2.1]) and dotless names (root@localhost)
+// are refused: they bypass DNS, and at best reach the relay itself.
+func MailAddress(s string) bool {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || len(s) > 254 {
+		return false
+	}
+	domain := s[strings.LastIndexByte(s, '@')+1:]
+	return strings.Contains(domain, ".") && !strings.HasPrefix(domain, "[") &&
+		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+}
+
+// MailKey is what two spellings of one address share: domains are not
+// case-sensitive, local parts may be (RFC 5321), so only the domain folds.
+func MailKey(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	return s[:at+1] + strings.ToLower(s[at+1:])
 }
 
 // Identifier checks an identifier a client chose (an idempotency key, an event

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/cloudreseller/credit/internal/auth"
 	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/errs"
+	"github.com/cloudreseller/credit/internal/input"
 	"github.com/cloudreseller/credit/internal/page"
 )
 
@@ -108,12 +108,11 @@ func checkAddresses(in []string) ([]string, error) {
 	seen := map[string]bool{}
 	for i, a := range in {
 		a = strings.TrimSpace(a)
-		parsed, err := mail.ParseAddress(a)
-		if err != nil || parsed.Address != a || len(a) > 254 {
+		if !input.MailAddress(a) {
 			return nil, errs.E(errs.BadUserInput, "addresses[%d] is not an e-mail address (name@example.com)", i)
 		}
-		if !seen[a] {
-			seen[a] = true
+		if k := input.MailKey(a); !seen[k] {
+			seen[k] = true
 			out = append(out, a)
 		}
 	}
