@@ -165,8 +165,11 @@ func newGraphQL(s Services, obs observer) *handler.Server {
 	gql.AddTransport(overHTTP{getTransport{}})
 	gql.AddTransport(overHTTP{transport.POST{}})
 	gql.AddTransport(unsupportedTransport{})
-	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	validated := lru.New[*ast.QueryDocument](1000)
+	gql.SetQueryCache(validated)
+	gql.SetParserTokenLimit(MaxTokens)
 	gql.Use(newPersistedQueries())
+	gql.Use(documentLimit{validated}) // after the persisted queries, which fill in the text
 	gql.Use(extension.Introspection{})
 	gql.Use(shapeLimit{})
 	gql.Use(extension.FixedComplexityLimit(ComplexityLimit))
@@ -174,6 +177,7 @@ func newGraphQL(s Services, obs observer) *handler.Server {
 	gql.AroundOperations(obs.operations)
 	gql.AroundOperations(guardOperations(s.Keys, present, s.Metrics))
 	gql.AroundResponses(obs.responses)
+	gql.AroundResponses(fewerErrors)
 	loaded := loaders.Services{Accounts: s.Accounts, Ledger: s.Ledger, Alerts: s.Alerts}
 	gql.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		return next(loaders.With(ctx, loaded))
