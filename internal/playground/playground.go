@@ -38,7 +38,7 @@ func Built() bool {
 // GraphiQL from the public CDN.
 func Register(mux *http.ServeMux, cdn bool) {
 	if cdn || !Built() {
-		mux.Handle("GET /{$}", cdnPage())
+		mux.Handle("GET /{$}", unframed(cdnPage()))
 		return
 	}
 	files, err := fs.Sub(dist, "dist/graphiql")
@@ -46,9 +46,27 @@ func Register(mux *http.ServeMux, cdn bool) {
 		panic(err) // Built said the directory is there
 	}
 	server := compressed(files, http.FileServerFS(files))
-	mux.Handle("GET /{$}", noCache(server))
+	mux.Handle("GET /{$}", unframed(noCache(server)))
 	// Asset names carry a hash of their content: they never change.
-	mux.Handle("GET /assets/", immutable(server))
+	mux.Handle("GET /assets/", nosniff(immutable(server)))
+}
+
+// unframed forbids other sites to frame the page: one that did could steer
+// a visitor's clicks while a key sits in the Headers tab.
+func unframed(next http.Handler) http.Handler {
+	return nosniff(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+		w.Header().Set("X-Frame-Options", "DENY") // for browsers before CSP 2
+		next.ServeHTTP(w, r)
+	}))
+}
+
+// nosniff keeps browsers to the type a file is served as.
+func nosniff(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // compressed serves a browser that takes gzip the gzipped file (7 MB of

@@ -63,3 +63,27 @@ func TestFilesAreServedCompressed(t *testing.T) {
 		}
 	}
 }
+
+// The page may not be framed by another site (a page that frames it could
+// steer a visitor's clicks while a key sits in its Headers tab), and no file
+// of it is sniffed as another type.
+func TestPageRefusesFraming(t *testing.T) {
+	for _, cdn := range []bool{true, false} {
+		if !cdn && !playground.Built() {
+			continue // the CDN page only: the build is CI's
+		}
+		mux := http.NewServeMux()
+		playground.Register(mux, cdn)
+		srv := httptest.NewServer(mux)
+		res, err := http.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		srv.Close()
+		h := res.Header
+		if h.Get("Content-Security-Policy") != "frame-ancestors 'none'" || h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("cdn %v: headers %v", cdn, h)
+		}
+	}
+}
