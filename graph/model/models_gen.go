@@ -393,7 +393,7 @@ type UsageEventInput struct {
 	CustomerID uint `json:"customerId"`
 	// What it cost, greater than zero.
 	Amount money.Amount `json:"amount"`
-	// When the usage happened; defaults to when it is recorded.
+	// When the usage happened; defaults to when it is recorded. At most 24 hours ahead of the server's clock (BAD_USER_INPUT).
 	OccurredAt *time.Time `json:"occurredAt,omitempty"`
 	// What was used: at most 500 characters.
 	Description *string `json:"description,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -192,6 +193,9 @@ func TestUsageDuplicatesAndAllOrNothing(t *testing.T) {
 			event("d", cust, "1.001"),
 			event("", cust, "1"),
 			event(long, cust, "1"),
+			// Far ahead of the server's clock: a feed that sends milliseconds as
+			// seconds, or a year of 9999.
+			{"eventId": "d", "customerId": cust, "amount": "1", "occurredAt": time.Now().Add(25 * time.Hour).UTC().Format(time.RFC3339)},
 		}
 		for _, b := range bad {
 			r := s.Post(t, billing, recordUsage, map[string]any{"in": map[string]any{"events": []map[string]any{event("fresh", cust, "1"), b}}})
@@ -208,6 +212,11 @@ func TestUsageDuplicatesAndAllOrNothing(t *testing.T) {
 		if c := s.Customer(t, partner, cust); c.Used != "16.50" {
 			t.Fatalf("a refused batch was applied: used %s", c.Used)
 		}
+		// A clock a few hours ahead of the server's is no reason to refuse.
+		ahead := map[string]any{"eventId": "skewed", "customerId": cust, "amount": "1", "occurredAt": time.Now().Add(3 * time.Hour).UTC().Format(time.RFC3339)}
+		if got := record(t, s, billing, ahead); got.Accepted != 1 {
+			t.Fatalf("an event 3 hours ahead: %+v", got)
+		}
 		// The refused events were not recorded: sent again correctly, they count.
 		if got := record(t, s, billing, event("fresh", cust, "1"), event("d", cust, "1")); got.Accepted != 2 {
 			t.Fatalf("resent batch: %+v", got)
@@ -215,8 +224,8 @@ func TestUsageDuplicatesAndAllOrNothing(t *testing.T) {
 		if got := record(t, s, billing, many[:1000]...); got.Accepted != 1000 {
 			t.Fatalf("1000 events: %+v", got)
 		}
-		if c := s.Customer(t, partner, cust); c.Used != "28.50" {
-			t.Fatalf("used %s, want 28.50", c.Used)
+		if c := s.Customer(t, partner, cust); c.Used != "29.50" {
+			t.Fatalf("used %s, want 29.50", c.Used)
 		}
 
 		// Only the billing feed and ADMIN record usage.

@@ -49,7 +49,7 @@ func (l *Ledger) RecordUsage(ctx context.Context, events []UsageEvent) (*UsageRe
 	if err != nil {
 		return nil, err
 	}
-	if err := validateUsage(events); err != nil {
+	if err := validateUsage(events, l.db.NowFunc()); err != nil {
 		return nil, err
 	}
 	batch := usageBatch{events: events}
@@ -84,7 +84,13 @@ func (l *Ledger) RecordUsage(ctx context.Context, events []UsageEvent) (*UsageRe
 	return &batch.res, nil
 }
 
-func validateUsage(events []UsageEvent) error {
+// MaxUsageAhead is how far after the server's clock an event may have
+// occurred: a feed's clock may run ahead, but an event a day and more in the
+// future is a feed's mistake (milliseconds sent as seconds, a year of 9999),
+// and would sit in listings and usage by hour where no window reads it.
+const MaxUsageAhead = 24 * time.Hour
+
+func validateUsage(events []UsageEvent, now time.Time) error {
 	if len(events) == 0 || len(events) > MaxUsageEvents {
 		return errs.E(errs.BadUserInput, "events must hold 1 to %d events", MaxUsageEvents)
 	}
@@ -95,6 +101,9 @@ func validateUsage(events []UsageEvent) error {
 		}
 		if e.Amount <= 0 {
 			return errs.E(errs.BadUserInput, "events[%d]: amount must be greater than zero", i)
+		}
+		if e.OccurredAt != nil && e.OccurredAt.After(now.Add(MaxUsageAhead)) {
+			return errs.E(errs.BadUserInput, "events[%d]: occurredAt is more than 24 hours ahead of the server's clock", i)
 		}
 		var err error
 		if e.Description, err = input.Optional("description", e.Description, 500); err != nil {
