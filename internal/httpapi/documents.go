@@ -63,6 +63,10 @@ func (documentLimit) ExtensionName() string                   { return "Document
 func (documentLimit) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (d documentLimit) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if n := len(p.OperationName); n > MaxNameLength {
+		// Logs and metrics name a request by it.
+		return limitError(string(errs.BadUserInput), "operationName is %d characters long: names are at most %d", n, MaxNameLength)
+	}
 	if _, ok := d.validated.Get(ctx, p.Query); ok {
 		return nil
 	}
@@ -243,20 +247,34 @@ func fewerErrors(ctx context.Context, next graphql.ResponseHandler) *graphql.Res
 }
 
 // MaxMessageLength bounds an error's message, in characters: messages quote
-// what the client sent (an unknown operationName, say), which can be as long
-// as the body.
+// what the client sent (an unknown operationName, a value that is not an
+// ID), which can be as long as the body. A path names at most MaxNameLength
+// characters of each field (an unknown field of a variable's input object is
+// named in the path as the client spelt it).
 const MaxMessageLength = 1000
 
-// boundedMessages cuts a message longer than MaxMessageLength, marking the
-// cut with an ellipsis.
-func boundedMessages(present graphql.ErrorPresenterFunc) graphql.ErrorPresenterFunc {
+// boundedErrors cuts a message longer than MaxMessageLength, and a name in
+// the path longer than MaxNameLength, marking each cut with an ellipsis.
+func boundedErrors(present graphql.ErrorPresenterFunc) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := present(ctx, err)
-		if len(gqlErr.Message) > MaxMessageLength {
-			if r := []rune(gqlErr.Message); len(r) > MaxMessageLength {
-				gqlErr.Message = string(r[:MaxMessageLength]) + "…"
+		gqlErr.Message = cut(gqlErr.Message, MaxMessageLength)
+		for i, p := range gqlErr.Path {
+			if name, ok := p.(ast.PathName); ok {
+				gqlErr.Path[i] = ast.PathName(cut(string(name), MaxNameLength))
 			}
 		}
 		return gqlErr
 	}
+}
+
+// cut shortens s to n characters and an ellipsis.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }

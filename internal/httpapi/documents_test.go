@@ -112,10 +112,22 @@ func TestLongNamesAndMessages(t *testing.T) {
 	if !strings.HasPrefix(r.Errors[0].Message, `Cannot query field "aaaa`) {
 		t.Fatalf("an unknown field: %s", r.Errors[0].Message)
 	}
-	// operationName is echoed in its error: bounded.
-	body, _ := json.Marshal(map[string]any{"query": "{ viewer { role } }", "operationName": strings.Repeat("x", 100000)})
+	// operationName names the request in logs and metrics.
+	body, _ := json.Marshal(map[string]any{"query": "{ viewer { role } }", "operationName": long})
 	r = s.PostRaw(t, partner, body)
-	if len(r.Errors) != 1 || len([]rune(r.Errors[0].Message)) > httpapi.MaxMessageLength+1 || !strings.HasSuffix(r.Errors[0].Message, "…") {
-		t.Fatalf("a long operationName: %d errors, message of %d characters", len(r.Errors), len(r.Errors[0].Message))
+	if len(r.Errors) != 1 || r.Errors[0].Message != fmt.Sprintf("operationName is %d characters long: names are at most %d", len(long), httpapi.MaxNameLength) {
+		t.Fatalf("a long operationName: %+v", r.Errors)
+	}
+	// What an error quotes of the request is bounded: a value that is not an
+	// ID, an unknown field of a variable's input object (in the path).
+	huge := strings.Repeat("x", 100000)
+	r = s.Fails(t, "BAD_USER_INPUT", partner, `query($v: ID!) { customer(id: $v) { name } }`, map[string]any{"v": huge})
+	if n := len([]rune(r.Errors[0].Message)); n > httpapi.MaxMessageLength+1 || !strings.HasSuffix(r.Errors[0].Message, "…") {
+		t.Fatalf("a long ID: a message of %d characters", n)
+	}
+	raw, _ := json.Marshal(map[string]any{"query": `query($v: CustomerFilter) { customers(filter: $v) { totalCount } }`, "variables": map[string]any{"v": map[string]any{huge: 1}}})
+	r = s.PostRaw(t, partner, raw)
+	if len(r.Errors) != 1 || len(fmt.Sprint(r.Errors[0].Path)) > 2*httpapi.MaxNameLength {
+		t.Fatalf("an unknown field of %d characters: %.300v", len(huge), r.Errors)
 	}
 }

@@ -173,7 +173,7 @@ func newGraphQL(s Services, obs observer) *handler.Server {
 	gql.Use(extension.Introspection{})
 	gql.Use(shapeLimit{})
 	gql.Use(extension.FixedComplexityLimit(ComplexityLimit))
-	present := withRequestID(boundedMessages(presentError(s.Logger)))
+	present := withRequestID(boundedErrors(presentError(s.Logger)))
 	gql.AroundOperations(obs.operations)
 	gql.AroundOperations(guardOperations(s.Keys, present, s.Metrics))
 	gql.AroundResponses(obs.responses)
