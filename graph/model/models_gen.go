@@ -447,9 +447,9 @@ type WebhookFilter struct {
 
 // Which alerts an endpoint receives.
 type WebhookFilterInput struct {
-	// Only alerts of these kinds; every kind when left out.
+	// Only alerts of these kinds; every kind when left out. Repeats are dropped.
 	Kinds []rules.Kind `json:"kinds,omitempty"`
-	// Only these customers' alerts (at most 100); every customer when left out.
+	// Only these customers' alerts (at most 100, each one of the partner's: BAD_USER_INPUT otherwise); every customer when left out. Repeats are dropped.
 	CustomerIds []uint `json:"customerIds,omitempty"`
 }
 

@@ -188,16 +188,32 @@ func TestWebhookDelivery(t *testing.T) {
 		if held != 1 || last != d.WebhookID {
 			t.Fatalf("after resend and replay: %d held, last webhook-id %q, want %q", held, last, d.WebhookID)
 		}
-		// Its filter can change: customers other than this one only.
+		// Its filter can change: customers other than this one only. Repeats
+		// are kept once (a thousand of one kind was an internal error on MySQL:
+		// too long for the column).
+		other := s.CreateCustomer(t, partner, "Other", false)
 		var updated struct {
 			UpdateWebhookEndpoint struct {
-				Filter struct{ CustomerIds []string }
+				Filter struct {
+					CustomerIds []string
+					Kinds       []string
+				}
 			}
 		}
-		s.Must(t, partner, `mutation($e: ID!) { updateWebhookEndpoint(id: $e, input: {description: "ops", filter: {customerIds: ["999999"]}}) { filter { customerIds } } }`,
-			map[string]any{"e": endpoint}, &updated)
-		if ids := updated.UpdateWebhookEndpoint.Filter.CustomerIds; len(ids) != 1 || ids[0] != "999999" {
-			t.Fatalf("updated filter: %+v", updated)
+		kinds := make([]string, 1000)
+		for i := range kinds {
+			kinds[i] = "USAGE_THRESHOLD"
+		}
+		s.Must(t, partner, `mutation($e: ID!, $c: [ID!], $k: [AlertKind!]) { updateWebhookEndpoint(id: $e, input: {description: "ops", filter: {customerIds: $c, kinds: $k}}) { filter { customerIds kinds } } }`,
+			map[string]any{"e": endpoint, "c": []string{other, other}, "k": kinds}, &updated)
+		if f := updated.UpdateWebhookEndpoint.Filter; len(f.CustomerIds) != 1 || f.CustomerIds[0] != other || len(f.Kinds) != 1 {
+			t.Fatalf("updated filter: customers %v, %d kinds; want [%s] and 1", f.CustomerIds, len(f.Kinds), other)
+		}
+		// A customer the partner does not have (or another partner's) is refused.
+		r := s.Fails(t, "BAD_USER_INPUT", partner, `mutation($e: ID!) { updateWebhookEndpoint(id: $e, input: {filter: {customerIds: ["999999"]}}) { id } }`,
+			map[string]any{"e": endpoint})
+		if r.Errors[0].Message != "filter.customerIds: no customer with id 999999" {
+			t.Fatalf("an unknown customer in the filter: %s", r.Errors[0].Message)
 		}
 		s.Fails(t, "BAD_USER_INPUT", partner, `mutation($e: ID!) { updateWebhookEndpoint(id: $e, input: {url: "ftp://example.com"}) { id } }`, map[string]any{"e": endpoint})
 		// Disabled, it receives nothing.
