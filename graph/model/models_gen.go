@@ -138,7 +138,7 @@ type CreateAPIKeyPayload struct {
 
 // A new customer, which starts with no credit.
 type CreateCustomerInput struct {
-	// The customer's name: 1 to 200 characters.
+	// The customer's name: 1 to 200 characters, on one line.
 	Name string `json:"name"`
 	// An e-mail address (at most 254 characters); an invalid one is BAD_USER_INPUT.
 	Email *string `json:"email,omitempty"`
@@ -152,7 +152,7 @@ type CreateCustomerInput struct {
 
 // A new partner.
 type CreatePartnerInput struct {
-	// The partner's name: 1 to 200 characters.
+	// The partner's name: 1 to 200 characters, on one line.
 	Name string `json:"name"`
 	// The most credit it may allocate at once; zero or more.
 	CreditLine money.Amount `json:"creditLine"`
@@ -365,7 +365,7 @@ type Subscription struct {
 type UpdateCustomerInput struct {
 	// The customer to change (NOT_FOUND when it is not yours).
 	CustomerID uint `json:"customerId"`
-	// A new name: 1 to 200 characters. Fields left out stay as they are.
+	// A new name: 1 to 200 characters, on one line. Fields left out stay as they are.
 	Name *string `json:"name,omitempty"`
 	// A new e-mail address; an empty one clears it.
 	Email *string `json:"email,omitempty"`

@@ -54,7 +54,7 @@ func (s *Service) CreatePartner(ctx context.Context, in NewPartner) (*models.Par
 	if err := requireRole(ctx, auth.RoleAdmin); err != nil {
 		return nil, err
 	}
-	name, err := input.Required("name", in.Name, 200)
+	name, err := input.Name("name", in.Name, 200)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +204,7 @@ func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (*models.C
 		return nil, errs.E(errs.BadUserInput, "partnerId is required with an ADMIN key")
 	}
 	c := &models.Customer{PartnerID: partnerID, BillingPermission: in.BillingPermission}
-	if c.Name, err = input.Required("name", in.Name, 200); err != nil {
+	if c.Name, err = input.Name("name", in.Name, 200); err != nil {
 		return nil, err
 	}
 	if c.Email, err = input.Email(in.Email); err != nil {

@@ -380,7 +380,7 @@ func (s *Service) notify(raised []*models.Alert) {
 func (in CustomerUpdate) apply(c *models.Customer) error {
 	var err error
 	if in.Name != nil {
-		if c.Name, err = input.Required("name", *in.Name, 200); err != nil {
+		if c.Name, err = input.Name("name", *in.Name, 200); err != nil {
 			return err
 		}
 	}

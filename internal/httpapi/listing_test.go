@@ -220,6 +220,9 @@ func TestCustomerFilters(t *testing.T) {
 		s.Fails(t, "BAD_USER_INPUT", key, `mutation { createCustomer(input: {name: "x", email: "not an address"}) { id } }`, nil)
 		s.Fails(t, "BAD_USER_INPUT", key, `mutation { createCustomer(input: {name: "x", email: "ops@[10.0.0.1]"}) { id } }`, nil)
 		s.Fails(t, "BAD_USER_INPUT", key, `mutation { createCustomer(input: {name: "  "}) { id } }`, nil)
+		// A name heads the alert e-mails about its customer: one line.
+		s.Fails(t, "BAD_USER_INPUT", key, `mutation { createCustomer(input: {name: "Evil\r\nBcc: x@example.com"}) { id } }`, nil)
+		s.Fails(t, "BAD_USER_INPUT", key, `mutation($id: ID!) { updateCustomer(input: {customerId: $id, name: "a\u202Eb"}) { id } }`, map[string]any{"id": pct})
 	})
 }
 

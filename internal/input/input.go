@@ -5,6 +5,7 @@ package input
 import (
 	"net/mail"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/cloudreseller/credit/internal/errs"
@@ -18,6 +19,23 @@ func Required(field, s string, max int) (string, error) {
 	}
 	if utf8.RuneCountInString(s) > max {
 		return "", errs.E(errs.BadUserInput, "%s must be at most %d characters", field, max)
+	}
+	return s, nil
+}
+
+// Name is Required for a name: one line of text a person reads, so no
+// control characters (line breaks, tabs: a customer's name heads the alert
+// e-mails about it), no line or paragraph separators, and no bidirectional
+// overrides or isolates, which make text display as something it is not.
+func Name(field, s string, max int) (string, error) {
+	s, err := Required(field, s, max)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || (r >= '\u202A' && r <= '\u202E') || (r >= '\u2066' && r <= '\u2069') {
+			return "", errs.E(errs.BadUserInput, "%s must be one line of text, without control characters (%U)", field, r)
+		}
 	}
 	return s, nil
 }

@@ -1,6 +1,9 @@
 package input
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // An address a notice can be mailed to: bare, on an Internet domain.
 func TestMailAddress(t *testing.T) {
@@ -33,5 +36,31 @@ func TestMailKey(t *testing.T) {
 	}
 	if MailKey("Ops@example.com") == MailKey("ops@example.com") {
 		t.Error("the local part's case is folded; mail servers may tell them apart")
+	}
+}
+
+// A name is one line of text a person reads: no line breaks, tabs or other
+// control characters, and no bidirectional overrides that would make it read
+// as something else (in an e-mail, say).
+func TestName(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"Acme Corp":                    true,
+		"  Acme Corp  ":                true, // trimmed
+		"Ünïcode 😀 شركة":               true,
+		"Evil\r\nBcc: x@example.com":   false,
+		"Tab\there":                    false,
+		"Bell\a":                       false,
+		"C1\u0085next line":            false,
+		"Line\u2028separator":          false,
+		"Right-to-left \u202Eoverride": false,
+		"Isolate \u2066x\u2069":        false,
+	} {
+		got, err := Name("name", s, 200)
+		if (err == nil) != ok {
+			t.Errorf("Name(%q): %v, want accepted %v", s, err, ok)
+		}
+		if ok && got != strings.TrimSpace(s) {
+			t.Errorf("Name(%q) = %q", s, got)
+		}
 	}
 }
