@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"database/sql"
 	"time"
 
 	"gorm.io/gorm"
@@ -26,60 +25,38 @@ type row struct {
 	RecoveredKind *string
 }
 
-// groups streams the rows of a query ordered by customer_id, one customer's
-// rows at a time, so that a store of any size is checked in little memory.
+// groups holds the rows of a query ordered by customer_id, read whole, and
+// gives them out one customer's at a time. checkHistory reads a chunk of
+// customers at a time: its queries run one after the other in the snapshot's
+// transaction, where MySQL cannot stream two result sets at once.
 type groups struct {
-	db   *gorm.DB
-	rows *sql.Rows
-	next *row // the first row of the next customer, nil at the end
-	err  error
+	rows []row
+	next int // the first row not yet taken
 }
 
-func newGroups(q *gorm.DB) (*groups, error) {
+func readGroups(q *gorm.DB) (*groups, error) {
 	rows, err := q.Rows()
 	if err != nil {
 		return nil, err
 	}
-	g := &groups{db: q, rows: rows}
-	g.advance()
-	return g, g.err
-}
-
-func (g *groups) advance() {
-	g.next = nil
-	if g.err != nil || !g.rows.Next() {
-		if g.err == nil {
-			g.err = g.rows.Err()
+	defer rows.Close()
+	g := &groups{}
+	for rows.Next() {
+		var r row
+		if err := q.ScanRows(rows, &r); err != nil {
+			return nil, err
 		}
-		return
+		g.rows = append(g.rows, r)
 	}
-	var r row
-	if g.err = g.db.ScanRows(g.rows, &r); g.err == nil {
-		g.next = &r
-	}
+	return g, rows.Err()
 }
 
-// take returns the rows of the customer, which must be the lowest remaining
-// customer id of every stream.
+// take returns the rows of the customer, which must be the lowest customer
+// id of the rows left.
 func (g *groups) take(customer uint) []row {
-	var out []row
-	for g.next != nil && g.next.CustomerID == customer {
-		out = append(out, *g.next)
-		g.advance()
+	start := g.next
+	for g.next < len(g.rows) && g.rows[g.next].CustomerID == customer {
+		g.next++
 	}
-	return out
-}
-
-func (g *groups) close() { g.rows.Close() }
-
-// nextCustomer returns the lowest customer id that any stream is at.
-func nextCustomer(streams ...*groups) (uint, bool) {
-	var id uint
-	found := false
-	for _, s := range streams {
-		if s.next != nil && (!found || s.next.CustomerID < id) {
-			id, found = s.next.CustomerID, true
-		}
-	}
-	return id, found
+	return g.rows[start:g.next]
 }

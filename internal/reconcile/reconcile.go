@@ -18,6 +18,7 @@ package reconcile
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"maps"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/cloudreseller/credit/internal/alerts/rules"
 	"github.com/cloudreseller/credit/internal/credit"
+	"github.com/cloudreseller/credit/internal/database"
 	"github.com/cloudreseller/credit/internal/money"
 	"github.com/cloudreseller/credit/models"
 )
@@ -70,24 +72,36 @@ func (r *Report) Print(w io.Writer) {
 	}
 }
 
-// Run checks the whole store.
+// Run checks the whole store, as it was at one moment: it runs beside
+// servers that keep writing, and its reads, table by table, must not see one
+// table before a change and the next after it (a customer's usage with a
+// batch, its events without). A read-only transaction gives that moment:
+// REPEATABLE READ's snapshot on MySQL (the server's own sessions read
+// committed), a deferred read transaction on SQLite's WAL, which takes no
+// write lock, so servers go on writing meanwhile.
 func Run(ctx context.Context, db *gorm.DB) (*Report, error) {
-	db = db.WithContext(ctx)
 	r := &Report{}
-	credits, err := r.checkCustomers(db)
+	opts := &sql.TxOptions{ReadOnly: true}
+	if database.IsMySQL(db) {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		credits, err := r.checkCustomers(tx)
+		if err != nil {
+			return err
+		}
+		if err := r.checkPartners(tx, credits); err != nil {
+			return err
+		}
+		if err := r.checkHistory(tx); err != nil {
+			return err
+		}
+		if err := r.checkAlertIDs(tx); err != nil {
+			return err
+		}
+		return r.checkDayCounts(tx)
+	}, opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := r.checkPartners(db, credits); err != nil {
-		return nil, err
-	}
-	if err := r.checkHistory(db); err != nil {
-		return nil, err
-	}
-	if err := r.checkAlertIDs(db); err != nil {
-		return nil, err
-	}
-	if err := r.checkDayCounts(db); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -289,41 +303,59 @@ func (r *Report) checkHistory(db *gorm.DB) error {
 	if err != nil {
 		return err
 	}
-	allocs, err := newGroups(db.Model(&models.CreditAllocation{}).
-		Select("customer_id, id, created_at, amount, credit_before, credit_after").Order("customer_id, created_at, id"))
-	if err != nil {
-		return err
-	}
-	defer allocs.close()
-	usage, err := newGroups(db.Model(&models.UsageEvent{}).
-		Select("customer_id, id, created_at, amount").Order("customer_id, created_at, id"))
-	if err != nil {
-		return err
-	}
-	defer usage.close()
-	// Alerts still in the outbox count (numbered or not, each is read once:
-	// one statement sees the store at one instant, and numbering moves rows
-	// in one transaction).
-	const columns = "customer_id, created_at, threshold, used, credit, kind, level, recovered_kind"
-	const replayed = " WHERE kind NOT IN ('STATUS_CHANGED', 'DEPLETION_FORECAST')"
-	alertRows, err := newGroups(db.Raw("SELECT " + columns + ", id FROM alerts" + replayed +
-		" UNION ALL SELECT " + columns + ", 0 FROM raised_alerts" + replayed + " ORDER BY customer_id, id"))
-	if err != nil {
-		return err
-	}
-	defer alertRows.close()
+	var after uint
 	for {
-		id, ok := nextCustomer(allocs, usage, alertRows)
-		if !ok {
-			break
+		var ids []uint
+		if err := db.Model(&models.Customer{}).Where("id > ?", after).Order("id").Limit(historyChunk).Pluck("id", &ids).Error; err != nil {
+			return err
 		}
-		a, u, al := allocs.take(id), usage.take(id), alertRows.take(id)
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := r.checkHistoryOf(db, h, ids); err != nil {
+			return err
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// historyChunk is how many customers' records checkHistory holds at once.
+const historyChunk = 500
+
+// checkHistoryOf replays the records of customers ids (in order, and every
+// customer between the first and the last).
+func (r *Report) checkHistoryOf(db *gorm.DB, h *ruleHistory, ids []uint) error {
+	lo, hi := ids[0], ids[len(ids)-1]
+	allocs, err := readGroups(db.Model(&models.CreditAllocation{}).
+		Select("customer_id, id, created_at, amount, credit_before, credit_after").
+		Where("customer_id BETWEEN ? AND ?", lo, hi).Order("customer_id, created_at, id"))
+	if err != nil {
+		return err
+	}
+	usage, err := readGroups(db.Model(&models.UsageEvent{}).
+		Select("customer_id, id, created_at, amount").
+		Where("customer_id BETWEEN ? AND ?", lo, hi).Order("customer_id, created_at, id"))
+	if err != nil {
+		return err
+	}
+	// Alerts still in the outbox count (numbered or not, each is read once:
+	// the transaction sees the store at one instant, and numbering moves
+	// rows in one transaction).
+	const columns = "customer_id, created_at, threshold, used, credit, kind, level, recovered_kind"
+	const replayed = " WHERE kind NOT IN ('STATUS_CHANGED', 'DEPLETION_FORECAST') AND customer_id BETWEEN ? AND ?"
+	alerts, err := readGroups(db.Raw("SELECT "+columns+", id FROM alerts"+replayed+
+		" UNION ALL SELECT "+columns+", 0 FROM raised_alerts"+replayed+" ORDER BY customer_id, id", lo, hi, lo, hi))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		a, u, al := allocs.take(id), usage.take(id), alerts.take(id)
 		r.Allocations += int64(len(a))
 		r.UsageEvents += int64(len(u))
 		r.Alerts += int64(len(al))
 		r.replay(id, h, a, u, al)
 	}
-	return firstErr(allocs.err, usage.err, alertRows.err)
+	return nil
 }
 
 // replay checks one customer's history against its alerts.
@@ -400,13 +432,4 @@ func (r *Report) compareAlerts(customer uint, want, got []raised) {
 			r.drift("customer %d: %d alert(s) %s that no record explains, or raised twice", customer, -n, k)
 		}
 	}
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
