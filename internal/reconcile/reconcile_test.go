@@ -44,6 +44,8 @@ func run(t *testing.T, db *gorm.DB) *reconcile.Report {
 }
 
 func TestReconcile(t *testing.T) {
+	// Records are read in chunks of customers: several, in a store this small.
+	defer reconcile.SetHistoryRows(7)()
 	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
 		activity(t, db)
 		r := run(t, db)
@@ -107,6 +109,7 @@ func exec(t *testing.T, db *gorm.DB, sql string) {
 // came in, it reported drifts that were not there ("30 alerts, highest id
 // 30, sequence at 32"), and exited 1.
 func TestReconcileWhileTheServerWrites(t *testing.T) {
+	defer reconcile.SetHistoryRows(50)()
 	testenv.Stores(t, func(t *testing.T, db *gorm.DB) {
 		s := testenv.NewServer(t, db)
 		_, partner := s.CreatePartner(t, "Reseller", "1000000")
