@@ -351,7 +351,7 @@ type SetNotificationAddressesInput struct {
 	CustomerID *uint `json:"customerId,omitempty"`
 	// ADMIN: the partner whose own addresses these are (a PARTNER key sets its own).
 	PartnerID *uint `json:"partnerId,omitempty"`
-	// At most 10 addresses, each a bare name@example.com on an Internet domain; an empty list removes them. Repeats (also in another case of the domain) are dropped.
+	// At most 10 addresses, each a bare name@example.com (a domain name, not [an address]); an empty list removes them. Repeats (also in another case of the domain) are dropped.
 	Addresses []string `json:"addresses"`
 }
 

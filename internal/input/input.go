@@ -61,18 +61,19 @@ func Email(s *string) (*string, error) {
 	return e, nil
 }
 
-// MailAddress tells whether s is an address mail can go to on the Internet:
-// bare (no display name, no list), at most 254 bytes, its domain a name with
-// a dot. Domain literals (name@[192.0.2.1]) and dotless names (root@localhost)
-// are refused: they bypass DNS, and at best reach the relay itself.
+// MailAddress tells whether s is an address mail can be sent to: bare (no
+// display name, no list), at most 254 bytes, its domain a name. Domain
+// literals (name@[10.0.0.1]) are refused: they skip DNS, and would have the
+// mail relay connect to whatever address a partner names. Dotless names
+// (ops@localhost) are kept: where they lead is the relay's to say, and test
+// and intranet relays take them.
 func MailAddress(s string) bool {
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || len(s) > 254 {
 		return false
 	}
 	domain := s[strings.LastIndexByte(s, '@')+1:]
-	return strings.Contains(domain, ".") && !strings.HasPrefix(domain, "[") &&
-		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+	return !strings.HasPrefix(domain, "[") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
 }
 
 // MailKey is what two spellings of one address share: domains are not
