@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	gosqlite "github.com/glebarez/go-sqlite"
 	mysqldriver "github.com/go-sql-driver/mysql"
 )
 
@@ -38,3 +39,29 @@ func IsUnavailable(err error) bool {
 	}
 	return strings.Contains(err.Error(), "sql: database is closed")
 }
+
+// IsFull tells whether err means the store has no room left for what a
+// statement writes (a full disk, SQLite's page cap, a full tablespace): the
+// transaction rolled back, and the same request succeeds once an operator
+// makes room. Clients are told so (SERVICE_UNAVAILABLE) instead of getting
+// an internal error.
+func IsFull(err error) bool {
+	var le *gosqlite.Error
+	if errors.As(err, &le) {
+		return le.Code()&0xff == sqliteFull
+	}
+	var me *mysqldriver.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1021, 1114: // disk full; the table is full
+			return true
+		case 1030: // "Got error 28 from storage engine": no space left on device
+			return strings.Contains(me.Message, "error 28")
+		}
+	}
+	return false
+}
+
+// sqliteFull is SQLITE_FULL, the primary result code of a write that found no
+// room.
+const sqliteFull = 13

@@ -301,7 +301,7 @@ func payloadCredential(payload transport.InitPayload) string {
 // anything else is logged and shown only as an internal error, so that no SQL,
 // driver text or stack reaches a client.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
-	outages := &repeated{every: time.Minute}
+	outages, full := &repeated{every: time.Minute}, &repeated{every: time.Minute}
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		var e *errs.Error
@@ -312,6 +312,15 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		if _, ok := gqlErr.Extensions["code"]; ok {
 			explainMissingOperation(gqlErr)
+			return gqlErr
+		}
+		if database.IsFull(err) {
+			if n, ok := full.allow(time.Now()); ok {
+				log.ErrorContext(ctx, "the store has no room left: writes fail until it has", "err", err, "path", gqlErr.Path.String(), "since_last_logged", n)
+			}
+			gqlErr.Message = "the database has no room left to store this: nothing was applied; try again once it has"
+			gqlErr.Err = nil
+			setCode(gqlErr, string(errs.ServiceUnavailable))
 			return gqlErr
 		}
 		if database.IsUnavailable(err) && !errors.Is(err, context.Canceled) {
