@@ -65,3 +65,15 @@ func IsFull(err error) bool {
 // sqliteFull is SQLITE_FULL, the primary result code of a write that found no
 // room.
 const sqliteFull = 13
+
+// IsReadOnly tells whether err means the store takes no writes for now: a
+// MySQL server running read-only, as a primary does while a failover moves
+// writes elsewhere. Reads go on; the write succeeds when tried again on the
+// new primary.
+func IsReadOnly(err error) bool {
+	var me *mysqldriver.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	return me.Number == 1290 && strings.Contains(me.Message, "read-only") || me.Number == 1836 // ER_OPTION_PREVENTS_STATEMENT; ER_READ_ONLY_MODE
+}

@@ -29,3 +29,23 @@ func TestIsFull(t *testing.T) {
 		}
 	}
 }
+
+// A server running read-only (a failover) refuses writes with 1290; 1836 in
+// read-only mode. Other statements 1290 names (--skip-grant-tables, say) are
+// not that.
+func TestIsReadOnly(t *testing.T) {
+	for _, c := range []struct {
+		err      error
+		readOnly bool
+	}{
+		{&mysqldriver.MySQLError{Number: 1290, Message: "The MariaDB server is running with the --read-only option so it cannot execute this statement"}, true},
+		{fmt.Errorf("set credit: %w", &mysqldriver.MySQLError{Number: 1290, Message: "The MySQL server is running with the --super-read-only option so it cannot execute this statement"}), true},
+		{&mysqldriver.MySQLError{Number: 1836, Message: "Running in read-only mode"}, true},
+		{&mysqldriver.MySQLError{Number: 1290, Message: "The MySQL server is running with the --secure-file-priv option so it cannot execute this statement"}, false},
+		{&mysqldriver.MySQLError{Number: 1062, Message: "Duplicate entry"}, false},
+	} {
+		if got := database.IsReadOnly(c.err); got != c.readOnly {
+			t.Errorf("IsReadOnly(%v) = %v, want %v", c.err, got, c.readOnly)
+		}
+	}
+}

@@ -301,7 +301,7 @@ func payloadCredential(payload transport.InitPayload) string {
 // anything else is logged and shown only as an internal error, so that no SQL,
 // driver text or stack reaches a client.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
-	outages, full := &repeated{every: time.Minute}, &repeated{every: time.Minute}
+	conditions := storeConditions()
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		var e *errs.Error
@@ -314,23 +314,11 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			explainMissingOperation(gqlErr)
 			return gqlErr
 		}
-		if database.IsFull(err) {
-			if n, ok := full.allow(time.Now()); ok {
-				log.ErrorContext(ctx, "the store has no room left: writes fail until it has", "err", err, "path", gqlErr.Path.String(), "since_last_logged", n)
+		for _, c := range conditions {
+			if c.is(err) {
+				c.tell(ctx, log, err, gqlErr)
+				return gqlErr
 			}
-			gqlErr.Message = "the database has no room left to store this: nothing was applied; try again once it has"
-			gqlErr.Err = nil
-			setCode(gqlErr, string(errs.ServiceUnavailable))
-			return gqlErr
-		}
-		if database.IsUnavailable(err) && !errors.Is(err, context.Canceled) {
-			if n, ok := outages.allow(time.Now()); ok {
-				log.WarnContext(ctx, "store unavailable", "err", err, "path", gqlErr.Path.String(), "since_last_logged", n)
-			}
-			gqlErr.Message = "the database is not answering: try again shortly"
-			gqlErr.Err = nil
-			setCode(gqlErr, string(errs.ServiceUnavailable))
-			return gqlErr
 		}
 		if gqlErr.Err == nil && isRequestError(gqlErr.Message) {
 			gqlErr.Message = "the request body is not a GraphQL request in JSON"
@@ -347,6 +335,52 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		setCode(gqlErr, string(errs.Internal))
 		return gqlErr
 	}
+}
+
+// storeCondition is a state of the store that a request's error comes from,
+// which the client is told of (SERVICE_UNAVAILABLE: nothing was applied, try
+// again) instead of an internal error, and which the log says once a minute
+// while it lasts.
+type storeCondition struct {
+	is      func(error) bool
+	message string // to the client
+	log     string
+	level   slog.Level
+	logged  *repeated
+}
+
+// storeConditions are the store's states that a client may wait out, most
+// particular first.
+func storeConditions() []storeCondition {
+	return []storeCondition{{
+		is:      database.IsFull,
+		message: "the database has no room left to store this: nothing was applied; try again once it has",
+		log:     "the store has no room left: writes fail until it has",
+		level:   slog.LevelError,
+		logged:  &repeated{every: time.Minute},
+	}, {
+		is:      database.IsReadOnly,
+		message: "the database takes no writes right now (read-only, as during a failover): nothing was applied; try again shortly",
+		log:     "the store takes no writes (read-only): writes fail until it does",
+		level:   slog.LevelWarn,
+		logged:  &repeated{every: time.Minute},
+	}, {
+		is:      func(err error) bool { return database.IsUnavailable(err) && !errors.Is(err, context.Canceled) },
+		message: "the database is not answering: try again shortly",
+		log:     "store unavailable",
+		level:   slog.LevelWarn,
+		logged:  &repeated{every: time.Minute},
+	}}
+}
+
+// tell logs the condition (at most once a minute) and makes gqlErr say it.
+func (c storeCondition) tell(ctx context.Context, log *slog.Logger, err error, gqlErr *gqlerror.Error) {
+	if n, ok := c.logged.allow(time.Now()); ok {
+		log.Log(ctx, c.level, c.log, "err", err, "path", gqlErr.Path.String(), "since_last_logged", n)
+	}
+	gqlErr.Message = c.message
+	gqlErr.Err = nil
+	setCode(gqlErr, string(errs.ServiceUnavailable))
 }
 
 // explainMissingOperation rewrites gqlgen's "operation X not found", which
