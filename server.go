@@ -321,6 +321,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer
 	// Take the port before seeding: demo keys are shown once, and a server that
 	// then fails to listen would have shown them for nothing.
 	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Port))
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("port %d is taken by another program (another server still running?): stop it, or start this one with PORT set to a free port: %w", cfg.Port, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -143,8 +143,8 @@ func TestPortInUseIsAnError(t *testing.T) {
 	defer l.Close()
 	cfg := config.Config{Port: l.Addr().(*net.TCPAddr).Port, SQLitePath: filepath.Join(t.TempDir(), "credit.db")}
 	err = run(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "address already in use") {
-		t.Fatalf("run on a taken port: %v", err)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d is taken by another program", cfg.Port)) || !strings.Contains(err.Error(), "PORT") {
+		t.Fatalf("run on a taken port: %v, want it to name the port and PORT", err)
 	}
 	// Nothing was seeded, so the next start still shows the demo keys.
 	l.Close()
