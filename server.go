@@ -309,7 +309,7 @@ func deliveryChannels(db *gorm.DB, cfg config.Config, log *slog.Logger) (*delive
 func run(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) error {
 	db, err := database.Open(ctx, storeConfig(cfg))
 	if err != nil {
-		return err
+		return fmt.Errorf("open the store (%s): %w", describeStore(cfg), err)
 	}
 	defer database.Close(db)
 	schema, err := database.CurrentVersion(ctx, db)

@@ -153,6 +153,17 @@ func TestPortInUseIsAnError(t *testing.T) {
 	}
 }
 
+// A store that cannot be opened is named in the error (address and
+// database, never the password), so that an operator sees which setting to
+// mend.
+func TestUnreachableStoreIsNamed(t *testing.T) {
+	cfg := config.Config{MySQLDSN: "credit:s3cret@tcp(127.0.0.1:1)/credit", Port: 0}
+	err := run(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "open the store (MySQL 127.0.0.1:1/credit)") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("run on an unreachable MySQL: %v", err)
+	}
+}
+
 // `credit reconcile` checks the store the server runs on: clean after the
 // demo's activity, exit 1 with the drift named once a balance is tampered with.
 func TestReconcileCommand(t *testing.T) {
