@@ -286,11 +286,21 @@ func allowedHeaders(requested string) string {
 }
 
 // payloadCredential finds the Authorization entry of a connection_init payload,
-// however the client capitalised it.
+// at its top or in a headers object, however the client capitalised it.
 func payloadCredential(payload transport.InitPayload) string {
 	for k, v := range payload {
-		if s, ok := v.(string); ok && strings.EqualFold(k, "Authorization") {
-			return s
+		switch v := v.(type) {
+		case string:
+			if strings.EqualFold(k, "Authorization") {
+				return v
+			}
+		case map[string]any:
+			// {"headers": {"Authorization": …}}, as Hasura's clients send it.
+			if strings.EqualFold(k, "headers") {
+				if c := payloadCredential(v); c != "" {
+					return c
+				}
+			}
 		}
 	}
 	return ""

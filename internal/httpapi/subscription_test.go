@@ -119,6 +119,9 @@ func TestSubscriptionAuthentication(t *testing.T) {
 		c.Acked(t)
 		c = s.Dial(t, protocol, map[string]any{"authorization": "Bearer " + partner}, nil)
 		c.Acked(t)
+		// Or as headers, as Hasura's clients send them (connectionParams: {headers: {…}}).
+		c = s.Dial(t, protocol, map[string]any{"headers": map[string]any{"Authorization": "Bearer " + partner}}, nil)
+		c.Acked(t)
 		// Browser frontends on other origins may listen.
 		c = s.Dial(t, protocol, map[string]any{"Authorization": "Bearer " + partner}, http.Header{"Origin": {"https://app.example"}})
 		c.Acked(t)
