@@ -111,7 +111,7 @@ func New(s Services) http.Handler {
 		s.Metrics = metrics.New(src)
 	}
 	obs := observer{log: s.Logger, metrics: s.Metrics}
-	api := obs.requests(allowCrossOrigin(limitBody(s.BodyTimeout, markTransport(auth.Middleware(s.Keys, streamSessions(s.Keys, newGraphQL(s, obs)))))))
+	api := obs.requests(allowCrossOrigin(limitBody(s.BodyTimeout, obs.markTransport(auth.Middleware(s.Keys, streamSessions(s.Keys, newGraphQL(s, obs)))))))
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", api)
 	mux.Handle("GET /metrics", requireToken(s.MetricsToken, s.Metrics.Handler()))

@@ -131,8 +131,7 @@ func (o observer) finish(ctx context.Context, r *record, status int) {
 }
 
 // requests gives every request to /graphql an id and a record, and, for a
-// request that is not a WebSocket, logs it when it is answered. It counts
-// open streaming connections.
+// request that is not a WebSocket, logs it when it is answered.
 func (o observer) requests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
@@ -140,19 +139,12 @@ func (o observer) requests(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set(RequestIDHeader, id)
-		rec := &record{requestID: id, start: time.Now(), transport: "http"}
-		switch {
-		case r.Header.Get("Upgrade") != "":
-			rec.transport = "websocket"
-		case isEventStream(r):
-			rec.transport = "sse"
-		}
+		// markTransport, further in, names the transport (a POSTed
+		// subscription is told from its body) and counts open streams.
+		rec := &record{requestID: id, start: time.Now(), transport: oneResponse.String()}
 		ctx := context.WithValue(r.Context(), recordKey{}, rec)
-		if rec.transport != "http" {
-			defer o.metrics.Connected(rec.transport)()
-		}
-		if rec.transport == "websocket" {
-			next.ServeHTTP(w, r.WithContext(ctx)) // each operation logs itself
+		if r.Header.Get("Upgrade") != "" {
+			next.ServeHTTP(w, r.WithContext(ctx)) // each operation logs itself, and the socket keeps the writer it hijacks
 			return
 		}
 		if r.Method == http.MethodOptions {

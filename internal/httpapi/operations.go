@@ -33,9 +33,12 @@ const (
 
 type transportKey struct{}
 
-// markTransport records in the request's context how its responses travel,
-// by the same tests gqlgen's transports use to pick the request up.
-func markTransport(next http.Handler) http.Handler {
+// markTransport decides, once a request, how its responses travel, by the
+// same tests gqlgen's transports use to pick the request up; the transports,
+// the request's log line and the metrics of open connections all read it. It
+// runs after limitBody: a POSTed subscription streams however its client
+// ranks JSON, and telling one needs the body.
+func (o observer) markTransport(next http.Handler) http.Handler {
 	return markSockets(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		kind := oneResponse
 		switch {
@@ -43,6 +46,12 @@ func markTransport(next http.Handler) http.Handler {
 			kind = webSocket
 		case isEventStream(r):
 			kind = eventStream
+		}
+		if rec := recordFrom(r.Context()); rec != nil {
+			rec.transport = kind.String()
+		}
+		if kind != oneResponse {
+			defer o.metrics.Connected(kind.String())()
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), transportKey{}, kind)))
 	}))

@@ -300,8 +300,15 @@ func TestEventStreamOnlyWhenPreferred(t *testing.T) {
 			body, _ := io.ReadAll(res.Body)
 			t.Errorf("Accept: %s, %s: %d %s %s; want a stream", c.accept, c.body, res.StatusCode, media, body)
 		}
+		// Metrics and logs know it as the stream it is.
+		if n := value(t, scrape(t, s), "credit_open_connections", map[string]string{"transport": "sse"}); n != 1 {
+			t.Errorf("Accept: %s, %s: %v open event streams counted, want 1", c.accept, c.body, n)
+		}
 		cancel()
 		res.Body.Close()
+		waitFor(t, func() bool {
+			return value(t, scrape(t, s), "credit_open_connections", map[string]string{"transport": "sse"}) == 0
+		})
 	}
 }
 
