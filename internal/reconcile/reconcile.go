@@ -86,14 +86,14 @@ func Run(ctx context.Context, db *gorm.DB) (*Report, error) {
 		opts.Isolation = sql.LevelRepeatableRead
 	}
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		credits, err := r.checkCustomers(tx)
+		credits, records, err := r.checkCustomers(tx)
 		if err != nil {
 			return err
 		}
 		if err := r.checkPartners(tx, credits); err != nil {
 			return err
 		}
-		if err := r.checkHistory(tx); err != nil {
+		if err := r.checkHistory(tx, records); err != nil {
 			return err
 		}
 		if err := r.checkAlertIDs(tx); err != nil {
@@ -149,33 +149,40 @@ func (r *Report) checkUsageHours(events, hours map[uint]money.Amount) {
 }
 
 // sums returns SUM(amount) per customer of the table q reads.
-func sums(q *gorm.DB) (map[uint]money.Amount, error) {
+// sums adds up a table's amounts by customer, and counts its rows by
+// customer into records.
+func sums(q *gorm.DB, records map[uint]int) (map[uint]money.Amount, error) {
 	var rows []struct {
 		CustomerID uint
 		Total      money.Amount
+		N          int
 	}
-	err := q.Select("customer_id, SUM(amount) AS total").Group("customer_id").Scan(&rows).Error
+	err := q.Select("customer_id, SUM(amount) AS total, COUNT(*) AS n").Group("customer_id").Scan(&rows).Error
 	out := make(map[uint]money.Amount, len(rows))
 	for _, row := range rows {
 		out[row.CustomerID] = row.Total
+		records[row.CustomerID] += row.N
 	}
 	return out, err
 }
 
 // checkCustomers checks each customer's balance against its records and the
-// rules, and returns the sum of credit per partner.
-func (r *Report) checkCustomers(db *gorm.DB) (map[uint]money.Amount, error) {
-	allocated, err := sums(db.Model(&models.CreditAllocation{}))
+// rules, and returns the sum of credit per partner and how many allocation
+// records and usage events each customer has (counted with their sums, for
+// checkHistory's chunks).
+func (r *Report) checkCustomers(db *gorm.DB) (credits map[uint]money.Amount, records map[uint]int, err error) {
+	records = map[uint]int{}
+	allocated, err := sums(db.Model(&models.CreditAllocation{}), records)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	used, err := sums(db.Model(&models.UsageEvent{}))
+	used, err := sums(db.Model(&models.UsageEvent{}), records)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	byHour, err := sums(db.Table("usage_hours"))
+	byHour, err := sums(db.Table("usage_hours"), map[uint]int{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.checkUsageHours(used, byHour)
 	perPartner := map[uint]money.Amount{}
@@ -188,7 +195,7 @@ func (r *Report) checkCustomers(db *gorm.DB) (map[uint]money.Amount, error) {
 		}
 		return nil
 	}).Error
-	return perPartner, err
+	return perPartner, records, err
 }
 
 func (r *Report) checkCustomer(c *models.Customer, allocated, used money.Amount) {
@@ -298,12 +305,12 @@ func (k raised) String() string {
 // the alerts stored. Status changes are not compared: privileges change a
 // customer's status too, and their changes are not recorded; nor are depletion
 // forecasts, which time moves as well as records.
-func (r *Report) checkHistory(db *gorm.DB) error {
+func (r *Report) checkHistory(db *gorm.DB, records map[uint]int) error {
 	h, err := loadRuleHistory(db)
 	if err != nil {
 		return err
 	}
-	counts, err := recordsPerCustomer(db)
+	counts, err := recordsPerCustomer(db, records)
 	if err != nil {
 		return err
 	}
@@ -335,11 +342,12 @@ type customerRecords struct {
 	n  int
 }
 
-// recordsPerCustomer counts the replayed records of each customer that has
-// any, in customer order.
-func recordsPerCustomer(db *gorm.DB) ([]customerRecords, error) {
-	per := map[uint]int{}
-	for _, table := range []string{"credit_allocations", "usage_events", "alerts", "raised_alerts"} {
+// recordsPerCustomer adds each customer's alerts, numbered or not, to its
+// records (allocation records and usage events, counted with their sums),
+// and lists the customers that have any, in customer order.
+func recordsPerCustomer(db *gorm.DB, records map[uint]int) ([]customerRecords, error) {
+	per := maps.Clone(records)
+	for _, table := range []string{"alerts", "raised_alerts"} {
 		var rows []struct {
 			CustomerID uint
 			N          int
