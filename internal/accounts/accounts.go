@@ -185,6 +185,25 @@ func ManagedPartner(ctx context.Context, db *gorm.DB, named *uint) (uint, error)
 	return id, err
 }
 
+// ForeignCustomer returns the first of ids (sorted, each once) that is not a
+// customer of the partner, and false when every one is. Another partner's
+// customer is as foreign as one that does not exist.
+func ForeignCustomer(db *gorm.DB, partnerID uint, ids []uint) (uint, bool, error) {
+	if len(ids) == 0 {
+		return 0, false, nil
+	}
+	var found []uint
+	if err := db.Model(&models.Customer{}).Where("partner_id = ? AND id IN ?", partnerID, ids).Order("id").Pluck("id", &found).Error; err != nil {
+		return 0, false, err
+	}
+	for i, id := range ids {
+		if i >= len(found) || found[i] != id {
+			return id, true, nil
+		}
+	}
+	return 0, false, nil
+}
+
 // NewCustomer is the input of CreateCustomer.
 type NewCustomer struct {
 	Name              string

@@ -170,7 +170,7 @@ func (s *Service) Create(ctx context.Context, partnerID *uint, in NewEndpoint) (
 	}
 	now := s.db.NowFunc()
 	row := endpointRow{PartnerID: pid, URL: in.URL, Description: in.Description, Secret: newSecret(), CreatedAt: now, UpdatedAt: now}
-	if row.FilterKinds, row.FilterCustomers, err = encodeFilter(s.db.WithContext(ctx), pid, in.Kinds, in.CustomerIDs); err != nil {
+	if row.FilterKinds, row.FilterCustomers, err = storedFilter(s.db.WithContext(ctx), pid, in.Kinds, in.CustomerIDs); err != nil {
 		return nil, err
 	}
 	err = database.Transact(ctx, s.db, func(tx *gorm.DB) error {
@@ -412,7 +412,7 @@ func (s *Service) Update(ctx context.Context, id uint, in EndpointChange) (*Endp
 		}
 	}
 	if in.Filter != nil {
-		if r.FilterKinds, r.FilterCustomers, err = encodeFilter(s.db.WithContext(ctx), r.PartnerID, in.Filter.Kinds, in.Filter.CustomerIDs); err != nil {
+		if r.FilterKinds, r.FilterCustomers, err = storedFilter(s.db.WithContext(ctx), r.PartnerID, in.Filter.Kinds, in.Filter.CustomerIDs); err != nil {
 			return nil, err
 		}
 	}
@@ -427,11 +427,11 @@ func (s *Service) Update(ctx context.Context, id uint, in EndpointChange) (*Endp
 // MaxFilterCustomers bounds the customers of an endpoint's filter.
 const MaxFilterCustomers = 100
 
-// encodeFilter checks a filter of the partner's endpoint and writes it as
+// storedFilter checks a filter of the partner's endpoint and returns it as
 // stored: comma-separated kinds and customer ids, each once (a thousand of
 // one kind overflowed the column); nil takes every one. Its customers must be
 // the partner's: another partner's look like missing ones.
-func encodeFilter(db *gorm.DB, partnerID uint, kinds []rules.Kind, customers []uint) (*string, *string, error) {
+func storedFilter(db *gorm.DB, partnerID uint, kinds []rules.Kind, customers []uint) (*string, *string, error) {
 	var k, c *string
 	if kinds != nil {
 		parts := make([]string, 0, len(kinds))
@@ -448,8 +448,12 @@ func encodeFilter(db *gorm.DB, partnerID uint, kinds []rules.Kind, customers []u
 		if len(customers) > MaxFilterCustomers {
 			return nil, nil, errs.E(errs.BadUserInput, "filter.customerIds takes at most %d ids", MaxFilterCustomers)
 		}
-		if err := partnersCustomers(db, partnerID, customers); err != nil {
+		id, foreign, err := accounts.ForeignCustomer(db, partnerID, customers)
+		if err != nil {
 			return nil, nil, err
+		}
+		if foreign {
+			return nil, nil, errs.E(errs.BadUserInput, "filter.customerIds: no customer with id %d", id)
 		}
 		parts := make([]string, len(customers))
 		for i, id := range customers {
@@ -459,22 +463,4 @@ func encodeFilter(db *gorm.DB, partnerID uint, kinds []rules.Kind, customers []u
 		c = &joined
 	}
 	return k, c, nil
-}
-
-// partnersCustomers refuses ids (sorted) among which one is not a customer
-// of the partner, naming the first.
-func partnersCustomers(db *gorm.DB, partnerID uint, ids []uint) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	var found []uint
-	if err := db.Raw("SELECT id FROM customers WHERE partner_id = ? AND id IN ? ORDER BY id", partnerID, ids).Scan(&found).Error; err != nil {
-		return err
-	}
-	for i, id := range ids {
-		if i >= len(found) || found[i] != id {
-			return errs.E(errs.BadUserInput, "filter.customerIds: no customer with id %d", id)
-		}
-	}
-	return nil
 }
